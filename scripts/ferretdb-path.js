@@ -1,0 +1,3 @@
+// Prints where the FerretDB binary for the current tools/ferretdb sources is cached (shared with src/db/ferretdb.ts).
+const { ferretdbBinaryPath } = require('../src/db/ferretdb-path.js');
+process.stdout.write(ferretdbBinaryPath() + '\n');

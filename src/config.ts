@@ -1,0 +1,109 @@
+/**
+ * Configuration: every environment variable the service reads, parsed once at startup into one typed,
+ * frozen object. Nothing else reads process.env. An invalid value throws a ConfigError naming the variable.
+ * `npm run config:doc` prints the README table from the `doc` fields below.
+ */
+import path from 'node:path';
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+interface Spec<T> {
+  doc: string;
+  default: string;
+  parse: (raw: string, name: string) => T;
+}
+
+const int = (min: number, max: number) => (raw: string, name: string): number => {
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `must be an integer, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+};
+const str = (raw: string): string => raw;
+const optional = (raw: string): string | undefined => (raw === '' ? undefined : raw);
+const oneOf = <T extends string>(...values: T[]) => (raw: string, name: string): T => {
+  if (!(values as string[]).includes(raw)) throw new ConfigError(name, `must be one of ${values.join(', ')}, got "${raw}"`);
+  return raw as T;
+};
+const bool = (raw: string, name: string): boolean => {
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+};
+const list = (raw: string): string[] => raw.split(',').map((s) => s.trim()).filter(Boolean);
+
+/** The variables, their defaults and their meaning. Order is the README's order. */
+export const configSpec = {
+  PORT: { doc: 'TCP port of the HTTP API.', default: '8080', parse: int(0, 65535) },
+  HOST: { doc: 'Address the HTTP API listens on.', default: '0.0.0.0', parse: str },
+  MONGODB_URI: {
+    doc: 'MongoDB connection string (MongoDB 5+, replica set or Atlas). Unset: the embedded default database (mongod via mongodb-memory-server, else FerretDB).',
+    default: '',
+    parse: optional,
+  },
+  MONGODB_DB: { doc: 'Database name.', default: 'registry_db', parse: str },
+  DATA_DIR: { doc: 'Where the embedded database and the generated credentials key live.', default: './data', parse: (raw: string) => path.resolve(raw) },
+  EMBEDDED_DB: {
+    doc: 'Embedded backend when MONGODB_URI is unset: `auto` (mongod if one can be had, else FerretDB), `mongod` or `ferretdb`.',
+    default: 'auto',
+    parse: oneOf('auto', 'mongod', 'ferretdb'),
+  },
+  LOG_LEVEL: { doc: 'winston log level.', default: 'info', parse: oneOf('error', 'warn', 'info', 'http', 'debug') },
+  BODY_LIMIT_BYTES: { doc: 'Largest accepted request body (413 above).', default: '262144', parse: int(1024, 16 * 1024 * 1024) },
+  QUERY_TIMEOUT_MS: { doc: 'Server-side time limit (maxTimeMS) of every database query.', default: '5000', parse: int(100, 600000) },
+  CREDENTIALS_KEY: {
+    doc: 'Base64 of 32 bytes: AES-256-GCM key for stored registry credentials. Unset: a key generated once into DATA_DIR/credentials.key (give every replica the same key).',
+    default: '',
+    parse: (raw: string, name: string): Buffer | undefined => {
+      if (raw === '') return undefined;
+      const key = Buffer.from(raw, 'base64');
+      if (key.length !== 32) throw new ConfigError(name, `must be base64 of exactly 32 bytes, got ${key.length} bytes`);
+      return key;
+    },
+  },
+  PROBE_ALLOWED_NETWORKS: {
+    doc: 'CIDR list probes may reach (checked on the resolved address).',
+    default: '10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,127.0.0.0/8,fc00::/7,::1/128,0.0.0.0/0,::/0',
+    parse: list,
+  },
+  PROBE_DENIED_NETWORKS: {
+    doc: 'CIDR list probes never reach; wins over the allowed list.',
+    default: '169.254.0.0/16,fe80::/10,224.0.0.0/4,ff00::/8,0.0.0.0/8',
+    parse: list,
+  },
+  PROBE_CONNECT_TIMEOUT_MS: { doc: 'Probe connect timeout.', default: '2000', parse: int(50, 60000) },
+  PROBE_TIMEOUT_MS: { doc: 'Probe total timeout.', default: '5000', parse: int(100, 120000) },
+  PROBE_CONCURRENCY: { doc: 'Probes run at once by one sweep.', default: '16', parse: int(1, 1024) },
+  HEALTH_CRON: { doc: 'Cron schedule of health sweeps, or `off`.', default: '*/5 * * * *', parse: str },
+  STORAGE_CRON: { doc: 'Cron schedule of storage refreshes, or `off`.', default: '0 * * * *', parse: str },
+  HEALTH_HISTORY_DAYS: { doc: 'Days of probe history kept.', default: '7', parse: int(1, 3650) },
+  API_KEYS: { doc: 'Comma-separated `role:key` pairs (roles admin, writer, reader). Unset: protected mode (loopback clients only).', default: '', parse: list },
+  TRUST_PROXY: { doc: 'Express `trust proxy` setting: `false`, `true`, or a hop count.', default: 'false', parse: bool },
+} satisfies Record<string, Spec<unknown>>;
+
+type SpecMap = typeof configSpec;
+export type Config = Readonly<{ [K in keyof SpecMap]: ReturnType<SpecMap[K]['parse']> }>;
+
+export function loadConfig(env: Env = process.env): Config {
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(configSpec) as Array<[string, Spec<unknown>]>) {
+    const raw = env[name];
+    out[name] = spec.parse(raw === undefined ? spec.default : raw, name);
+  }
+  return Object.freeze(out) as Config;
+}
+
+/** Markdown table of the variables, for the README. */
+export function configTable(): string {
+  const rows = Object.entries(configSpec).map(
+    ([name, spec]) => `| \`${name}\` | ${spec.default === '' ? '(unset)' : `\`${spec.default}\``} | ${spec.doc} |`,
+  );
+  return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
+}

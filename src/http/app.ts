@@ -1,0 +1,67 @@
+/**
+ * Builds the Express application from its dependencies (no globals, no process.env): request ids and
+ * access logs, the routes, 404/405 for everything else, and the one problem+json error mapper.
+ */
+import { randomUUID } from 'node:crypto';
+import express, { type Express, type RequestHandler } from 'express';
+import { MethodNotAllowedError, NotFoundError } from '../errors';
+import type { Logger } from '../logger';
+import type { RegistryService } from '../registries/service';
+import { problemMiddleware } from './problem';
+import { registryRoutes } from './routes/registries';
+
+export interface AppDeps {
+  logger: Logger;
+  registries: RegistryService;
+  bodyLimit: number;
+  trustProxy?: boolean;
+  /** Extra routers mounted before the catch-all (health, reports, metrics...). */
+  extraRoutes?: RequestHandler[];
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function requestContext(logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    const given = req.get('X-Request-Id');
+    const id = given && REQUEST_ID.test(given) ? given : randomUUID();
+    res.locals.requestId = id;
+    res.setHeader('X-Request-Id', id);
+    res.on('finish', () => {
+      logger.info('request', {
+        request_id: id,
+        method: req.method,
+        route: (req.route?.path as string | undefined) ?? null,
+        path: req.path,
+        status: res.statusCode,
+        latency_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100,
+      });
+    });
+    next();
+  };
+}
+
+/** Known paths and their methods, for 405 + Allow. */
+const KNOWN: Array<[RegExp, string[]]> = [
+  [/^\/container_registry\/?$/, ['POST']],
+  [/^\/container_registry\/[^/]+\/?$/, ['GET', 'HEAD', 'PUT', 'DELETE']],
+  [/^\/container_registries\/?$/, ['POST']],
+];
+
+export function buildApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', deps.trustProxy ?? false);
+  app.set('query parser', 'simple');
+  app.use(requestContext(deps.logger));
+  for (const extra of deps.extraRoutes ?? []) app.use(extra);
+  app.use(registryRoutes(deps.registries, { bodyLimit: deps.bodyLimit }));
+  app.use((req) => {
+    const known = KNOWN.find(([re]) => re.test(req.path));
+    if (known) throw new MethodNotAllowedError(`${req.method} is not supported on ${req.path}.`, known[1]);
+    throw new NotFoundError(`No route for ${req.method} ${req.path}.`);
+  });
+  app.use(problemMiddleware(deps.logger));
+  return app;
+}

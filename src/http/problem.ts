@@ -1,0 +1,80 @@
+/**
+ * The one place where errors become HTTP responses: RFC 9457 problem+json. Database outages become 503,
+ * anything unexpected a 500 that is logged with its stack (and never shows internals to the client).
+ */
+import type { ErrorRequestHandler, Response } from 'express';
+import { MongoError, MongoNetworkError, MongoServerSelectionError, MongoNotConnectedError, MongoTopologyClosedError } from 'mongodb';
+import { AppError, ServiceUnavailableError, type FieldError } from '../errors';
+import type { Logger } from '../logger';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export function sendProblem(
+  res: Response,
+  status: number,
+  p: { slug: string; title: string; detail: string; errors?: FieldError[]; instance?: string },
+): void {
+  res
+    .status(status)
+    .type(PROBLEM_CONTENT_TYPE)
+    .send(
+      JSON.stringify({
+        type: `/problems/${p.slug}`,
+        title: p.title,
+        status,
+        detail: p.detail,
+        ...(p.instance ? { instance: p.instance } : {}),
+        ...(p.errors ? { errors: p.errors } : {}),
+      }),
+    );
+}
+
+/** True for driver errors that mean "the database cannot be reached right now". */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (
+    err instanceof MongoServerSelectionError ||
+    err instanceof MongoNetworkError ||
+    err instanceof MongoNotConnectedError ||
+    err instanceof MongoTopologyClosedError
+  ) {
+    return true;
+  }
+  return err instanceof MongoError && (err.hasErrorLabel('RetryableWriteError') || err.hasErrorLabel('TransientTransactionError'));
+}
+
+/** MaxTimeMSExpired. */
+function isTimeLimit(err: unknown): boolean {
+  return err instanceof MongoError && (err.code === 50 || /time limit|MaxTimeMS/i.test(err.message));
+}
+
+export function toAppError(err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err;
+  if (isDatabaseUnavailable(err)) return new ServiceUnavailableError('The database is unreachable; try again shortly.');
+  if (isTimeLimit(err)) return new ServiceUnavailableError('The query exceeded its time limit; narrow the filter or lower the limit.', 1);
+  return undefined;
+}
+
+export function problemMiddleware(logger: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    if (res.headersSent) {
+      logger.error('error after the response started', { err, path: req.path });
+      res.destroy();
+      return;
+    }
+    const known = toAppError(err);
+    if (known) {
+      for (const [k, v] of Object.entries(known.headers)) res.setHeader(k, v);
+      if (known.status >= 500) logger.warn('request failed', { status: known.status, detail: known.message, path: req.path });
+      sendProblem(res, known.status, { slug: known.slug, title: known.title, detail: known.message, errors: known.errors });
+      return;
+    }
+    // Errors raised by Express itself or its dependencies that carry a 4xx status (e.g. URI decoding).
+    const status = (err as { status?: number })?.status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      sendProblem(res, status, { slug: 'bad-request', title: 'Bad request', detail: String((err as Error).message ?? 'bad request') });
+      return;
+    }
+    logger.error('unexpected error', { err, method: req.method, path: req.path });
+    sendProblem(res, 500, { slug: 'internal-error', title: 'Internal server error', detail: 'An unexpected error occurred; it has been logged.' });
+  };
+}

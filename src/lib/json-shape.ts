@@ -1,0 +1,48 @@
+/**
+ * Shape checks shared by every JSON input (API bodies, seed files): parse errors reported as "malformed
+ * JSON", nesting depth bounded, and prototype-pollution keys refused anywhere.
+ */
+import { InputError, MalformedJsonError } from '../errors';
+import { pointer } from './json-pointer';
+
+export const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+export const MAX_BODY_DEPTH = 32;
+
+/** Throws an InputError at the first forbidden key or at a nesting deeper than MAX_BODY_DEPTH. */
+export function checkJsonShape(value: unknown, maxDepth = MAX_BODY_DEPTH): void {
+  const stack: Array<{ v: unknown; path: string; depth: number }> = [{ v: value, path: '', depth: 0 }];
+  while (stack.length > 0) {
+    const { v, path, depth } = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= maxDepth) {
+      throw new InputError(`The body is nested more than ${maxDepth} levels deep.`, [
+        { path: path || '/', message: `nesting deeper than ${maxDepth} levels` },
+      ]);
+    }
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => stack.push({ v: item, path: path + pointer(i), depth: depth + 1 }));
+      continue;
+    }
+    for (const key of Object.keys(v)) {
+      const p = path + pointer(key);
+      if (FORBIDDEN_KEYS.has(key)) {
+        throw new InputError(`The key "${key}" is not allowed anywhere in a request.`, [{ path: p, message: `key "${key}" is not allowed` }]);
+      }
+      stack.push({ v: (v as Record<string, unknown>)[key], path: p, depth: depth + 1 });
+    }
+  }
+}
+
+/** Parses a JSON text as the service does for request bodies (used by the seed script too). */
+export function parseJsonText(text: string, what = 'The request body'): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    const reason = e instanceof RangeError ? 'it is nested too deeply' : (e as Error).message;
+    throw new MalformedJsonError(`${what} is not valid JSON: ${reason}.`, [{ path: '/', message: `malformed JSON: ${reason}` }]);
+  }
+  checkJsonShape(value);
+  return value;
+}
+

@@ -1,0 +1,39 @@
+/**
+ * The shapes of an entry: as the API sees it (generated from schemas/container_registry.schema.json) and
+ * as it is stored (`_id` = container_registry_id, credentials sealed, service-owned fields).
+ */
+import type { ContainerRegistry, ContainerRegistryHealth } from '../generated';
+import type { StoredCredentials } from './credentials';
+
+export type Entry = ContainerRegistry;
+
+export interface StoredRegistry extends Omit<Entry, 'container_registry_id' | 'container_registry_credentials'> {
+  _id: string;
+  container_registry_credentials?: StoredCredentials;
+  container_registry_health: ContainerRegistryHealth;
+  created_at: string;
+  updated_at: string;
+  version: number;
+  /** Scheduler-owned bookkeeping (leases, tickets); never returned by the API. Names start with `_`. */
+  [internal: `_${string}`]: unknown;
+}
+
+export const COLLECTION = 'container_registries';
+
+/** The entry as the API returns it: id first, credentials masked, internal fields dropped. */
+export function toApi(doc: Partial<StoredRegistry> & { _id: string }): Record<string, unknown> {
+  const out: Record<string, unknown> = { container_registry_id: doc._id };
+  for (const [k, v] of Object.entries(doc)) {
+    if (k.startsWith('_')) continue;
+    if (k === 'container_registry_credentials' && v) {
+      out[k] = { username: (v as StoredCredentials).username, password_set: true };
+      continue;
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+export function etagOf(version: number): string {
+  return `"${version}"`;
+}

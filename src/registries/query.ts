@@ -1,0 +1,141 @@
+/**
+ * POST /container_registries: the filter (validated by schemas/container_registry_filter.schema.json) and
+ * the query-string options `limit`, `cursor`, `sort` and `fields`, parsed into what the repository runs.
+ * Pure functions; they throw InputError naming the offending path or parameter.
+ */
+import { InputError } from '../errors';
+import { checkJsonShape } from '../lib/json-shape';
+import { entryFields, validateCursor, validateFilter } from '../schemas';
+
+export const DEFAULT_LIMIT = 100;
+export const MAX_LIMIT = 1000;
+export const MAX_FILTER_DEPTH = 12;
+
+/** Sort keys allowed: fields present on every entry, so key-set pagination sees every entry exactly once. */
+export const SORT_FIELDS: Readonly<Record<string, { dbField: string; type: 'string' | 'number' }>> = {
+  container_registry_name: { dbField: 'container_registry_name', type: 'string' },
+  container_registry_id: { dbField: '_id', type: 'string' },
+  created_at: { dbField: 'created_at', type: 'string' },
+  updated_at: { dbField: 'updated_at', type: 'string' },
+  version: { dbField: 'version', type: 'number' },
+  'container_registry_health.status': { dbField: 'container_registry_health.status', type: 'string' },
+};
+export const DEFAULT_SORT = 'container_registry_name';
+
+export interface SortSpec {
+  spec: string;
+  field: string;
+  dbField: string;
+  direction: 1 | -1;
+}
+
+export interface QueryPlan {
+  filter: Record<string, unknown>;
+  sort: SortSpec;
+  limit: number;
+  after?: { key: string | number; id: string };
+  /** Top-level fields to return (undefined = all). */
+  fields?: string[];
+}
+
+const LOGICAL = new Set(['$and', '$or', '$nor']);
+
+/** Renames the API's container_registry_id to the stored _id wherever it is a field of the filter. */
+function toDbFilter(filter: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(filter)) {
+    if (LOGICAL.has(k)) out[k] = (v as Record<string, unknown>[]).map(toDbFilter);
+    else out[k === 'container_registry_id' ? '_id' : k] = v;
+  }
+  return out;
+}
+
+export function parseFilter(body: unknown): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new InputError('The filter must be a JSON object.', [{ path: '/', message: 'must be an object' }]);
+  }
+  checkJsonShape(body, MAX_FILTER_DEPTH);
+  return toDbFilter(validateFilter(body));
+}
+
+function single(query: Record<string, unknown>, name: string): string | undefined {
+  const v = query[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new InputError(`Give ${name} once, as a plain value.`, [{ path: name, message: 'must be given once' }]);
+  return v;
+}
+
+export function parseSort(raw: string | undefined): SortSpec {
+  const spec = raw ?? DEFAULT_SORT;
+  const direction = spec.startsWith('-') ? -1 : 1;
+  const field = spec.replace(/^[-+]/, '');
+  const known = SORT_FIELDS[field];
+  if (!known) {
+    throw new InputError(`Cannot sort by "${field}".`, [
+      { path: 'sort', message: `unknown sort field "${field}"; use one of ${Object.keys(SORT_FIELDS).join(', ')}, with - for descending` },
+    ]);
+  }
+  return { spec: (direction === -1 ? '-' : '') + field, field, dbField: known.dbField, direction };
+}
+
+export function encodeCursor(sort: SortSpec, key: string | number, id: string): string {
+  return Buffer.from(JSON.stringify({ s: sort.spec, k: key, i: id })).toString('base64url');
+}
+
+export function decodeCursor(raw: string, sort: SortSpec): { key: string | number; id: string } {
+  const bad = (message: string) => new InputError(`The cursor is invalid: ${message}.`, [{ path: 'cursor', message }]);
+  if (raw.length > 2048 || !/^[A-Za-z0-9_-]+$/.test(raw)) throw bad('not a cursor issued by this service');
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+  } catch {
+    throw bad('not a cursor issued by this service');
+  }
+  let c;
+  try {
+    c = validateCursor(decoded);
+  } catch {
+    throw bad('not a cursor issued by this service');
+  }
+  if (c.s !== sort.spec) throw bad(`it belongs to sort "${c.s}", not "${sort.spec}"; send the same sort as the first page`);
+  if (typeof c.k !== SORT_FIELDS[sort.field]!.type) throw bad('its sort key has the wrong type');
+  return { key: c.k, id: c.i };
+}
+
+export function parseFields(raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const fields = raw.split(',').map((f) => f.trim()).filter(Boolean);
+  const unknown = fields.filter((f) => !entryFields.includes(f));
+  if (fields.length === 0 || unknown.length > 0) {
+    throw new InputError(`Unknown fields: ${unknown.join(', ') || '(none given)'}.`, [
+      { path: 'fields', message: `use a comma-separated list of ${entryFields.join(', ')}` },
+    ]);
+  }
+  return fields;
+}
+
+const OPTIONS = new Set(['limit', 'cursor', 'sort', 'fields']);
+
+export function parseQueryPlan(body: unknown, query: Record<string, unknown>): QueryPlan {
+  const unknownParams = Object.keys(query).filter((k) => !OPTIONS.has(k));
+  if (unknownParams.length > 0) {
+    throw new InputError(`Unknown query parameters: ${unknownParams.join(', ')}.`, unknownParams.map((p) => ({ path: p, message: 'unknown query parameter; use limit, cursor, sort or fields' })));
+  }
+  const limitRaw = single(query, 'limit');
+  let limit = DEFAULT_LIMIT;
+  if (limitRaw !== undefined) {
+    if (!/^\d{1,7}$/.test(limitRaw) || Number(limitRaw) < 1 || Number(limitRaw) > MAX_LIMIT) {
+      throw new InputError(`limit must be an integer from 1 to ${MAX_LIMIT}.`, [{ path: 'limit', message: `must be an integer from 1 to ${MAX_LIMIT}` }]);
+    }
+    limit = Number(limitRaw);
+  }
+  const sort = parseSort(single(query, 'sort'));
+  const cursorRaw = single(query, 'cursor');
+  return {
+    filter: parseFilter(body),
+    sort,
+    limit,
+    after: cursorRaw === undefined ? undefined : decodeCursor(cursorRaw, sort),
+    fields: parseFields(single(query, 'fields')),
+  };
+}

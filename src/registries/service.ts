@@ -1,0 +1,225 @@
+/**
+ * Registry use cases: create, read, update, delete, query and onboard. Every write goes through the same
+ * schema validation; updates are optimistic (version compare-and-set) and retried, so concurrent updates
+ * never lose each other's changes.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InputError, NotFoundError, PreconditionFailedError, ServiceUnavailableError } from '../errors';
+import { KeyedMutex } from '../lib/keyed-mutex';
+import { readOnlyPaths, validateEntry } from '../schemas';
+import type { CredentialCipher, PlainCredentials } from './credentials';
+import type { Entry, StoredRegistry } from './model';
+import { encodeCursor, parseQueryPlan } from './query';
+import type { RegistryRepository } from './repository';
+import { applyUpdate, parseUpdate } from './update';
+
+const CREDS = 'container_registry_credentials';
+const URL_FIELD = 'container_registry_public_url';
+/** Stands for stored (sealed) credentials while a document is validated; never stored or returned. */
+const KEPT_PASSWORD = '\u0000kept';
+
+export interface QueryPage {
+  items: StoredRegistry[];
+  nextCursor?: string;
+}
+
+export type OnboardOutcome = 'created' | 'updated' | 'unchanged';
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** host[:port] of a registry URL, as used in image references. */
+export function derivePrefix(url: string): string {
+  return new URL(url).host;
+}
+
+/** Stable JSON (sorted keys), to tell whether two documents differ. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (isObject(v)) {
+    return `{${Object.keys(v)
+      .filter((k) => v[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+export class RegistryService {
+  private readonly locks = new KeyedMutex();
+
+  constructor(
+    private readonly repo: RegistryRepository,
+    private readonly cipher: CredentialCipher,
+    private readonly opts: { maxUpdateAttempts: number } = { maxUpdateAttempts: 200 },
+  ) {}
+
+  /** Refuses read-only fields by name (clearer than "unknown field"). */
+  private rejectReadOnly(body: Record<string, unknown>): void {
+    const errors = readOnlyPaths
+      .filter((p) => {
+        const [top, sub] = p.split('.');
+        const v = body[top!];
+        return sub === undefined ? v !== undefined : isObject(v) && v[sub] !== undefined;
+      })
+      .map((p) => ({ path: '/' + p.replace('.', '/'), message: `${p} is read-only` }));
+    if (errors.length > 0) throw new InputError(`Read-only fields cannot be set: ${errors.map((e) => e.path).join(', ')}.`, errors);
+  }
+
+  /** Validates a client document and builds what is stored (used by create and by onboarding). */
+  private prepareNew(body: unknown): { id: string; fields: Omit<StoredRegistry, '_id' | 'version' | 'created_at' | 'updated_at' | 'container_registry_health'> } {
+    if (!isObject(body)) throw new InputError('The registry entry must be a JSON object.', [{ path: '/', message: 'must be an object' }]);
+    this.rejectReadOnly(body);
+    const entry = validateEntry(body);
+    const { container_registry_id, container_registry_credentials, ...rest } = entry;
+    const fields: Record<string, unknown> = { ...rest };
+    fields.container_registry_image_prefix ??= derivePrefix(entry.container_registry_public_url);
+    if (container_registry_credentials) fields[CREDS] = this.cipher.seal(container_registry_credentials);
+    return { id: container_registry_id ?? randomUUID(), fields: fields as ReturnType<RegistryService['prepareNew']>['fields'] };
+  }
+
+  async create(body: unknown): Promise<StoredRegistry> {
+    const { id, fields } = this.prepareNew(body);
+    const now = new Date().toISOString();
+    const doc: StoredRegistry = {
+      _id: id,
+      ...fields,
+      container_registry_health: { status: 'unknown', consecutive_failures: 0 },
+      created_at: now,
+      updated_at: now,
+      version: 1,
+    } as StoredRegistry;
+    await this.repo.insert(doc);
+    return doc;
+  }
+
+  async get(id: string): Promise<StoredRegistry> {
+    const doc = await this.repo.findById(id);
+    if (!doc) throw notFound(id);
+    return doc;
+  }
+
+  /** The client-writable part of a stored entry, with sealed credentials stood in for by a placeholder. */
+  private logicalOf(doc: StoredRegistry): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(doc)) {
+      if (k === '_id' || k.startsWith('_') || readOnlyPaths.includes(k)) continue;
+      out[k] = structuredClone(v);
+    }
+    const storage = out.container_registry_storage_info;
+    if (isObject(storage)) delete storage.observed;
+    const creds = doc[CREDS];
+    if (creds) out[CREDS] = { username: creds.username, password: KEPT_PASSWORD };
+    return out;
+  }
+
+  /**
+   * Applies an update body to entry `id`. `ifMatch` (a version) makes it conditional: 412 when stale.
+   * Without it, a concurrent write makes this re-read and re-apply, so no change is lost.
+   */
+  async update(id: string, body: unknown, ifMatch?: number): Promise<StoredRegistry> {
+    const ops = parseUpdate(body);
+    return this.locks.run(id, async () => {
+      for (let attempt = 0; attempt < this.opts.maxUpdateAttempts; attempt++) {
+        const current = await this.get(id);
+        if (ifMatch !== undefined && current.version !== ifMatch) throw stale(id, current.version);
+        const before = this.logicalOf(current);
+        const after = applyUpdate(before, ops);
+        if (!ops.set.has(CREDS) && isObject(after[CREDS]) && (after[CREDS] as unknown as PlainCredentials).password !== KEPT_PASSWORD) {
+          throw new InputError('Credentials can only be replaced whole.', [{ path: '/$set/container_registry_credentials', message: 'set username and password together' }]);
+        }
+        // Credentials follow their host: a new URL without new credentials drops the stored ones.
+        if (after[URL_FIELD] !== before[URL_FIELD] && !ops.set.has(CREDS)) delete after[CREDS];
+        if (after.container_registry_image_prefix === undefined && typeof after[URL_FIELD] === 'string') {
+          try {
+            after.container_registry_image_prefix = derivePrefix(after[URL_FIELD] as string);
+          } catch {
+            /* the URL is invalid: validation below names it */
+          }
+        }
+        try {
+          validateEntry(after);
+        } catch (e) {
+          if (e instanceof InputError) throw new InputError(`The updated entry would be invalid: ${e.message}`, e.errors);
+          throw e;
+        }
+        if (canonical(after) === canonical(before)) return current;
+
+        const next = { ...current } as Record<string, unknown>;
+        for (const k of Object.keys(before)) delete next[k];
+        Object.assign(next, after);
+        const creds = after[CREDS] as PlainCredentials | undefined;
+        if (creds) next[CREDS] = creds.password === KEPT_PASSWORD ? current[CREDS] : this.cipher.seal(creds);
+        if (isObject(after.container_registry_storage_info) || current.container_registry_storage_info?.observed) {
+          const storage = { ...((after.container_registry_storage_info as object) ?? {}) } as Record<string, unknown>;
+          if (current.container_registry_storage_info?.observed) storage.observed = current.container_registry_storage_info.observed;
+          next.container_registry_storage_info = storage;
+        }
+        next.version = current.version + 1;
+        next.updated_at = new Date().toISOString();
+        if (await this.repo.replaceIfVersion(current, next as unknown as StoredRegistry)) return next as unknown as StoredRegistry;
+        if (ifMatch !== undefined) throw stale(id, undefined);
+        await sleep(Math.min(50, 2 + Math.random() * attempt * 2));
+      }
+      throw new ServiceUnavailableError(`Entry ${id} is being updated too often to apply this change; try again.`, 1);
+    });
+  }
+
+  async remove(id: string, ifMatch?: number): Promise<void> {
+    const r = await this.repo.delete(id, ifMatch);
+    if (r === 'missing') throw notFound(id);
+    if (r === 'stale') throw stale(id, undefined);
+  }
+
+  async query(body: unknown, query: Record<string, unknown>): Promise<QueryPage> {
+    const plan = parseQueryPlan(body, query);
+    const rows = await this.repo.query(plan);
+    if (rows.length <= plan.limit) return { items: rows };
+    const items = rows.slice(0, plan.limit);
+    const last = items[items.length - 1]!;
+    const key = plan.sort.dbField.split('.').reduce<unknown>((o, k) => (isObject(o) ? o[k] : undefined), last) as string | number;
+    return { items, nextCursor: encodeCursor(plan.sort, plan.sort.dbField === '_id' ? last._id : key, last._id) };
+  }
+
+  /**
+   * Onboarding (seed script): upsert by container_registry_id, else by name, through the same validation.
+   * `dryRun` decides and reports without writing.
+   */
+  async onboard(body: unknown, dryRun: boolean): Promise<{ outcome: OnboardOutcome; id: string }> {
+    const { id: givenId, fields } = this.prepareNew(body);
+    const hasId = isObject(body) && body.container_registry_id !== undefined;
+    const existing = hasId ? await this.repo.findById(givenId) : await this.repo.findByName(fields.container_registry_name);
+    if (!existing) {
+      if (!dryRun) await this.create(body);
+      return { outcome: 'created', id: givenId };
+    }
+    const before = this.logicalOf(existing);
+    const wanted: Record<string, unknown> = { ...fields };
+    const plainCreds = (body as Entry).container_registry_credentials;
+    if (plainCreds) {
+      const old = existing[CREDS] ? this.cipher.open(existing[CREDS]) : undefined;
+      wanted[CREDS] = old && old.username === plainCreds.username && old.password === plainCreds.password ? before[CREDS] : plainCreds;
+    }
+    if (canonical(wanted) === canonical(before)) return { outcome: 'unchanged', id: existing._id };
+    if (!dryRun) {
+      const $set: Record<string, unknown> = { ...wanted };
+      if ((wanted[CREDS] as PlainCredentials | undefined)?.password === KEPT_PASSWORD) delete $set[CREDS];
+      const $unset = Object.fromEntries(Object.keys(before).filter((k) => wanted[k] === undefined).map((k) => [k, '']));
+      await this.update(existing._id, Object.keys($unset).length > 0 ? { $set, $unset } : { $set });
+    }
+    return { outcome: 'updated', id: existing._id };
+  }
+}
+
+function notFound(id: string): NotFoundError {
+  return new NotFoundError(`No registry with id "${id}".`);
+}
+
+function stale(id: string, version: number | undefined): PreconditionFailedError {
+  return new PreconditionFailedError(
+    `Entry ${id} has changed since the version given in If-Match${version !== undefined ? ` (it is now at version ${version})` : ''}; fetch it again.`,
+  );
+}

@@ -1,0 +1,146 @@
+/**
+ * The JSON Schemas of schemas/ compiled once with one ajv instance (JSON Schema 2020-12), and turned
+ * into the service's validators. Validation failures become InputErrors naming each offending path.
+ */
+import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
+import addFormats from 'ajv-formats';
+import safeRegex from 'safe-regex2';
+import { InputError, type FieldError } from './errors';
+import { pointer } from './lib/json-pointer';
+import entrySchema from '../schemas/container_registry.schema.json';
+import healthSchema from '../schemas/container_registry_health.schema.json';
+import observedSchema from '../schemas/container_registry_observed.schema.json';
+import filterSchema from '../schemas/container_registry_filter.schema.json';
+import updateSchema from '../schemas/container_registry_update.schema.json';
+import cursorSchema from '../schemas/query_cursor.schema.json';
+import problemSchema from '../schemas/problem.schema.json';
+
+/** Every schema of schemas/, by $id (the OpenAPI document is built from these). */
+export const schemas = {
+  entry: entrySchema,
+  health: healthSchema,
+  observed: observedSchema,
+  filter: filterSchema,
+  update: updateSchema,
+  cursor: cursorSchema,
+  problem: problemSchema,
+} as const;
+
+const MAX_ERRORS = 20;
+
+/** Why a regex is refused, or null when it is acceptable. Used by the `x-safe-regex` keyword. */
+export function regexProblem(source: string): string | null {
+  try {
+    new RegExp(source);
+  } catch (e) {
+    return `is not a valid regular expression: ${(e as Error).message}`;
+  }
+  if (!safeRegex(source, { limit: 25 })) return 'can backtrack catastrophically (nested or overlapping repetition); simplify the pattern';
+  return null;
+}
+
+const ajv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false, allowUnionTypes: true });
+addFormats(ajv);
+ajv.addKeyword({
+  keyword: 'x-safe-regex',
+  type: 'string',
+  schemaType: 'boolean',
+  errors: true,
+  validate: function check(enabled: boolean, data: string): boolean {
+    if (!enabled) return true;
+    const problem = regexProblem(data);
+    if (problem) {
+      (check as unknown as { errors: Partial<ErrorObject>[] }).errors = [{ keyword: 'x-safe-regex', message: problem, params: {} }];
+      return false;
+    }
+    return true;
+  },
+});
+for (const s of Object.values(schemas)) ajv.addSchema(s);
+
+function compiled(id: string): ValidateFunction {
+  const v = ajv.getSchema(id);
+  if (!v) throw new Error(`schema ${id} not found`);
+  return v;
+}
+
+function describe(e: ErrorObject): FieldError {
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const name = String(p.additionalProperty);
+      return {
+        path: e.instancePath + pointer(name),
+        message: name.startsWith('$') ? `operator ${name} is not allowed here` : `unknown field ${name}`,
+      };
+    }
+    case 'required':
+      return { path: e.instancePath + pointer(String(p.missingProperty)), message: 'is required' };
+    case 'propertyNames':
+      return { path: e.instancePath + pointer(String(p.propertyName)), message: `"${String(p.propertyName)}" is not an allowed field, path or key here` };
+    case 'dependentRequired':
+      return { path: e.instancePath + pointer(String(p.property)), message: `needs ${String(p.missingProperty)} beside it` };
+    case 'anyOf':
+      return { path: e.instancePath, message: 'has a value of the wrong type, or one too large or too deeply nested' };
+    case 'format':
+      return { path: e.instancePath, message: `must be a valid ${String(p.format)}` };
+    case 'pattern':
+      return { path: e.instancePath, message: `does not have the expected form (pattern ${String(p.pattern)})` };
+    default:
+      return { path: e.instancePath, message: e.message ?? 'is invalid' };
+  }
+}
+
+/** Turns ajv's errors into one FieldError per problem, without the noise of branches that were not taken. */
+export function fieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
+  const relevant = (errors ?? []).filter(
+    (e) => e.keyword !== 'if' && !e.schemaPath.includes('/anyOf/') && !(e.keyword === 'pattern' && e.propertyName !== undefined),
+  );
+  const out: FieldError[] = [];
+  const seen = new Set<string>();
+  for (const e of relevant) {
+    const fe = describe(e);
+    if (fe.path === '') fe.path = '/';
+    const k = `${fe.path}\u0000${fe.message}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push(fe);
+    if (out.length >= MAX_ERRORS) break;
+  }
+  return out.length > 0 ? out : [{ path: '/', message: 'is invalid' }];
+}
+
+function validator<T>(id: string, what: string, prefix = '') {
+  const v = compiled(id);
+  return (data: unknown): T => {
+    if (!v(data)) {
+      const errors = fieldErrors(v.errors).map((e) => ({ ...e, path: prefix + (e.path === '/' && prefix ? '' : e.path) }));
+      throw new InputError(`${what} is invalid: ${errors.map((e) => `${e.path || '/'} ${e.message}`).join('; ')}`, errors);
+    }
+    return data as T;
+  };
+}
+
+export const validateEntry = validator<import('./generated').ContainerRegistry>('container_registry.schema.json', 'The registry entry');
+export const validateUpdate = validator<import('./generated').ContainerRegistryUpdate>('container_registry_update.schema.json', 'The update');
+export const validateFilter = validator<Record<string, unknown>>('container_registry_filter.schema.json', 'The filter');
+export const validateCursor = validator<import('./generated').QueryCursor>('query_cursor.schema.json', 'The cursor', 'cursor');
+export const validateHealth = validator<import('./generated').ContainerRegistryHealth>('container_registry_health.schema.json', 'The health record');
+
+/** Dotted paths of the entry that only the service may set (every `readOnly: true` property of the entry schema). */
+export const readOnlyPaths: readonly string[] = (() => {
+  const out: string[] = [];
+  const walk = (schema: Record<string, unknown>, prefix: string) => {
+    const props = schema.properties as Record<string, Record<string, unknown>> | undefined;
+    for (const [name, sub] of Object.entries(props ?? {})) {
+      const p = prefix ? `${prefix}.${name}` : name;
+      if (sub.readOnly === true) out.push(p);
+      else if (sub.type === 'object') walk(sub, p);
+    }
+  };
+  walk(entrySchema as Record<string, unknown>, '');
+  return Object.freeze(out);
+})();
+
+/** Top-level fields of an entry, in schema order. */
+export const entryFields: readonly string[] = Object.keys(entrySchema.properties);

@@ -1,0 +1,26 @@
+/**
+ * Jest global setup: one throw-away database server for the whole run (SPEC section 3 order, or the
+ * server named by TEST_MONGODB_URI). Each test file then uses a database of its own on it.
+ */
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../src/db/embedded';
+
+declare global {
+  // eslint-disable-next-line no-var
+  var __REGISTRY_DB_TEST_SERVER__: EmbeddedDatabase | undefined;
+}
+
+export default async function globalSetup(): Promise<void> {
+  // Probes in tests never leave loopback (SPEC section 10).
+  process.env.PROBE_ALLOWED_NETWORKS = '127.0.0.0/8,::1/128';
+  if (process.env.TEST_MONGODB_URI) return;
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'registry-db-test-'));
+  const logger = { info: (m: string, meta?: object) => process.stderr.write(`[test db] ${m} ${meta ? JSON.stringify(meta) : ''}\n`), warn: (m: string) => process.stderr.write(`[test db] ${m}\n`) };
+  const mode = (process.env.EMBEDDED_DB as 'auto' | 'mongod' | 'ferretdb' | undefined) ?? 'auto';
+  const server = await startEmbeddedDatabase({ dataDir, mode, logger: logger as never, mongodTimeoutMs: 30_000 });
+  globalThis.__REGISTRY_DB_TEST_SERVER__ = server;
+  process.env.TEST_MONGODB_URI = server.uri;
+  process.env.TEST_DB_BACKEND = server.backend;
+}

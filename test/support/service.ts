@@ -1,0 +1,100 @@
+/**
+ * Starts the real service (production wiring from src/compose.ts) on 127.0.0.1:0 against a database of
+ * its own on the run's test server, and drives it over real HTTP.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { MongoClient, type Db } from 'mongodb';
+import { loadConfig, type Config } from '../../src/config';
+import { compose } from '../../src/compose';
+import { createLogger } from '../../src/logger';
+
+export interface TestService {
+  url: string;
+  config: Config;
+  db: Db;
+  client: MongoClient;
+  /** Every log line the service wrote so far. */
+  logs(): string;
+  parts: Awaited<ReturnType<typeof compose>>;
+  close(): Promise<void>;
+}
+
+export function testDbName(): string {
+  return `rdb_test_${randomBytes(6).toString('hex')}`;
+}
+
+/** Environment every test service starts from: loopback-only probes, no scheduler. */
+export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    PROBE_ALLOWED_NETWORKS: '127.0.0.0/8,::1/128',
+    HEALTH_CRON: 'off',
+    STORAGE_CRON: 'off',
+    LOG_LEVEL: 'info',
+    ...overrides,
+  };
+}
+
+export async function startTestService(env: Record<string, string> = {}, opts: { dbName?: string } = {}): Promise<TestService> {
+  const uri = process.env.TEST_MONGODB_URI;
+  if (!uri) throw new Error('TEST_MONGODB_URI is not set: run the tests through jest (global setup starts the database)');
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'registry-db-svc-'));
+  const dbName = opts.dbName ?? testDbName();
+  const config = loadConfig({ ...testEnv(env), MONGODB_URI: uri, MONGODB_DB: dbName, DATA_DIR: dataDir });
+  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+  await client.connect();
+  const db = client.db(dbName);
+  const stream = new PassThrough();
+  const chunks: string[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c.toString('utf8')));
+  const logger = createLogger(config.LOG_LEVEL, stream);
+  const parts = await compose(config, db, logger);
+  const server: Server = await new Promise((resolve) => {
+    const s = parts.app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    config,
+    db,
+    client,
+    logs: () => chunks.join(''),
+    parts,
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await db.dropDatabase().catch(() => undefined);
+      await client.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** JSON request helper over real HTTP. */
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: any; text: string }> {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    (init.headers as Record<string, string>)['Content-Type'] ??= 'application/json';
+  }
+  const res = await fetch(base + path, init);
+  const text = await res.text();
+  let parsed: unknown = undefined;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, headers: res.headers, body: parsed, text };
+}
