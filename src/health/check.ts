@@ -1,0 +1,98 @@
+/**
+ * The one probe step shared by GET /check_container_health/:id and the sweeps: stored entry → target →
+ * prober → result writer. A probe that throws (or credentials that cannot be opened) is stored as an
+ * unhealthy `probe_error`: the stored status always reflects the latest attempt.
+ */
+import type { ContainerRegistryObserved } from '../generated';
+import type { Prober, ProbeResult, StorageCrawler } from '../probe/types';
+import type { CredentialCipher } from '../registries/credentials';
+import type { StoredRegistry } from '../registries/model';
+import { toProbeTarget } from './target';
+import type { HealthWrite, ResultWriter } from './writer';
+
+export interface CheckerDeps {
+  prober: Prober;
+  crawler?: StorageCrawler;
+  cipher: CredentialCipher;
+  writer: ResultWriter;
+  /** Hard ceiling on one probe, a safety net above the prober's own total timeout. */
+  probeDeadlineMs: number;
+  /** Hard ceiling on one storage crawl. */
+  crawlDeadlineMs: number;
+}
+
+function message(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).slice(0, 512);
+}
+
+/**
+ * Runs `work` with an abort signal that fires after `ms`, and stops waiting for it then even if it ignores
+ * the signal: one hanging registry costs at most its own deadline.
+ */
+async function withDeadline<T>(ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const signal = AbortSignal.timeout(ms);
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work(signal), aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
+  }
+}
+
+export class HealthChecker {
+  constructor(private readonly deps: CheckerDeps) {}
+
+  /** Probes one registry now; never throws for a probe failure (only for database errors). */
+  async probe(doc: StoredRegistry): Promise<ProbeResult> {
+    const started = Date.now();
+    const checkedAt = new Date(started).toISOString();
+    try {
+      const target = toProbeTarget(doc, this.deps.cipher);
+      return await withDeadline(this.deps.probeDeadlineMs, (signal) => this.deps.prober(target, signal));
+    } catch (e) {
+      const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+      return {
+        status: 'unhealthy',
+        checked_at: checkedAt,
+        latency_ms: Date.now() - started,
+        http_status: null,
+        api_version: null,
+        auth_required: false,
+        auth: null,
+        tls: null,
+        error: timedOut ? 'timeout' : 'probe_error',
+        detail: timedOut ? `no answer within ${this.deps.probeDeadlineMs} ms` : `probe failed: ${message(e)}`,
+      };
+    }
+  }
+
+  /** Probe + write. `ticket` is the sweep's lease ticket (absent for on-demand checks). */
+  async check(doc: StoredRegistry, ticket?: string): Promise<{ result: ProbeResult; write: HealthWrite }> {
+    const result = await this.probe(doc);
+    const write = await this.deps.writer.writeHealth(doc._id, result, ticket);
+    return { result, write };
+  }
+
+  /** Storage crawl + write of `observed`; a crawl that throws is recorded as an error, counts kept. */
+  async refreshStorage(doc: StoredRegistry, ticket?: string): Promise<{ observed: ContainerRegistryObserved; written: boolean }> {
+    const crawler = this.deps.crawler;
+    const started = Date.now();
+    let observed: ContainerRegistryObserved;
+    if (!crawler) {
+      observed = { refreshed_at: new Date(started).toISOString(), duration_ms: 0, error: 'probe_error', detail: 'no storage crawler configured' };
+    } else {
+      try {
+        const target = toProbeTarget(doc, this.deps.cipher);
+        observed = await withDeadline(this.deps.crawlDeadlineMs, (signal) => crawler(target, signal));
+      } catch (e) {
+        observed = { refreshed_at: new Date(started).toISOString(), duration_ms: Date.now() - started, error: 'probe_error', detail: `storage refresh failed: ${message(e)}` };
+      }
+    }
+    const written = await this.deps.writer.writeObserved(doc._id, observed, ticket);
+    return { observed, written };
+  }
+}

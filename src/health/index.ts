@@ -1,0 +1,41 @@
+/**
+ * The health service assembled from its parts: one checker (probe + writer) shared by the route and the
+ * sweeps, the lease store, the reporter and the scheduler.
+ */
+import type { Db } from 'mongodb';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import type { Prober, StorageCrawler } from '../probe/types';
+import type { CredentialCipher } from '../registries/credentials';
+import { HealthChecker } from './check';
+import { LeaseStore } from './leases';
+import { HealthReporter } from './report';
+import { Scheduler } from './scheduler';
+import { ResultWriter } from './writer';
+
+export interface HealthServiceDeps {
+  config: Config;
+  db: Db;
+  logger: Logger;
+  cipher: CredentialCipher;
+  prober: Prober;
+  crawler?: StorageCrawler;
+  /** Reports kept in container_registry_health_reports. */
+  reportsKept?: number;
+}
+
+export type HealthService = Awaited<ReturnType<typeof createHealthService>>;
+
+/** Builds the health service and its indexes; validates HEALTH_CRON / STORAGE_CRON (ConfigError). */
+export async function createHealthService(deps: HealthServiceDeps) {
+  const { config, db } = deps;
+  const probeDeadlineMs = config.PROBE_TIMEOUT_MS + 1000;
+  const crawlDeadlineMs = Math.max(600_000, config.PROBE_TIMEOUT_MS * 20);
+  const writer = new ResultWriter(db, { historyDays: config.HEALTH_HISTORY_DAYS, queryTimeoutMs: config.QUERY_TIMEOUT_MS });
+  const leases = new LeaseStore(db);
+  const reporter = new HealthReporter(db, { keep: deps.reportsKept ?? 100, queryTimeoutMs: config.QUERY_TIMEOUT_MS });
+  const checker = new HealthChecker({ prober: deps.prober, crawler: deps.crawler, cipher: deps.cipher, writer, probeDeadlineMs, crawlDeadlineMs });
+  const scheduler = new Scheduler({ config, leases, checker, writer, reporter, logger: deps.logger, probeDeadlineMs, crawlDeadlineMs });
+  await Promise.all([writer.ensureIndexes(), leases.ensureIndexes(), reporter.ensureIndexes()]);
+  return { checker, writer, leases, reporter, scheduler };
+}

@@ -1,0 +1,214 @@
+/**
+ * Scheduled sweeps (node-cron): health probes on HEALTH_CRON, storage refreshes on STORAGE_CRON (`off`
+ * disables one). A sweep is identified by its cron tick (`health@<tick time>`), so every replica firing the
+ * same tick works on the same sweep; registries are claimed through leases.ts, so each is processed once per
+ * sweep across all replicas. Per replica: a sweep never overlaps itself, at most PROBE_CONCURRENCY probes run
+ * at once, and a hanging registry holds only its own slot for at most its own deadline.
+ */
+import { schedule, validate, type ScheduledTask } from 'node-cron';
+import { ConfigError, type Config } from '../config';
+import type { Logger } from '../logger';
+import type { HealthChecker } from './check';
+import type { Claim, LeaseStore, SweepKind } from './leases';
+import type { HealthReport, HealthReporter, SweepSummary } from './report';
+import type { ResultWriter } from './writer';
+
+/** `off` → null; otherwise the expression, which must be a valid cron schedule. */
+export function cronSchedule(variable: string, expression: string): string | null {
+  if (expression.trim().toLowerCase() === 'off') return null;
+  if (!validate(expression)) throw new ConfigError(variable, `must be a cron expression (e.g. "*/5 * * * *") or "off", got "${expression}"`);
+  return expression;
+}
+
+/** The sweep id every replica derives from the same cron tick. */
+export function sweepIdFor(kind: SweepKind, tick: Date): string {
+  return `${kind}@${new Date(Math.floor(tick.getTime() / 1000) * 1000).toISOString()}`;
+}
+
+export interface SchedulerDeps {
+  config: Pick<Config, 'HEALTH_CRON' | 'STORAGE_CRON' | 'PROBE_CONCURRENCY' | 'PROBE_TIMEOUT_MS'>;
+  leases: LeaseStore;
+  checker: HealthChecker;
+  writer: ResultWriter;
+  reporter: HealthReporter;
+  logger: Logger;
+  /** Hard ceilings used for lease lengths (a lease outlives the work it covers). */
+  probeDeadlineMs: number;
+  crawlDeadlineMs: number;
+}
+
+export interface SweepOptions {
+  /** Shared by all replicas working on the same sweep; defaults to the current second. */
+  sweepId?: string;
+}
+
+export interface HealthSweepOutcome {
+  summary: SweepSummary;
+  report: HealthReport;
+}
+
+const CLAIM_ROWS_KEPT_MS = 86_400_000;
+
+export class Scheduler {
+  private readonly tasks: ScheduledTask[] = [];
+  private readonly running = new Map<SweepKind, Promise<unknown>>();
+  private stopping = false;
+  private readonly healthCron: string | null;
+  private readonly storageCron: string | null;
+
+  constructor(private readonly deps: SchedulerDeps) {
+    this.healthCron = cronSchedule('HEALTH_CRON', deps.config.HEALTH_CRON);
+    this.storageCron = cronSchedule('STORAGE_CRON', deps.config.STORAGE_CRON);
+  }
+
+  start(): void {
+    this.stopping = false;
+    const plan: Array<[SweepKind, string | null, (o: SweepOptions) => Promise<unknown>]> = [
+      ['health', this.healthCron, (o) => this.sweepHealth(o)],
+      ['storage', this.storageCron, (o) => this.sweepStorage(o)],
+    ];
+    for (const [kind, expression, run] of plan) {
+      if (!expression) continue;
+      const task = schedule(
+        expression,
+        async (ctx) => {
+          try {
+            await run({ sweepId: sweepIdFor(kind, ctx.date) });
+          } catch (e) {
+            this.deps.logger.error('sweep failed', { kind, err: e });
+          }
+        },
+        { name: `${kind}-sweep`, noOverlap: true },
+      );
+      this.tasks.push(task);
+    }
+    this.deps.logger.info('scheduler started', { health_cron: this.healthCron ?? 'off', storage_cron: this.storageCron ?? 'off' });
+  }
+
+  /** Stops the cron tasks and waits for sweeps in flight (they claim nothing more once stopping). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const task of this.tasks.splice(0)) await task.destroy();
+    await Promise.allSettled([...this.running.values()]);
+  }
+
+  /** One health sweep; null when this replica is already running one. */
+  async sweepHealth(opts: SweepOptions = {}): Promise<HealthSweepOutcome | null> {
+    return this.exclusive('health', async () => {
+      const summary = await this.runSweep('health', opts.sweepId ?? sweepIdFor('health', new Date()), this.deps.probeDeadlineMs, async (claim) => {
+        const { result, write } = await this.deps.checker.check(claim.doc, claim.ticket);
+        return { status: result.status, latency: result.latency_ms, written: write.written, superseded: write.reason === 'superseded' };
+      });
+      const pruned = await this.deps.writer.pruneHistory();
+      await this.deps.leases.pruneClaims(CLAIM_ROWS_KEPT_MS);
+      const report = await this.deps.reporter.compute(new Date(), summary);
+      await this.deps.reporter.store(report);
+      this.deps.logger.info('health sweep finished', {
+        sweep_id: summary.sweep_id,
+        duration_ms: summary.duration_ms,
+        claimed: summary.claimed,
+        written: summary.written,
+        superseded: summary.superseded,
+        failed: summary.failed,
+        slowest_ms: summary.slowest_ms,
+        statuses: summary.statuses,
+        totals: report.totals,
+        history_pruned: pruned,
+      });
+      return { summary, report };
+    });
+  }
+
+  /** One storage refresh sweep; null when this replica is already running one. */
+  async sweepStorage(opts: SweepOptions = {}): Promise<SweepSummary | null> {
+    return this.exclusive('storage', async () => {
+      const summary = await this.runSweep('storage', opts.sweepId ?? sweepIdFor('storage', new Date()), this.deps.crawlDeadlineMs, async (claim) => {
+        const { observed, written } = await this.deps.checker.refreshStorage(claim.doc, claim.ticket);
+        return { status: observed.error ? 'error' : observed.catalog_supported === false ? 'catalog_unsupported' : 'refreshed', latency: observed.duration_ms ?? 0, written, superseded: !written };
+      });
+      this.deps.logger.info('storage sweep finished', {
+        sweep_id: summary.sweep_id,
+        duration_ms: summary.duration_ms,
+        claimed: summary.claimed,
+        written: summary.written,
+        failed: summary.failed,
+        statuses: summary.statuses,
+      });
+      return summary;
+    });
+  }
+
+  private async exclusive<T>(kind: SweepKind, run: () => Promise<T>): Promise<T | null> {
+    if (this.running.has(kind)) {
+      this.deps.logger.warn('sweep skipped: the previous one is still running', { kind });
+      return null;
+    }
+    const p = run();
+    this.running.set(kind, p);
+    try {
+      return await p;
+    } finally {
+      this.running.delete(kind);
+    }
+  }
+
+  /** Claims and processes registries of one sweep with bounded concurrency until none is left. */
+  private async runSweep(
+    kind: SweepKind,
+    sweepId: string,
+    deadlineMs: number,
+    work: (claim: Claim) => Promise<{ status: string; latency: number; written: boolean; superseded: boolean }>,
+  ): Promise<SweepSummary> {
+    const concurrency = this.deps.config.PROBE_CONCURRENCY;
+    const started = Date.now();
+    const claimer = this.deps.leases.sweep(kind, sweepId, deadlineMs + 60_000);
+    const summary: SweepSummary = {
+      kind,
+      sweep_id: sweepId,
+      started_at: new Date(started).toISOString(),
+      finished_at: '',
+      duration_ms: 0,
+      concurrency,
+      claimed: 0,
+      written: 0,
+      superseded: 0,
+      failed: 0,
+      statuses: {},
+      slowest_ms: 0,
+    };
+    const inFlight = new Set<Promise<void>>();
+    const runOne = async (claim: Claim): Promise<void> => {
+      const t0 = Date.now();
+      try {
+        const r = await work(claim);
+        summary.statuses[r.status] = (summary.statuses[r.status] ?? 0) + 1;
+        if (r.written) summary.written += 1;
+        if (r.superseded) summary.superseded += 1;
+      } catch (e) {
+        summary.failed += 1;
+        this.deps.logger.error('sweep item failed', { kind, sweep_id: sweepId, registry_id: claim.doc._id, err: e });
+        await this.deps.writer.release(kind, claim.doc._id, claim.ticket).catch(() => undefined);
+      } finally {
+        summary.slowest_ms = Math.max(summary.slowest_ms, Date.now() - t0);
+      }
+    };
+    while (!this.stopping && !claimer.done) {
+      const free = concurrency - inFlight.size;
+      if (free === 0) {
+        await Promise.race(inFlight);
+        continue;
+      }
+      const claims = await claimer.claim(free);
+      for (const claim of claims) {
+        summary.claimed += 1;
+        const p: Promise<void> = runOne(claim).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+    }
+    await Promise.all(inFlight);
+    const finished = Date.now();
+    summary.finished_at = new Date(finished).toISOString();
+    summary.duration_ms = finished - started;
+    return summary;
+  }
+}
