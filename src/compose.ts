@@ -5,7 +5,13 @@
 import type { Db } from 'mongodb';
 import type { Config } from './config';
 import { buildApp } from './http/app';
+import { createAccess } from './http/auth';
+import { createRateLimits } from './http/rate-limit';
+import { metricsRoutes, publicOpsRoutes } from './http/routes/ops';
+import { Lifecycle } from './lifecycle';
 import type { Logger } from './logger';
+import { buildOpenApi } from './openapi';
+import pkg from '../package.json';
 import { CredentialCipher, loadOrCreateKey } from './registries/credentials';
 import { RegistryRepository } from './registries/repository';
 import { RegistryService } from './registries/service';
@@ -19,6 +25,20 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   const repository = new RegistryRepository(db, config.QUERY_TIMEOUT_MS);
   await repository.ensureIndexes();
   const registries = new RegistryService(repository, cipher);
-  const app = buildApp({ logger, registries, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY });
-  return { app, repository, registries, cipher };
+  // Stop hooks run after requests drained, before the database closes (the scheduler registers here too).
+  const lifecycle = new Lifecycle();
+  const access = createAccess(config.API_KEYS);
+  const rateLimits = await createRateLimits(config, db, logger);
+  lifecycle.onStop('rate limits', () => rateLimits.shutdown());
+  const app = buildApp({
+    logger,
+    registries,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    trustProxy: config.TRUST_PROXY,
+    access,
+    rateLimits,
+    publicRoutes: [publicOpsRoutes({ db, openapi: buildOpenApi(pkg.version), isStopping: () => lifecycle.stopping })],
+    extraRoutes: [metricsRoutes(access.can)],
+  });
+  return { app, repository, registries, cipher, access, lifecycle };
 }

@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { ConfigError, loadConfig, type Config } from './config';
 import { compose } from './compose';
 import { openDatabase } from './db/connect';
+import { stopOnSignals } from './lifecycle';
 import { createLogger } from './logger';
 
 async function main(): Promise<void> {
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.LOG_LEVEL);
   const database = await openDatabase(config, logger);
-  const { app } = await compose(config, database.db, logger);
+  const { app, access, lifecycle } = await compose(config, database.db, logger);
 
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
@@ -29,24 +30,14 @@ async function main(): Promise<void> {
   const address = server.address();
   logger.info('listening', { address: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, backend: database.backend });
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info('stopping', { signal });
-    server.close(async () => {
-      await database.close();
-      logger.info('stopped');
-      process.exit(0);
-    });
-    server.closeIdleConnections();
-    setTimeout(() => {
-      logger.error('forced exit: requests still running after 25 s');
-      process.exit(1);
-    }, 25_000).unref();
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  if (access.protectedMode) {
+    logger.warn('protected mode: API_KEYS is unset, so only loopback clients (127.0.0.0/8, ::1) are served; set API_KEYS=role:key,... to serve the network', { host: config.HOST });
+  } else {
+    const roles = config.API_KEYS.reduce<Record<string, number>>((n, k) => ({ ...n, [k.role]: (n[k.role] ?? 0) + 1 }), {});
+    logger.warn('API key mode: every route except /healthz, /readyz and /openapi.json needs an API key', { keys_per_role: roles });
+  }
+
+  stopOnSignals({ server, lifecycle, closeDatabase: () => database.close(), logger, timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
 }
 
 main().catch((e: Error) => {

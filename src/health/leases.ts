@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { MongoBulkWriteError, MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
 import { COLLECTION, type StoredRegistry } from '../registries/model';
+import { ensureIndexes } from '../db/indexes';
 
 export type SweepKind = 'health' | 'storage';
 
@@ -128,7 +129,7 @@ export class LeaseStore {
   }
 
   async ensureIndexes(): Promise<void> {
-    await this.leases.createIndexes([{ key: { claimed_at: 1 }, name: 'claimed_at' }]);
+    await ensureIndexes(this.leases, [{ key: { claimed_at: 1 }, name: 'claimed_at' }]);
   }
 
   sweep(kind: SweepKind, sweepId: string, leaseMs: number): SweepClaimer {

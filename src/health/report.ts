@@ -12,6 +12,7 @@ import type { Collection, Db } from 'mongodb';
 import type { ContainerRegistryHealth } from '../generated';
 import { COLLECTION, type StoredRegistry } from '../registries/model';
 import { HISTORY, type HistoryRow } from './writer';
+import { ensureIndexes } from '../db/indexes';
 
 export const REPORTS = 'container_registry_health_reports';
 
@@ -89,7 +90,7 @@ export class HealthReporter {
   }
 
   async ensureIndexes(): Promise<void> {
-    await this.reports.createIndexes([{ key: { generated_at: -1 }, name: 'generated_at' }]);
+    await ensureIndexes(this.reports, [{ key: { generated_at: -1 }, name: 'generated_at' }]);
   }
 
   /** A report as of `now` (one scan of the registries, one of the last 7 days of history). */

@@ -14,6 +14,7 @@ import type { ContainerRegistryHealth, ContainerRegistryObserved } from '../gene
 import type { ProbeResult } from '../probe/types';
 import { COLLECTION, type StoredRegistry } from '../registries/model';
 import { leaseFields, type SweepKind } from './leases';
+import { ensureIndexes } from '../db/indexes';
 
 export const HISTORY = 'container_registry_health_history';
 
@@ -77,7 +78,7 @@ export class ResultWriter {
   }
 
   async ensureIndexes(): Promise<void> {
-    await this.history.createIndexes([
+    await ensureIndexes(this.history, [
       { key: { registry_id: 1, checked_at: 1 }, name: 'registry_checked_at' },
       { key: { checked_at: 1 }, name: 'checked_at' },
     ]);

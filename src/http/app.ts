@@ -6,8 +6,11 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type RequestHandler } from 'express';
 import { MethodNotAllowedError, NotFoundError } from '../errors';
 import type { Logger } from '../logger';
+import { httpMetrics } from '../observability/metrics';
 import type { RegistryService } from '../registries/service';
+import { principalOf, type Access } from './auth';
 import { problemMiddleware } from './problem';
+import type { RateLimits } from './rate-limit';
 import { registryRoutes } from './routes/registries';
 
 export interface AppDeps {
@@ -17,6 +20,12 @@ export interface AppDeps {
   trustProxy?: boolean;
   /** Extra routers mounted before the catch-all (health, reports, metrics...). */
   extraRoutes?: RequestHandler[];
+  /** API keys and roles: every route after `publicRoutes` needs a key (or a loopback client in protected mode). */
+  access: Access;
+  /** Liveness, readiness, OpenAPI: mounted before authentication. */
+  publicRoutes?: RequestHandler[];
+  /** Budgets per client, shared by the replicas; absent: no limits. */
+  rateLimits?: Pick<RateLimits, 'all' | 'probe'>;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -29,13 +38,16 @@ function requestContext(logger: Logger): RequestHandler {
     res.locals.requestId = id;
     res.setHeader('X-Request-Id', id);
     res.on('finish', () => {
-      logger.info('request', {
+      const who = principalOf(res);
+      // Only 5xx are errors; a client's mistake (4xx) is an ordinary request line.
+      logger.log(res.statusCode >= 500 ? 'error' : 'info', 'request', {
         request_id: id,
         method: req.method,
         route: (req.route?.path as string | undefined) ?? null,
         path: req.path,
         status: res.statusCode,
         latency_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100,
+        principal: who ? `${who.role}:${who.id}` : null,
       });
     });
     next();
@@ -55,8 +67,20 @@ export function buildApp(deps: AppDeps): Express {
   app.set('trust proxy', deps.trustProxy ?? false);
   app.set('query parser', 'simple');
   app.use(requestContext(deps.logger));
+  app.use(httpMetrics());
+  for (const open of deps.publicRoutes ?? []) app.use(open);
+  // Everything below needs a key; routes then say what they need: can('read'), can('write')...
+  const { can } = deps.access;
+  app.use(deps.access.authenticate);
+  if (deps.rateLimits) {
+    app.use(deps.rateLimits.all);
+    app.use('/check_container_health', deps.rateLimits.probe);
+  }
+  // Routes of src/health/ (extraRoutes), guarded here so the policy holds whatever router serves them.
+  app.get('/check_container_health/:id', can('probe'));
+  app.get('/health_report', can('read'));
   for (const extra of deps.extraRoutes ?? []) app.use(extra);
-  app.use(registryRoutes(deps.registries, { bodyLimit: deps.bodyLimit }));
+  app.use(registryRoutes(deps.registries, { bodyLimit: deps.bodyLimit, can }));
   app.use((req) => {
     const known = KNOWN.find(([re]) => re.test(req.path));
     if (known) throw new MethodNotAllowedError(`${req.method} is not supported on ${req.path}.`, known[1]);

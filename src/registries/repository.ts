@@ -2,24 +2,59 @@
  * The only module that touches the `container_registries` collection for catalog reads and writes.
  * Every query carries a server-side time limit (maxTimeMS); writes are compare-and-set on `version`.
  */
-import { MongoServerError, type Collection, type Db, type Filter, type UpdateFilter } from 'mongodb';
-import { ConflictError } from '../errors';
+import { type Collection, type Db, type Document, type Filter, type UpdateFilter } from 'mongodb';
+import { Claims, ContendedError, isDuplicateKey, SequencedWriter } from '../db/atomic';
+import { ensureIndexes } from '../db/indexes';
+import { ConflictError, ServiceUnavailableError } from '../errors';
 import { COLLECTION, type StoredRegistry } from './model';
 import type { QueryPlan } from './query';
 
-/** Top-level fields the API owns; storage_info is written per key so `observed` (service-owned) is never clobbered. */
 const STORAGE = 'container_registry_storage_info';
+
+export type EntryWritePlan<R> = { kind: 'none'; result: R } | { kind: 'replace'; next: StoredRegistry; result: R } | { kind: 'delete'; result: R };
+
+/**
+ * The update that turns `current` into `next`, limited to client-owned fields: internal `_` fields and
+ * health are left alone, and storage_info is written per key so `observed` (service-owned) is never touched.
+ */
+function diffUpdate(current: StoredRegistry, next: StoredRegistry): UpdateFilter<Document> {
+  const $set: Record<string, unknown> = {};
+  const $unset: Record<string, ''> = {};
+  const cur = current as unknown as Record<string, unknown>;
+  const nxt = next as unknown as Record<string, unknown>;
+  for (const f of new Set([...Object.keys(cur), ...Object.keys(nxt)])) {
+    if (f.startsWith('_') || f === 'container_registry_health') continue;
+    if (f === STORAGE) {
+      const a = (cur[STORAGE] ?? {}) as Record<string, unknown>;
+      const b = (nxt[STORAGE] ?? {}) as Record<string, unknown>;
+      for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+        if (k === 'observed') continue;
+        if (b[k] === undefined) $unset[`${STORAGE}.${k}`] = '';
+        else $set[`${STORAGE}.${k}`] = b[k];
+      }
+      continue;
+    }
+    if (nxt[f] === undefined) $unset[f] = '';
+    else $set[f] = nxt[f];
+  }
+  return Object.keys($unset).length > 0 ? { $set, $unset } : { $set };
+}
 
 export class RegistryRepository {
   readonly collection: Collection<StoredRegistry>;
 
-  constructor(db: Db, private readonly queryTimeoutMs: number) {
+  private readonly writer: SequencedWriter<StoredRegistry>;
+  /** The document of the last replace plan, to name the field of a unique-index violation. */
+  private lastPlanned!: StoredRegistry;
+
+  constructor(db: Db, private readonly queryTimeoutMs: number, readonly claims = new Claims(db)) {
     this.collection = db.collection<StoredRegistry>(COLLECTION);
+    this.writer = new SequencedWriter(this.collection, claims);
   }
 
   /** Indexes backing name uniqueness and the common queries; idempotent, run at startup. */
   async ensureIndexes(): Promise<void> {
-    await this.collection.createIndexes([
+    await ensureIndexes(this.collection, [
       { key: { container_registry_name: 1 }, name: 'name_unique', unique: true },
       { key: { container_registry_tags: 1 }, name: 'tags' },
       { key: { 'container_registry_storage_info.registry_type': 1 }, name: 'registry_type' },
@@ -31,7 +66,7 @@ export class RegistryRepository {
     try {
       await this.collection.insertOne(doc);
     } catch (e) {
-      throw duplicateToConflict(e, doc);
+      throw await this.duplicateToConflict(e, doc);
     }
   }
 
@@ -44,46 +79,23 @@ export class RegistryRepository {
   }
 
   /**
-   * Writes `next` over `current` if nobody wrote in between (same version). Returns false when the
-   * version moved on. Only API-owned fields are written.
+   * Atomic read-plan-write of entry `id` (see db/atomic.ts): `plan` sees the current document (null when
+   * missing) and answers nothing, a new version of the client-owned fields, or a deletion. It is called
+   * again if another writer got in first. Only API-owned fields are written, so service-owned ones
+   * (health, observed storage, leases) written concurrently are never clobbered.
    */
-  async replaceIfVersion(current: StoredRegistry, next: StoredRegistry): Promise<boolean> {
-    const $set: Record<string, unknown> = {};
-    const $unset: Record<string, ''> = {};
-    const fields = new Set([...Object.keys(current), ...Object.keys(next)]);
-    for (const f of fields) {
-      if (f === '_id' || f.startsWith('_') || f === 'container_registry_health') continue;
-      if (f === STORAGE) {
-        const cur = (current[STORAGE] ?? {}) as Record<string, unknown>;
-        const nxt = (next[STORAGE] ?? {}) as Record<string, unknown>;
-        for (const k of new Set([...Object.keys(cur), ...Object.keys(nxt)])) {
-          if (k === 'observed') continue;
-          if (nxt[k] === undefined) $unset[`${STORAGE}.${k}`] = '';
-          else $set[`${STORAGE}.${k}`] = nxt[k];
-        }
-        continue;
-      }
-      const v = (next as unknown as Record<string, unknown>)[f];
-      if (v === undefined) $unset[f] = '';
-      else $set[f] = v;
-    }
-    const update: UpdateFilter<StoredRegistry> = { $set: $set as Partial<StoredRegistry> };
-    if (Object.keys($unset).length > 0) update.$unset = $unset as UpdateFilter<StoredRegistry>['$unset'];
+  async modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryWritePlan<R>): Promise<R> {
     try {
-      const r = await this.collection.updateOne({ _id: current._id, version: current.version } as Filter<StoredRegistry>, update);
-      return r.matchedCount === 1;
+      return await this.writer.modify(id, (doc) => {
+        const p = plan(doc);
+        if (p.kind !== 'replace') return p;
+        this.lastPlanned = p.next;
+        return { kind: 'update', update: diffUpdate(doc!, p.next), result: p.result };
+      });
     } catch (e) {
-      throw duplicateToConflict(e, next);
+      if (e instanceof ContendedError) throw new ServiceUnavailableError(`Entry ${id} is being written too often to apply this change; try again.`, 1);
+      throw await this.duplicateToConflict(e, this.lastPlanned);
     }
-  }
-
-  /** 'deleted', 'missing', or 'stale' (exists, but not at `version`). */
-  async delete(id: string, version?: number): Promise<'deleted' | 'missing' | 'stale'> {
-    const filter = (version === undefined ? { _id: id } : { _id: id, version }) as Filter<StoredRegistry>;
-    const r = await this.collection.deleteOne(filter);
-    if (r.deletedCount === 1) return 'deleted';
-    if (version === undefined) return 'missing';
-    return (await this.findById(id)) ? 'stale' : 'missing';
   }
 
   /** One page of a validated query: limit + 1 rows, so the caller knows whether there is a next page. */
@@ -114,16 +126,26 @@ export class RegistryRepository {
   async count(): Promise<number> {
     return this.collection.countDocuments({}, { maxTimeMS: this.queryTimeoutMs });
   }
-}
 
-function duplicateToConflict(e: unknown, doc: StoredRegistry): unknown {
-  if (!(e instanceof MongoServerError) || e.code !== 11000) return e;
-  const key = Object.keys((e.keyPattern as Record<string, unknown> | undefined) ?? (e.keyValue as Record<string, unknown> | undefined) ?? {})[0];
-  const byName = key === 'container_registry_name' || (!key && /container_registry_name|name_unique/.test(e.message));
-  if (byName) {
-    return new ConflictError(`A registry named "${doc.container_registry_name}" already exists.`, [
-      { path: '/container_registry_name', message: 'is already used by another entry' },
-    ]);
+  /**
+   * A unique-index violation as a 409 naming the field. MongoDB reports it as E11000 with keyPattern;
+   * FerretDB v1 sends E11000 without keyPattern on insert and an InternalError "UNIQUE constraint failed"
+   * on update, so the field is found by looking the name up when the error does not say.
+   */
+  private async duplicateToConflict(e: unknown, doc: StoredRegistry): Promise<unknown> {
+    if (!isDuplicateKey(e)) return e;
+    const err = e as { keyPattern?: Record<string, unknown>; message: string };
+    const key = Object.keys(err.keyPattern ?? {})[0];
+    let byName = key === 'container_registry_name' || /name_unique/.test(err.message);
+    if (!key && !byName) {
+      const holder = await this.findByName(doc.container_registry_name).catch(() => null);
+      byName = holder !== null && holder._id !== doc._id;
+    }
+    if (byName) {
+      return new ConflictError(`A registry named "${doc.container_registry_name}" already exists.`, [
+        { path: '/container_registry_name', message: 'is already used by another entry' },
+      ]);
+    }
+    return new ConflictError(`A registry with id ${doc._id} already exists.`, [{ path: '/container_registry_id', message: 'is already used by another entry' }]);
   }
-  return new ConflictError(`A registry with id ${doc._id} already exists.`, [{ path: '/container_registry_id', message: 'is already used by another entry' }]);
 }

@@ -4,8 +4,7 @@
  * never lose each other's changes.
  */
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { InputError, NotFoundError, PreconditionFailedError, ServiceUnavailableError } from '../errors';
+import { InputError, NotFoundError, PreconditionFailedError } from '../errors';
 import { KeyedMutex } from '../lib/keyed-mutex';
 import { readOnlyPaths, validateEntry } from '../schemas';
 import type { CredentialCipher, PlainCredentials } from './credentials';
@@ -54,7 +53,6 @@ export class RegistryService {
   constructor(
     private readonly repo: RegistryRepository,
     private readonly cipher: CredentialCipher,
-    private readonly opts: { maxUpdateAttempts: number } = { maxUpdateAttempts: 200 },
   ) {}
 
   /** Refuses read-only fields by name (clearer than "unknown field"). */
@@ -118,13 +116,13 @@ export class RegistryService {
 
   /**
    * Applies an update body to entry `id`. `ifMatch` (a version) makes it conditional: 412 when stale.
-   * Without it, a concurrent write makes this re-read and re-apply, so no change is lost.
+   * Without it, a concurrent write makes this re-read and re-apply (repository.modify), so no change is lost.
    */
   async update(id: string, body: unknown, ifMatch?: number): Promise<StoredRegistry> {
     const ops = parseUpdate(body);
-    return this.locks.run(id, async () => {
-      for (let attempt = 0; attempt < this.opts.maxUpdateAttempts; attempt++) {
-        const current = await this.get(id);
+    return this.locks.run(id, () =>
+      this.repo.modify(id, (current) => {
+        if (!current) throw notFound(id);
         if (ifMatch !== undefined && current.version !== ifMatch) throw stale(id, current.version);
         const before = this.logicalOf(current);
         const after = applyUpdate(before, ops);
@@ -146,7 +144,7 @@ export class RegistryService {
           if (e instanceof InputError) throw new InputError(`The updated entry would be invalid: ${e.message}`, e.errors);
           throw e;
         }
-        if (canonical(after) === canonical(before)) return current;
+        if (canonical(after) === canonical(before)) return { kind: 'none', result: current };
 
         const next = { ...current } as Record<string, unknown>;
         for (const k of Object.keys(before)) delete next[k];
@@ -160,18 +158,20 @@ export class RegistryService {
         }
         next.version = current.version + 1;
         next.updated_at = new Date().toISOString();
-        if (await this.repo.replaceIfVersion(current, next as unknown as StoredRegistry)) return next as unknown as StoredRegistry;
-        if (ifMatch !== undefined) throw stale(id, undefined);
-        await sleep(Math.min(50, 2 + Math.random() * attempt * 2));
-      }
-      throw new ServiceUnavailableError(`Entry ${id} is being updated too often to apply this change; try again.`, 1);
-    });
+        const stored = next as unknown as StoredRegistry;
+        return { kind: 'replace', next: stored, result: stored };
+      }),
+    );
   }
 
   async remove(id: string, ifMatch?: number): Promise<void> {
-    const r = await this.repo.delete(id, ifMatch);
-    if (r === 'missing') throw notFound(id);
-    if (r === 'stale') throw stale(id, undefined);
+    await this.locks.run(id, () =>
+      this.repo.modify(id, (current) => {
+        if (!current) throw notFound(id);
+        if (ifMatch !== undefined && current.version !== ifMatch) throw stale(id, current.version);
+        return { kind: 'delete', result: undefined };
+      }),
+    );
   }
 
   async query(body: unknown, query: Record<string, unknown>): Promise<QueryPage> {

@@ -29,18 +29,21 @@ export function testDbName(): string {
   return `rdb_test_${randomBytes(6).toString('hex')}`;
 }
 
-/** Environment every test service starts from: loopback-only probes, no scheduler. */
+/** Environment every test service starts from: loopback-only probes, no scheduler, rate-limit budgets out of the way (the limiter still runs; test/security sets real budgets). */
 export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
   return {
     PROBE_ALLOWED_NETWORKS: '127.0.0.0/8,::1/128',
     HEALTH_CRON: 'off',
     STORAGE_CRON: 'off',
     LOG_LEVEL: 'info',
+    RATE_LIMIT_MAX: '1000000',
+    PROBE_RATE_LIMIT_MAX: '1000000',
     ...overrides,
   };
 }
 
-export async function startTestService(env: Record<string, string> = {}, opts: { dbName?: string } = {}): Promise<TestService> {
+/** opts.dbName: several instances on one database (replicas); opts.host: listen address (default 127.0.0.1; `url` is always loopback). */
+export async function startTestService(env: Record<string, string> = {}, opts: { dbName?: string; host?: string } = {}): Promise<TestService> {
   const uri = process.env.TEST_MONGODB_URI;
   if (!uri) throw new Error('TEST_MONGODB_URI is not set: run the tests through jest (global setup starts the database)');
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'registry-db-svc-'));
@@ -55,7 +58,7 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
   const logger = createLogger(config.LOG_LEVEL, stream);
   const parts = await compose(config, db, logger);
   const server: Server = await new Promise((resolve) => {
-    const s = parts.app.listen(0, '127.0.0.1', () => resolve(s));
+    const s = parts.app.listen(0, opts.host ?? '127.0.0.1', () => resolve(s));
   });
   const { port } = server.address() as AddressInfo;
   return {
@@ -68,6 +71,7 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
     close: async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
+      await parts.lifecycle.stop(logger);
       await db.dropDatabase().catch(() => undefined);
       await client.close();
       rmSync(dataDir, { recursive: true, force: true });

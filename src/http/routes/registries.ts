@@ -5,6 +5,7 @@ import { Router, type Request, type Response } from 'express';
 import { InputError, PreconditionFailedError } from '../../errors';
 import { etagOf, toApi, type StoredRegistry } from '../../registries/model';
 import type { RegistryService } from '../../registries/service';
+import type { Access } from '../auth';
 import { jsonBody } from '../body';
 
 /** If-Match → the version it names; `*` or absent → undefined. A weak tag never matches (RFC 9110 §13.1.1). */
@@ -21,31 +22,32 @@ function sendEntry(res: Response, doc: StoredRegistry, status = 200): void {
   res.json(toApi(doc));
 }
 
-export function registryRoutes(service: RegistryService, opts: { bodyLimit: number }): Router {
+export function registryRoutes(service: RegistryService, opts: { bodyLimit: number; can: Access['can'] }): Router {
   const r = Router();
+  const { can } = opts;
   const json = jsonBody(opts.bodyLimit);
 
-  r.post('/container_registry', json, async (req, res) => {
+  r.post('/container_registry', can('write'), json, async (req, res) => {
     const doc = await service.create(req.body);
     res.setHeader('Location', `/container_registry/${doc._id}`);
     sendEntry(res, doc, 201);
   });
 
-  r.get('/container_registry/:id', async (req, res) => {
+  r.get('/container_registry/:id', can('read'), async (req, res) => {
     sendEntry(res, await service.get(req.params.id as string));
   });
 
-  r.put('/container_registry/:id', json, async (req, res) => {
+  r.put('/container_registry/:id', can('write'), json, async (req, res) => {
     const ifMatch = parseIfMatch(req.get('If-Match'));
     sendEntry(res, await service.update(req.params.id as string, req.body, ifMatch));
   });
 
-  r.delete('/container_registry/:id', async (req, res) => {
+  r.delete('/container_registry/:id', can('delete'), async (req, res) => {
     await service.remove(req.params.id as string, parseIfMatch(req.get('If-Match')));
     res.status(204).end();
   });
 
-  r.post('/container_registries', jsonBody(opts.bodyLimit, { optional: true }), async (req: Request, res) => {
+  r.post('/container_registries', can('read'), jsonBody(opts.bodyLimit, { optional: true }), async (req: Request, res) => {
     const query = req.query as Record<string, unknown>;
     const page = await service.query(req.body, query);
     if (page.nextCursor) {

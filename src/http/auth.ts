@@ -1,0 +1,131 @@
+/**
+ * API keys and roles (SPEC section 8).
+ *
+ * `authenticate` runs before every protected route: it finds who is calling from `Authorization: Bearer KEY`
+ * or `Authorization: Simple KEY` (401 with `WWW-Authenticate` when the key is missing or unknown), or, in
+ * protected mode (no API_KEYS), serves loopback clients only (403 for the others). Routes then state what
+ * they need in words: `can('write')`, which answers 403 when the caller's role is too low.
+ *
+ * Keys are compared in constant time: the presented key and every configured key are hashed to 32 bytes
+ * (SHA-256) and compared with crypto.timingSafeEqual, always against every configured key.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { RequestHandler, Response } from 'express';
+import type { ApiKey, Role } from '../config';
+import { ForbiddenError, UnauthorizedError } from '../errors';
+import { registerSecret } from '../logger';
+
+/** What a route may ask for, and the lowest role that has it. admin > writer > reader. */
+export const PERMISSIONS = {
+  /** read entries, query the catalog, read the health report and the metrics */
+  read: 'reader',
+  /** create and update entries */
+  write: 'writer',
+  /** run a health probe on demand (sends traffic to a registry, stores the result) */
+  probe: 'writer',
+  /** delete entries */
+  delete: 'admin',
+} as const satisfies Record<string, Role>;
+export type Permission = keyof typeof PERMISSIONS;
+
+const RANK: Record<Role, number> = { reader: 1, writer: 2, admin: 3 };
+
+export interface Principal {
+  role: Role;
+  /** Stable, non-secret id of the key (first 16 hex digits of its SHA-256), or `loopback` in protected mode. */
+  id: string;
+}
+
+export interface Access {
+  /** Protected mode: no keys configured, loopback clients only. */
+  readonly protectedMode: boolean;
+  authenticate: RequestHandler;
+  can(permission: Permission): RequestHandler;
+}
+
+const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
+const CHALLENGE = 'Bearer realm="registry-db", Simple realm="registry-db"';
+const SCHEME = /^\s*(Bearer|Simple)\s+(\S+)\s*$/i;
+
+function unauthorized(detail: string): UnauthorizedError {
+  const e = new UnauthorizedError(detail);
+  e.headers['WWW-Authenticate'] = CHALLENGE;
+  return e;
+}
+
+/** True when the address is a loopback one: 127.0.0.0/8, ::1, or 127.x mapped into IPv6 (::ffff:127.x.y.z). */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.trim().toLowerCase();
+  const v4 = a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a;
+  if (isIP(v4) === 4) return v4.startsWith('127.');
+  if (isIP(a) === 6) return a === '::1' || a === '0:0:0:0:0:0:0:1';
+  return false;
+}
+
+/**
+ * The protected-mode decision: served only when the socket's peer is a loopback address and, if the request
+ * came through proxies that name the original client (`X-Forwarded-For`), every address they name is too.
+ * A local reverse proxy therefore does not turn a remote client into a local one.
+ */
+export function isLoopbackClient(remoteAddress: string | undefined, forwardedFor?: string): boolean {
+  const forwarded = (forwardedFor ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return isLoopbackAddress(remoteAddress) && forwarded.every(isLoopbackAddress);
+}
+
+/** The principal of a request that passed `authenticate`. */
+export function principalOf(res: Response): Principal | undefined {
+  return res.locals.principal as Principal | undefined;
+}
+
+export function createAccess(keys: readonly ApiKey[]): Access {
+  const known = keys.map(({ role, key }) => {
+    registerSecret(key);
+    const hash = sha256(key);
+    return { role, hash, id: hash.toString('hex').slice(0, 16) };
+  });
+  const protectedMode = known.length === 0;
+
+  const identify = (header: string | undefined): Principal => {
+    if (!header) throw unauthorized('This route needs an API key: send `Authorization: Bearer KEY` (or `Simple KEY`).');
+    const m = SCHEME.exec(header);
+    if (!m) throw unauthorized('The Authorization header must be `Bearer KEY` or `Simple KEY`.');
+    const presented = sha256(m[2]!);
+    let found: (typeof known)[number] | undefined;
+    for (const k of known) if (timingSafeEqual(presented, k.hash) && !found) found = k;
+    if (!found) throw unauthorized('The API key is not valid.');
+    return { role: found.role, id: found.id };
+  };
+
+  const authenticate: RequestHandler = (req, res, next) => {
+    if (protectedMode) {
+      if (!isLoopbackClient(req.socket.remoteAddress, req.get('X-Forwarded-For'))) {
+        throw new ForbiddenError(
+          'This service runs in protected mode: no API keys are configured, so only clients on this machine (loopback) are served. ' +
+            'Set API_KEYS to comma-separated role:key pairs (roles admin, writer, reader), e.g. API_KEYS=admin:<random key>,reader:<random key>, ' +
+            'restart the service and send `Authorization: Bearer <key>`.',
+        );
+      }
+      res.locals.principal = { role: 'admin', id: 'loopback' } satisfies Principal;
+      return next();
+    }
+    res.locals.principal = identify(req.get('Authorization'));
+    next();
+  };
+
+  const can = (permission: Permission): RequestHandler => {
+    const needed = PERMISSIONS[permission];
+    return (_req, res, next) => {
+      const who = principalOf(res);
+      if (!who) throw unauthorized('This route needs an API key.');
+      if (RANK[who.role] < RANK[needed]) {
+        throw new ForbiddenError(`The ${who.role} role cannot ${permission} here; it needs the ${needed} role or higher.`);
+      }
+      next();
+    };
+  };
+
+  return { protectedMode, authenticate, can };
+}

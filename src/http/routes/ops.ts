@@ -1,0 +1,67 @@
+/**
+ * Operations routes: liveness, readiness, the OpenAPI document (all three unauthenticated, for probes and
+ * tooling) and the Prometheus metrics (behind an API key).
+ */
+import { Router, type RequestHandler } from 'express';
+import type { Db } from 'mongodb';
+import { ServiceUnavailableError } from '../../errors';
+import { metricsText } from '../../observability/metrics';
+import type { Permission } from '../auth';
+
+export interface OpsDeps {
+  db: Db;
+  /** Built once at startup. */
+  openapi: object;
+  isStopping: () => boolean;
+  /** How long /readyz waits for the database's answer to `ping`. */
+  readyTimeoutMs?: number;
+}
+
+/** Resolves when the database answers `ping` within the time limit; rejects otherwise. */
+async function ping(db: Db, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  const answer = db.command({ ping: 1 });
+  answer.catch(() => undefined);
+  try {
+    await Promise.race([answer, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function publicOpsRoutes(deps: OpsDeps): Router {
+  const r = Router();
+  const document = JSON.stringify(deps.openapi);
+
+  r.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  r.get('/readyz', async (_req, res) => {
+    if (deps.isStopping()) throw new ServiceUnavailableError('The service is stopping.');
+    try {
+      await ping(deps.db, deps.readyTimeoutMs ?? 1000);
+    } catch (e) {
+      throw new ServiceUnavailableError(`The database is unreachable: ${(e as Error).message}.`);
+    }
+    res.json({ status: 'ready' });
+  });
+
+  r.get('/openapi.json', (_req, res) => {
+    res.type('application/json').send(document);
+  });
+
+  return r;
+}
+
+export function metricsRoutes(can: (p: Permission) => RequestHandler): Router {
+  const r = Router();
+  r.get('/metrics', can('read'), async (_req, res) => {
+    const { contentType, body } = await metricsText();
+    res.type(contentType).send(body);
+  });
+  return r;
+}

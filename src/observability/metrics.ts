@@ -1,0 +1,75 @@
+/**
+ * Prometheus metrics (GET /metrics). One registry per process, like the process metrics it carries; any
+ * module may record into it:
+ *
+ *   recordProbe(status, error)   after every probe (on demand or scheduled)
+ *   recordSweep(kind, seconds)   after every sweep ('health' | 'storage')
+ *
+ * HTTP requests are counted and timed by `httpMetrics()` by route template (never the raw path, so ids do
+ * not explode the label space) and status.
+ */
+import type { RequestHandler } from 'express';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry });
+
+const httpRequests = new Counter({
+  name: 'registry_db_http_requests_total',
+  help: 'HTTP requests answered, by method, route template and status.',
+  labelNames: ['method', 'route', 'status'] as const,
+  registers: [registry],
+});
+
+const httpDuration = new Histogram({
+  name: 'registry_db_http_request_duration_seconds',
+  help: 'HTTP request latency, by method, route template and status.',
+  labelNames: ['method', 'route', 'status'] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [registry],
+});
+
+const probes = new Counter({
+  name: 'registry_db_probes_total',
+  help: 'Registry health probes, by resulting status and error code (`none` when healthy).',
+  labelNames: ['status', 'error'] as const,
+  registers: [registry],
+});
+
+const sweepDuration = new Histogram({
+  name: 'registry_db_sweep_duration_seconds',
+  help: 'Duration of scheduled sweeps, by kind (health, storage).',
+  labelNames: ['kind'] as const,
+  buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+  registers: [registry],
+});
+
+export function recordProbe(status: string, error?: string | null): void {
+  probes.inc({ status, error: error ?? 'none' });
+}
+
+export function recordSweep(kind: string, seconds: number): void {
+  sweepDuration.observe({ kind }, seconds);
+}
+
+/** The route template of a request that matched a route, else `unmatched`. */
+export function routeTemplate(req: { baseUrl?: string; route?: { path?: unknown } }): string {
+  const p = req.route?.path;
+  return typeof p === 'string' ? `${req.baseUrl ?? ''}${p}` : 'unmatched';
+}
+
+export function httpMetrics(): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const labels = { method: req.method, route: routeTemplate(req), status: String(res.statusCode) };
+      httpRequests.inc(labels);
+      httpDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    next();
+  };
+}
+
+export async function metricsText(): Promise<{ contentType: string; body: string }> {
+  return { contentType: registry.contentType, body: await registry.metrics() };
+}

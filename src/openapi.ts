@@ -1,0 +1,169 @@
+/**
+ * The OpenAPI 3.1 document (GET /openapi.json), built once at startup from the schemas of schemas/ (no
+ * second copy of any schema): each schema becomes a component named by its `title`, its `$defs` become
+ * components `<Title>_<def>`, and `$id`-relative references (`#/$defs/x`, `other.schema.json`,
+ * `other.schema.json#/$defs/x`) are rewritten to point at those components.
+ */
+import { PERMISSIONS, type Permission } from './http/auth';
+import { schemas } from './schemas';
+
+type Json = Record<string, unknown>;
+type SchemaFile = { $id: string; title: string; $defs?: Json } & Json;
+
+function componentsFrom(files: SchemaFile[]): Record<string, Json> {
+  const byId = new Map(files.map((f) => [f.$id, f.title]));
+  const out: Record<string, Json> = {};
+  for (const file of files) {
+    const rewrite = (node: unknown): unknown => {
+      if (Array.isArray(node)) return node.map(rewrite);
+      if (node === null || typeof node !== 'object') return node;
+      const copy: Json = {};
+      for (const [k, v] of Object.entries(node)) copy[k] = k === '$ref' && typeof v === 'string' ? refTo(v) : rewrite(v);
+      return copy;
+    };
+    const refTo = (ref: string): string => {
+      const [target, fragment = ''] = ref.split('#');
+      const title = target ? byId.get(target) : file.title;
+      if (!title) throw new Error(`openapi: ${file.$id} refers to unknown schema ${ref}`);
+      if (fragment === '' || fragment === '/') return `#/components/schemas/${title}`;
+      const def = /^\/\$defs\/([A-Za-z0-9_.-]+)$/.exec(fragment);
+      if (!def) throw new Error(`openapi: ${file.$id} has a reference this builder cannot convert: ${ref}`);
+      return `#/components/schemas/${title}_${def[1]}`;
+    };
+    const { $id: _id, $schema: _schema, $defs, ...rest } = file;
+    out[file.title] = rewrite(rest) as Json;
+    for (const [name, def] of Object.entries($defs ?? {})) out[`${file.title}_${name}`] = rewrite(def) as Json;
+  }
+  return out;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ref('Problem') } } });
+const json = (schema: Json, description: string, headers?: Json) => ({ description, ...(headers ? { headers } : {}), content: { 'application/json': { schema } } });
+
+const idParam = { name: 'id', in: 'path', required: true, description: 'container_registry_id (UUID)', schema: { type: 'string' } };
+const ifMatch = { name: 'If-Match', in: 'header', required: false, description: 'ETag of the version the change is based on; 412 when stale.', schema: { type: 'string' } };
+const etag = { ETag: { description: 'The entry version as a strong entity tag.', schema: { type: 'string' } } };
+
+/** Answers every protected route can give besides its own. */
+const guarded = {
+  '401': problem('No API key, or an unknown one (see WWW-Authenticate).'),
+  '403': problem('The key’s role is too low for this route, or protected mode refuses a non-loopback client.'),
+  '429': problem('Rate limit exceeded (see RateLimit and Retry-After).'),
+};
+
+function op(permission: Permission | null, summary: string, rest: Json): Json {
+  if (permission === null) return { summary, security: [], ...rest };
+  const responses = { ...(rest.responses as Json), ...guarded };
+  return { summary, description: `Needs the \`${PERMISSIONS[permission]}\` role or higher (\`can('${permission}')\`).`, 'x-permission': permission, ...rest, responses };
+}
+
+function paths(has: (name: string) => boolean): Json {
+  const entry = ref('ContainerRegistry');
+  const report = has('HealthReport') ? ref('HealthReport') : { type: 'object' };
+  return {
+    '/container_registry': {
+      post: op('write', 'Create a registry entry', {
+        operationId: 'createRegistry',
+        requestBody: { required: true, content: { 'application/json': { schema: entry } } },
+        responses: {
+          '201': json(entry, 'The stored entry.', { ...etag, Location: { description: 'URL of the new entry.', schema: { type: 'string' } } }),
+          '400': problem('Invalid entry or malformed JSON.'),
+          '409': problem('The name is taken.'),
+          '413': problem('Body too large.'),
+          '415': problem('Body is not JSON.'),
+        },
+      }),
+    },
+    '/container_registry/{id}': {
+      parameters: [idParam],
+      get: op('read', 'Read one entry', {
+        operationId: 'getRegistry',
+        responses: { '200': json(entry, 'The entry.', etag), '404': problem('No such entry.') },
+      }),
+      put: op('write', 'Update an entry ($set, $unset, $addToSet, $pull, or a plain object of fields)', {
+        operationId: 'updateRegistry',
+        parameters: [ifMatch],
+        requestBody: { required: true, content: { 'application/json': { schema: ref('ContainerRegistryUpdate') } } },
+        responses: {
+          '200': json(entry, 'The updated entry.', etag),
+          '400': problem('Invalid update.'),
+          '404': problem('No such entry.'),
+          '409': problem('The name is taken.'),
+          '412': problem('If-Match names an older version.'),
+        },
+      }),
+      delete: op('delete', 'Delete an entry', {
+        operationId: 'deleteRegistry',
+        parameters: [ifMatch],
+        responses: { '204': { description: 'Deleted.' }, '404': problem('No such entry.'), '412': problem('If-Match names an older version.') },
+      }),
+    },
+    '/container_registries': {
+      post: op('read', 'Query the catalog with a Mongo-style filter', {
+        operationId: 'queryRegistries',
+        parameters: [
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          { name: 'cursor', in: 'query', description: 'Opaque; from the previous page’s Link header.', schema: { type: 'string' } },
+          { name: 'sort', in: 'query', description: 'A whitelisted field, `-` for descending.', schema: { type: 'string' } },
+          { name: 'fields', in: 'query', description: 'Comma-separated projection.', schema: { type: 'string' } },
+        ],
+        requestBody: { required: false, content: { 'application/json': { schema: ref('ContainerRegistryFilter') } } },
+        responses: {
+          '200': json({ type: 'array', items: entry }, 'The matching entries.', { Link: { description: '`<...>; rel="next"` when there is a next page.', schema: { type: 'string' } } }),
+          '400': problem('Invalid filter or query option.'),
+        },
+      }),
+    },
+    '/check_container_health/{id}': {
+      parameters: [idParam],
+      get: op('probe', 'Probe the registry now (GET /v2/) and store the result', {
+        operationId: 'checkRegistryHealth',
+        responses: { '200': json(ref('ContainerRegistryHealth'), 'The probe result.'), '404': problem('No such entry.') },
+      }),
+    },
+    '/health_report': {
+      get: op('read', 'The latest health report', { operationId: 'getHealthReport', responses: { '200': json(report, 'The latest report.') } }),
+    },
+    '/metrics': {
+      get: op('read', 'Prometheus metrics', {
+        operationId: 'getMetrics',
+        responses: { '200': { description: 'Prometheus text format.', content: { 'text/plain': { schema: { type: 'string' } } } } },
+      }),
+    },
+    '/healthz': {
+      get: op(null, 'Liveness', { operationId: 'liveness', responses: { '200': json({ type: 'object' }, 'The process is alive.') } }),
+    },
+    '/readyz': {
+      get: op(null, 'Readiness: the database answers', {
+        operationId: 'readiness',
+        responses: { '200': json({ type: 'object' }, 'Ready.'), '503': problem('The database is unreachable, or the service is stopping.') },
+      }),
+    },
+    '/openapi.json': {
+      get: op(null, 'This document', { operationId: 'openapi', responses: { '200': json({ type: 'object' }, 'OpenAPI 3.1.') } }),
+    },
+  };
+}
+
+export function buildOpenApi(version: string): Json {
+  const components = componentsFrom(Object.values(schemas) as unknown as SchemaFile[]);
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Registry DB',
+      version,
+      description: 'Catalog of OCI / Docker container registries. Errors are RFC 9457 problem details.',
+    },
+    jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+    security: [{ bearer: [] }, { simple: [] }],
+    paths: paths((name) => name in components),
+    components: {
+      schemas: components,
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: '`Authorization: Bearer KEY` with a key from API_KEYS.' },
+        simple: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`Authorization: Simple KEY` with a key from API_KEYS.' },
+      },
+    },
+  };
+}

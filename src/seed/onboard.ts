@@ -1,0 +1,107 @@
+/**
+ * Onboarding (SPEC section 9): entries from JSON files (one object, an array, or a directory of .json
+ * files) or stdin, each validated and upserted through the same RegistryService as the API. One bad
+ * entry never stops the others.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { AppError } from '../errors';
+import { parseJsonText } from '../lib/json-shape';
+import type { OnboardOutcome, RegistryService } from '../registries/service';
+
+export interface SourceEntry {
+  /** file[#index] the entry came from. */
+  source: string;
+  value?: unknown;
+  /** Set when the source itself could not be read or parsed. */
+  error?: string;
+}
+
+export interface OnboardLine {
+  source: string;
+  outcome: OnboardOutcome | 'invalid' | 'failed';
+  name?: string;
+  id?: string;
+  reasons?: string[];
+}
+
+async function filesOf(p: string): Promise<string[]> {
+  const s = await stat(p);
+  if (!s.isDirectory()) return [p];
+  const names = (await readdir(p)).filter((n) => n.endsWith('.json')).sort();
+  return names.map((n) => path.join(p, n));
+}
+
+function entriesOf(source: string, text: string): SourceEntry[] {
+  let value: unknown;
+  try {
+    value = parseJsonText(text, source);
+  } catch (e) {
+    return [{ source, error: (e as Error).message }];
+  }
+  if (Array.isArray(value)) return value.map((v, i) => ({ source: `${source}#${i}`, value: v }));
+  return [{ source, value }];
+}
+
+/** Reads every path (`-` = stdin) into entries; unreadable paths become entries with an error. */
+export async function readSources(paths: string[], stdin: NodeJS.ReadableStream = process.stdin): Promise<SourceEntry[]> {
+  const out: SourceEntry[] = [];
+  for (const p of paths) {
+    if (p === '-') {
+      const chunks: Buffer[] = [];
+      for await (const c of stdin) chunks.push(Buffer.from(c));
+      out.push(...entriesOf('<stdin>', Buffer.concat(chunks).toString('utf8')));
+      continue;
+    }
+    let files: string[];
+    try {
+      files = await filesOf(p);
+    } catch (e) {
+      out.push({ source: p, error: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+      continue;
+    }
+    for (const f of files) {
+      try {
+        out.push(...entriesOf(f, await readFile(f, 'utf8')));
+      } catch (e) {
+        out.push({ source: f, error: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+      }
+    }
+  }
+  return out;
+}
+
+function reasonsOf(e: unknown): string[] {
+  if (e instanceof AppError) return e.errors?.map((fe) => `${fe.path}: ${fe.message}`) ?? [e.message];
+  return [(e as Error).message];
+}
+
+export async function onboard(service: RegistryService, entries: SourceEntry[], dryRun: boolean): Promise<OnboardLine[]> {
+  const lines: OnboardLine[] = [];
+  for (const entry of entries) {
+    if (entry.error) {
+      lines.push({ source: entry.source, outcome: 'invalid', reasons: [entry.error] });
+      continue;
+    }
+    const name = (entry.value as { container_registry_name?: unknown } | null)?.container_registry_name;
+    try {
+      const r = await service.onboard(entry.value, dryRun);
+      lines.push({ source: entry.source, outcome: r.outcome, id: r.id, name: String(name) });
+    } catch (e) {
+      const client = e instanceof AppError && e.status < 500;
+      lines.push({ source: entry.source, outcome: client ? 'invalid' : 'failed', name: typeof name === 'string' ? name : undefined, reasons: reasonsOf(e) });
+    }
+  }
+  return lines;
+}
+
+export function formatLine(l: OnboardLine): string {
+  const what = l.name ? `${l.name}${l.id ? ` (${l.id})` : ''}` : '';
+  const reasons = l.reasons ? `: ${l.reasons.join('; ')}` : '';
+  return `${l.outcome.padEnd(9)} ${l.source}${what ? ` ${what}` : ''}${reasons}`;
+}
+
+export function summarize(lines: OnboardLine[], dryRun: boolean): string {
+  const count = (o: OnboardLine['outcome']) => lines.filter((l) => l.outcome === o).length;
+  return `${dryRun ? '[dry run, nothing written] ' : ''}${lines.length} entries: ${count('created')} created, ${count('updated')} updated, ${count('unchanged')} unchanged, ${count('invalid')} invalid, ${count('failed')} failed`;
+}

@@ -1,0 +1,40 @@
+/**
+ * Concurrent updates never lose each other's changes: within one instance (queued per entry) and across
+ * two instances on one database (version compare-and-set, re-read and re-apply).
+ */
+import { entry } from '../support/entries';
+import { call, startTestService, type TestService } from '../support/service';
+
+let a: TestService;
+let b: TestService;
+beforeAll(async () => {
+  a = await startTestService();
+  b = await startTestService({}, { dbName: a.db.databaseName });
+});
+afterAll(async () => {
+  await b.close();
+  await a.close();
+});
+
+test('When 50 concurrent $addToSet requests add 50 different tags to one entry, then all 50 are stored', async () => {
+  const created = await call(a.url, 'POST', '/container_registry', entry({ container_registry_tags: [] }));
+  const path = `/container_registry/${created.body.container_registry_id}`;
+  const results = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => call(i % 2 ? b.url : a.url, 'PUT', path, { $addToSet: { container_registry_tags: `tag-${i}` } })),
+  );
+  expect(results.map((r) => r.status)).toEqual(Array(50).fill(200));
+  const stored = await call(a.url, 'GET', path);
+  expect([...stored.body.container_registry_tags].sort()).toEqual(Array.from({ length: 50 }, (_, i) => `tag-${i}`).sort());
+  expect(stored.body.version).toBe(51);
+});
+
+test('When two instances update different fields of one entry at once, then both changes are kept', async () => {
+  const created = await call(a.url, 'POST', '/container_registry', entry());
+  const path = `/container_registry/${created.body.container_registry_id}`;
+  const writes = Array.from({ length: 20 }, (_, i) =>
+    call(i % 2 ? b.url : a.url, 'PUT', path, { $set: { [`container_registry_metadata.k${i}`]: i } }),
+  );
+  expect((await Promise.all(writes)).every((r) => r.status === 200)).toBe(true);
+  const stored = await call(a.url, 'GET', path);
+  for (let i = 0; i < 20; i++) expect(stored.body.container_registry_metadata[`k${i}`]).toBe(i);
+});
