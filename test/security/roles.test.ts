@@ -1,0 +1,97 @@
+/**
+ * The role matrix over every route (SPEC section 8, issue 4): no key 401, wrong key 401, a role too low 403,
+ * a role high enough served; `Bearer` and `Simple` both accepted. Real service, real HTTP, real database.
+ */
+import { call, startTestService, type TestService } from '../support/service';
+import { entry } from '../support/entries';
+import { bearer, makeKeys, simple } from './keys';
+
+type Role = 'reader' | 'writer' | 'admin';
+const ROLES: Role[] = ['reader', 'writer', 'admin'];
+const RANK: Record<Role, number> = { reader: 1, writer: 2, admin: 3 };
+
+const keys = makeKeys();
+let svc: TestService;
+
+/** Creates an entry as admin; its URL is a closed loopback port, so a probe fails fast and stays on loopback. */
+async function newEntry(): Promise<string> {
+  const res = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_public_url: 'http://127.0.0.1:9' }), bearer(keys.admin));
+  expect(res.status).toBe(201);
+  return res.body.container_registry_id as string;
+}
+
+interface Route {
+  method: string;
+  path: string;
+  /** Lowest role served. */
+  role: Role;
+  /** Status when served. */
+  ok: number;
+  /** Builds a request that succeeds for a role high enough. */
+  request: () => Promise<{ path: string; body?: unknown }>;
+}
+
+const ROUTES: Route[] = [
+  { method: 'POST', path: '/container_registry', role: 'writer', ok: 201, request: async () => ({ path: '/container_registry', body: entry() }) },
+  { method: 'GET', path: '/container_registry/:id', role: 'reader', ok: 200, request: async () => ({ path: `/container_registry/${await newEntry()}` }) },
+  {
+    method: 'PUT',
+    path: '/container_registry/:id',
+    role: 'writer',
+    ok: 200,
+    request: async () => ({ path: `/container_registry/${await newEntry()}`, body: { $addToSet: { container_registry_tags: 'x' } } }),
+  },
+  { method: 'DELETE', path: '/container_registry/:id', role: 'admin', ok: 204, request: async () => ({ path: `/container_registry/${await newEntry()}` }) },
+  { method: 'POST', path: '/container_registries', role: 'reader', ok: 200, request: async () => ({ path: '/container_registries', body: {} }) },
+  { method: 'GET', path: '/check_container_health/:id', role: 'writer', ok: 200, request: async () => ({ path: `/check_container_health/${await newEntry()}` }) },
+  { method: 'GET', path: '/health_report', role: 'reader', ok: 200, request: async () => ({ path: '/health_report' }) },
+  { method: 'GET', path: '/metrics', role: 'reader', ok: 200, request: async () => ({ path: '/metrics' }) },
+];
+
+beforeAll(async () => {
+  svc = await startTestService({ API_KEYS: keys.env });
+});
+afterAll(() => svc.close());
+
+describe('Role matrix', () => {
+  describe.each(ROUTES)('$method $path (needs $role)', (route) => {
+    test('When no key is sent, then it is a 401 problem with a WWW-Authenticate challenge', async () => {
+      const { path, body } = await route.request();
+      const res = await call(svc.url, route.method, path, body);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
+      expect(res.headers.get('www-authenticate')).toMatch(/Bearer realm=.*Simple realm=/);
+    });
+
+    test('When an unknown key is sent in either form, then it is a 401', async () => {
+      const { path, body } = await route.request();
+      expect((await call(svc.url, route.method, path, body, bearer(keys.wrong))).status).toBe(401);
+      expect((await call(svc.url, route.method, path, body, simple(keys.wrong))).status).toBe(401);
+      expect((await call(svc.url, route.method, path, body, { Authorization: `Basic ${Buffer.from(`x:${keys.admin}`).toString('base64')}` })).status).toBe(401);
+    });
+
+    test.each(ROLES.flatMap((role) => [
+      { role, form: 'Bearer' as const },
+      { role, form: 'Simple' as const },
+    ]))('When the $role key is sent as $form, then the route answers as the matrix says', async ({ role, form }) => {
+      const { path, body } = await route.request();
+      const res = await call(svc.url, route.method, path, body, (form === 'Bearer' ? bearer : simple)(keys[role]));
+      if (RANK[role] >= RANK[route.role]) {
+        expect({ status: res.status, body: res.body }).toMatchObject({ status: route.ok });
+      } else {
+        expect(res.status).toBe(403);
+        expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
+        expect(res.body.detail).toContain(`needs the ${route.role} role`);
+      }
+    });
+  });
+
+  test.each(['/healthz', '/readyz', '/openapi.json'])('When %s is called without a key, then it is served', async (path) => {
+    expect((await call(svc.url, 'GET', path)).status).toBe(200);
+  });
+
+  test('When a path no route serves is called without a key, then it is a 401 (nothing is revealed before authentication)', async () => {
+    expect((await call(svc.url, 'GET', '/no/such/route')).status).toBe(401);
+    expect((await call(svc.url, 'GET', '/no/such/route', undefined, bearer(keys.reader))).status).toBe(404);
+  });
+});
