@@ -1,0 +1,88 @@
+/**
+ * Rate limits shared by replicas: two service instances on one database count one budget per client; over
+ * it, 429 problem+json with the draft-8 `RateLimit` headers and `Retry-After`; a tighter budget on probes.
+ * Windows are one day long (aligned to UTC midnight) so that no window ends during the test.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RATE_LIMITS } from '../../src/http/rate-limit-store';
+import { entry } from '../support/entries';
+import { call, startTestService, testDbName, type TestService } from '../support/service';
+import { bearer, makeKeys } from './keys';
+
+const BUDGET = 20;
+const PROBE_BUDGET = 2;
+const keys = makeKeys();
+const env = {
+  API_KEYS: keys.env,
+  RATE_LIMIT_WINDOW_MS: '86400000',
+  RATE_LIMIT_MAX: String(BUDGET),
+  PROBE_RATE_LIMIT_MAX: String(PROBE_BUDGET),
+  RATE_LIMIT_SYNC_MS: '20',
+};
+
+let a: TestService;
+let b: TestService;
+beforeAll(async () => {
+  const dbName = testDbName();
+  a = await startTestService(env, { dbName });
+  b = await startTestService(env, { dbName });
+});
+afterAll(async () => {
+  await a.close();
+  await b.close();
+});
+
+/** Waits until the shared counter of a client reaches `hits` in the database (replica A has synced). */
+async function sharedHits(limiter: string, atLeast: number): Promise<void> {
+  for (;;) {
+    const rows = await a.db.collection(RATE_LIMITS).find({ limiter: `${limiter}:` }).toArray();
+    if (rows.reduce((n, r) => n + Number(r.hits), 0) >= atLeast) return;
+    await sleep(10);
+  }
+}
+
+test('When two replicas on one database serve one client, then requests over the combined budget get 429', async () => {
+  const asReader = bearer(keys.reader);
+  for (let i = 1; i <= BUDGET; i++) {
+    const res = await call(a.url, 'POST', '/container_registries', {}, asReader);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('ratelimit')).toBe(`"default"; r=${BUDGET - i}; t=${res.headers.get('ratelimit')!.split('t=')[1]}`);
+    expect(res.headers.get('ratelimit-policy')).toMatch(new RegExp(`^"default"; q=${BUDGET}; w=86400; pk=:`));
+  }
+  const over = await call(a.url, 'POST', '/container_registries', {}, asReader);
+  expect(over.status).toBe(429);
+  expect(over.headers.get('content-type')).toMatch(/application\/problem\+json/);
+  expect(over.body).toMatchObject({ status: 429, title: 'Too many requests' });
+  expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0);
+
+  // Replica A's counts reach the database; replica B then refuses the same client although B itself
+  // served (almost) nothing: at most what it admitted before its first sync (the documented bound).
+  await sharedHits('default', BUDGET);
+  let servedByB = 0;
+  let refusedByB = 0;
+  for (let i = 0; i < BUDGET && refusedByB === 0; i++) {
+    const res = await call(b.url, 'POST', '/container_registries', {}, asReader);
+    if (res.status === 200) servedByB++;
+    else if (res.status === 429) refusedByB++;
+    else throw new Error(`unexpected ${res.status}`);
+    await sleep(40); // pacing only, so that B's sync runs between requests; nothing asserts on time
+  }
+  expect(refusedByB).toBe(1);
+  expect(servedByB).toBeLessThan(BUDGET / 2);
+
+  // Another client (another key) has its own budget on both replicas.
+  expect((await call(b.url, 'POST', '/container_registries', {}, bearer(keys.admin))).status).toBe(200);
+});
+
+test('When a client probes more often than the probe budget, then the extra probes get 429 while other routes still answer', async () => {
+  const asWriter = bearer(keys.writer);
+  const created = await call(a.url, 'POST', '/container_registry', entry({ container_registry_public_url: 'http://127.0.0.1:9' }), asWriter);
+  expect(created.status).toBe(201);
+  const id = created.body.container_registry_id as string;
+  for (let i = 0; i < PROBE_BUDGET; i++) expect((await call(a.url, 'GET', `/check_container_health/${id}`, undefined, asWriter)).status).toBe(200);
+  const over = await call(a.url, 'GET', `/check_container_health/${id}`, undefined, asWriter);
+  expect(over.status).toBe(429);
+  expect(over.body.detail).toMatch(/"probe"/);
+  expect(over.headers.get('ratelimit')).toMatch(/"probe"; r=0/);
+  expect((await call(a.url, 'GET', `/container_registry/${id}`, undefined, asWriter)).status).toBe(200);
+});
