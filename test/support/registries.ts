@@ -187,6 +187,12 @@ function configYaml(opts: { port: number; storage: string; tls?: { cert: string;
     'health:',
     '  storagedriver:',
     '    enabled: false',
+    // Foreign layers (`urls`) are refused unless an allow list matches them; ours point at loopback only.
+    'validation:',
+    '  manifests:',
+    '    urls:',
+    '      allow:',
+    "        - '^http://127\\.0\\.0\\.1(:[0-9]+)?/'",
     opts.auth,
     '',
   ].join('\n');
