@@ -7,6 +7,8 @@ import winston from 'winston';
 const SECRET_KEY = /pass(word)?|secret|token|authorization|api[-_]?keys?|credential|cookie|private[-_]?key/i;
 const AUTH_VALUE = /\b(Bearer|Basic|Simple)\s+[A-Za-z0-9._~+/=-]+/g;
 const URL_USERINFO = /(\b[a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi;
+/** `password=x`, `token: x`, `"api_key":"x"` inside free text (error messages, URLs' query strings). */
+const INLINE_SECRET = /\b((?:pass(?:word)?|passwd|secret|token|access_token|api[-_]?keys?|client_secret)["']?\s*[:=]\s*["']?)[^\s"'&,;}]+/gi;
 const REDACTED = '[REDACTED]';
 
 /** Extra literal strings (API keys) to scrub wherever they appear. */
@@ -16,7 +18,7 @@ export function registerSecret(secret: string): void {
 }
 
 function scrubString(s: string): string {
-  let out = s.replace(AUTH_VALUE, `$1 ${REDACTED}`).replace(URL_USERINFO, `$1${REDACTED}@`);
+  let out = s.replace(AUTH_VALUE, `$1 ${REDACTED}`).replace(URL_USERINFO, `$1${REDACTED}@`).replace(INLINE_SECRET, `$1${REDACTED}`);
   for (const secret of knownSecrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
   return out;
 }
