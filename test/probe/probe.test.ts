@@ -10,6 +10,7 @@ import {
   hang,
   htmlPage,
   redirectLoop,
+  reset,
   serverError,
   startFakeServer,
   status,
@@ -250,6 +251,38 @@ describe('fake servers', () => {
     } finally {
       await strict.close();
     }
+  });
+
+  test('When the server drops the connection without answering, then the probe is unhealthy with connection_reset', async () => {
+    const dropper = await startFakeServer(reset);
+    const result = await prober(target(dropper.url));
+    expect(result).toMatchObject({ status: 'unhealthy', error: 'connection_reset', http_status: null });
+    expect(result.detail).toBeTruthy();
+  });
+
+  test('When the token realm is on an address the policy refuses, then the probe is blocked_by_policy and the realm sees zero connections', async () => {
+    const realm = await startFakeServer(tokenEndpoint('robot', 's3cret', { token: 't' }), '127.0.0.2');
+    const registry = await startFakeServer(bearerRegistry(() => `${realm.url}/token`, 't'));
+    const strict = createProber(loadConfig({ PROBE_ALLOWED_NETWORKS: '127.0.0.1/32' }));
+    try {
+      const result = await strict(target(registry.url, { credentials: { username: 'robot', password: 's3cret' } }));
+      expect(result).toMatchObject({ status: 'unhealthy', error: 'blocked_by_policy', http_status: 401 });
+      expect(realm.connections()).toBe(0);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  test('When a redirect leads to another origin, then the credentials are not sent there', async () => {
+    const elsewhere = await startFakeServer(status(401, { 'WWW-Authenticate': 'Basic realm="elsewhere"' }));
+    const redirector = await startFakeServer((req, res) => {
+      if (req.headers.authorization) res.writeHead(302, { Location: `${elsewhere.url}/v2/` }).end();
+      else res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="here"' }).end();
+    });
+    const result = await prober(target(redirector.url, { credentials: { username: 'u', password: 'p' } }));
+    expect(redirector.requests.map((r) => r.authorization !== undefined)).toEqual([false, true]);
+    expect(elsewhere.requests).toEqual([{ method: 'GET', url: '/v2/', authorization: undefined }]);
+    expect(result).toMatchObject({ status: 'degraded', error: 'auth_failed' });
   });
 
   test('When the URL is not an http(s) URL, then the probe is unhealthy with invalid_url', async () => {

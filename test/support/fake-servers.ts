@@ -58,6 +58,11 @@ export async function closeAllFakeServers(): Promise<void> {
 /** Accepts the request and never answers. */
 export const hang: Handler = () => undefined;
 
+/** Reads the request, then drops the connection without a byte of answer. */
+export const reset: Handler = (req) => {
+  req.socket.destroy();
+};
+
 export const status =
   (code: number, headers: Record<string, string> = {}, body = ''): Handler =>
   (_req, res) => {
