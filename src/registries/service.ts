@@ -4,7 +4,7 @@
  * never lose each other's changes.
  */
 import { randomUUID } from 'node:crypto';
-import { InputError, NotFoundError, PreconditionFailedError } from '../errors';
+import { InputError, NotFoundError, PreconditionFailedError, type FieldError } from '../errors';
 import { KeyedMutex } from '../lib/keyed-mutex';
 import { readOnlyPaths, validateEntry } from '../schemas';
 import type { CredentialCipher, PlainCredentials } from './credentials';
@@ -55,25 +55,38 @@ export class RegistryService {
     private readonly cipher: CredentialCipher,
   ) {}
 
-  /** Refuses read-only fields by name (clearer than "unknown field"). */
-  private rejectReadOnly(body: Record<string, unknown>): void {
-    const errors = readOnlyPaths
+  /** Read-only fields present in a client document, each named (clearer than "unknown field"). */
+  private readOnlyErrors(body: Record<string, unknown>): FieldError[] {
+    return readOnlyPaths
       .filter((p) => {
         const [top, sub] = p.split('.');
         const v = body[top!];
         return sub === undefined ? v !== undefined : isObject(v) && v[sub] !== undefined;
       })
       .map((p) => ({ path: '/' + p.replace('.', '/'), message: `${p} is read-only` }));
-    if (errors.length > 0) throw new InputError(`Read-only fields cannot be set: ${errors.map((e) => e.path).join(', ')}.`, errors);
   }
 
   /** Validates a client document and builds what is stored (used by create and by onboarding). */
   private prepareNew(body: unknown): { id: string; fields: Omit<StoredRegistry, '_id' | 'version' | 'created_at' | 'updated_at' | 'container_registry_health'> } {
     if (!isObject(body)) throw new InputError('The registry entry must be a JSON object.', [{ path: '/', message: 'must be an object' }]);
-    this.rejectReadOnly(body);
-    const entry = validateEntry(body);
-    const { container_registry_id, container_registry_credentials, ...rest } = entry;
-    const fields: Record<string, unknown> = { ...rest };
+    // Report read-only fields and schema problems together, so one round trip shows everything to fix.
+    const errors = this.readOnlyErrors(body);
+    const rest: Record<string, unknown> = structuredClone(body);
+    for (const e of errors) {
+      const [top, sub] = e.path.slice(1).split('/');
+      if (sub === undefined) delete rest[top!];
+      else delete (rest[top!] as Record<string, unknown>)[sub];
+    }
+    try {
+      validateEntry(rest);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      errors.push(...(e.errors ?? []));
+    }
+    if (errors.length > 0) throw new InputError(`The registry entry is invalid: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, errors);
+    const entry = rest as unknown as Entry;
+    const { container_registry_id, container_registry_credentials, ...fieldsIn } = entry;
+    const fields: Record<string, unknown> = { ...fieldsIn };
     fields.container_registry_image_prefix ??= derivePrefix(entry.container_registry_public_url);
     if (container_registry_credentials) fields[CREDS] = this.cipher.seal(container_registry_credentials);
     return { id: container_registry_id ?? randomUUID(), fields: fields as ReturnType<RegistryService['prepareNew']>['fields'] };
@@ -177,11 +190,19 @@ export class RegistryService {
   async query(body: unknown, query: Record<string, unknown>): Promise<QueryPage> {
     const plan = parseQueryPlan(body, query);
     const rows = await this.repo.query(plan);
-    if (rows.length <= plan.limit) return { items: rows };
     const items = rows.slice(0, plan.limit);
-    const last = items[items.length - 1]!;
-    const key = plan.sort.dbField.split('.').reduce<unknown>((o, k) => (isObject(o) ? o[k] : undefined), last) as string | number;
-    return { items, nextCursor: encodeCursor(plan.sort, plan.sort.dbField === '_id' ? last._id : key, last._id) };
+    let nextCursor: string | undefined;
+    if (rows.length > plan.limit) {
+      const last = items[items.length - 1]!;
+      const key = plan.sort.dbField.split('.').reduce<unknown>((o, k) => (isObject(o) ? o[k] : undefined), last) as string | number;
+      nextCursor = encodeCursor(plan.sort, plan.sort.dbField === '_id' ? last._id : key, last._id);
+    }
+    // The sort key was fetched for the cursor; drop it when the client did not ask for it.
+    const sortTop = plan.sort.dbField.split('.')[0]!;
+    if (plan.fields && sortTop !== '_id' && !plan.fields.includes(sortTop)) {
+      for (const item of items) delete (item as unknown as Record<string, unknown>)[sortTop];
+    }
+    return { items, nextCursor };
   }
 
   /**
