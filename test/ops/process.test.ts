@@ -1,0 +1,128 @@
+/**
+ * The built service as a process: compiled once into a private folder (so a concurrent `npm run build`
+ * cannot change it under the test), started with `node <build>/src/main.js` against the run's database
+ * server (TEST_MONGODB_URI).
+ * - A slow request in flight when SIGTERM arrives still completes with 200, new connections are refused,
+ *   and the process exits 0.
+ * - An invalid variable (PORT=abc) stops it with a non-zero status and a message naming the variable.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { testDbName, testEnv } from '../support/service';
+
+const ROOT = path.join(__dirname, '..', '..');
+let build: string;
+let dataDir: string;
+
+beforeAll(async () => {
+  build = mkdtempSync(path.join(ROOT, 'node_modules', '.cache', 'registry-db-build-'));
+  dataDir = mkdtempSync(path.join(os.tmpdir(), 'registry-db-proc-'));
+  // tsc's exit status also reports type errors in files this test does not run; the emitted entry point decides.
+  await promisify(execFile)(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', build]).catch(() => undefined);
+}, 120_000);
+afterAll(() => {
+  rmSync(build, { recursive: true, force: true });
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+function env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const uri = process.env.TEST_MONGODB_URI;
+  if (!uri) throw new Error('TEST_MONGODB_URI is not set');
+  return { PATH: process.env.PATH, ...testEnv(), MONGODB_URI: uri, MONGODB_DB: testDbName(), DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: '0', ...overrides };
+}
+
+/** Collects a child's stdout lines and resolves `waitFor` once a JSON line matches. */
+function watch(child: ChildProcess) {
+  const lines: Array<Record<string, unknown>> = [];
+  const waiters: Array<{ match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+  let buffered = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    let i;
+    while ((i = buffered.indexOf('\n')) >= 0) {
+      const text = buffered.slice(0, i);
+      buffered = buffered.slice(i + 1);
+      let line: Record<string, unknown>;
+      try {
+        line = JSON.parse(text);
+      } catch {
+        continue;
+      }
+      lines.push(line);
+      for (const w of waiters.splice(0)) (w.match(line) ? w.resolve(line) : waiters.push(w));
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    lines,
+    exited,
+    waitFor: (match: (l: Record<string, unknown>) => boolean) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const found = lines.find(match);
+        if (found) return resolve(found);
+        waiters.push({ match, resolve });
+        void exited.then((code) => reject(new Error(`the service exited (${code}) first; log:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`)));
+      }),
+  };
+}
+
+test('When SIGTERM arrives while a slow request is in flight, then that request completes with 200, new connections are refused and the process exits 0', async () => {
+  const child = spawn(process.execPath, [path.join(build, 'src', 'main.js')], { env: env(), stdio: ['ignore', 'pipe', 'inherit'] });
+  const svc = watch(child);
+  const listening = await svc.waitFor((l) => l.message === 'listening');
+  const port = Number(String(listening.address).split(':').pop());
+
+  // The request's headers go out with `Expect: 100-continue`: the "100 Continue" answer proves the service
+  // is handling it; the body (and so the end of the request) is sent only after the stop began.
+  const body = JSON.stringify({ container_registry_tags: { $in: ['ai'] } });
+  const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/container_registries', agent: false, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Expect: '100-continue' } });
+  const response = new Promise<{ status: number; text: string }>((resolve, reject) => {
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+  });
+  await new Promise<void>((resolve) => req.once('continue', () => resolve()));
+
+  child.kill('SIGTERM');
+  await svc.waitFor((l) => l.message === 'stopping');
+  const refused = await new Promise<string>((resolve) => {
+    http.get({ host: '127.0.0.1', port, path: '/healthz', agent: false }, () => resolve('served')).on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+  expect(refused).toBe('ECONNREFUSED');
+
+  req.end(body);
+  expect(await response).toEqual({ status: 200, text: '[]' });
+  expect(await svc.exited).toBe(0);
+  const messages = svc.lines.map((l) => `${String(l.message)}${l.part ? `:${String(l.part)}` : ''}`);
+  expect(messages).toEqual(expect.arrayContaining(['stopping', 'stopped:http', 'stopped:rate limits', 'stopped:database']));
+  expect(messages.indexOf('stopped:http')).toBeLessThan(messages.indexOf('stopped:database'));
+});
+
+test('When PORT=abc, then the process exits non-zero with a message naming PORT', async () => {
+  const result = await promisify(execFile)(process.execPath, [path.join(build, 'src', 'main.js')], { env: env({ PORT: 'abc' }) }).then(
+    () => ({ code: 0, stderr: '' }),
+    (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+  );
+  expect(result.code).not.toBe(0);
+  expect(result.stderr).toMatch(/\bPORT\b/);
+  expect(result.stderr).toMatch(/abc/);
+});
+
+test('When API_KEYS names an unknown role, then the process exits non-zero naming API_KEYS without echoing the key', async () => {
+  const secret = 'superuser-key-0123456789abcdef';
+  const result = await promisify(execFile)(process.execPath, [path.join(build, 'src', 'main.js')], { env: env({ API_KEYS: `root:${secret}` }) }).then(
+    () => ({ code: 0, stderr: '' }),
+    (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+  );
+  expect(result.code).not.toBe(0);
+  expect(result.stderr).toMatch(/API_KEYS/);
+  expect(result.stderr).not.toContain(secret);
+});
