@@ -4,6 +4,7 @@
  * unhealthy `probe_error`: the stored status always reflects the latest attempt.
  */
 import type { ContainerRegistryObserved } from '../generated';
+import { recordProbe } from '../observability/metrics';
 import type { Prober, ProbeResult, StorageCrawler } from '../probe/types';
 import type { CredentialCipher } from '../registries/credentials';
 import type { StoredRegistry } from '../registries/model';
@@ -73,6 +74,7 @@ export class HealthChecker {
   /** Probe + write. `ticket` is the sweep's lease ticket (absent for on-demand checks). */
   async check(doc: StoredRegistry, ticket?: string): Promise<{ result: ProbeResult; write: HealthWrite }> {
     const result = await this.probe(doc);
+    recordProbe(result.status, result.error);
     const write = await this.deps.writer.writeHealth(doc._id, result, ticket);
     return { result, write };
   }

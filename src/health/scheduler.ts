@@ -8,6 +8,7 @@
 import { schedule, validate, type ScheduledTask } from 'node-cron';
 import { ConfigError, type Config } from '../config';
 import type { Logger } from '../logger';
+import { recordSweep } from '../observability/metrics';
 import type { HealthChecker } from './check';
 import type { Claim, LeaseStore, SweepKind } from './leases';
 import type { HealthReport, HealthReporter, SweepSummary } from './report';
@@ -209,6 +210,7 @@ export class Scheduler {
     const finished = Date.now();
     summary.finished_at = new Date(finished).toISOString();
     summary.duration_ms = finished - started;
+    recordSweep(kind, summary.duration_ms / 1000);
     return summary;
   }
 }
