@@ -191,3 +191,15 @@ test('When tags are paginated OCI-style with relative Links under a path prefix,
     '/prefix/v2/only/repo/tags/list?n=2&last=d',
   ]);
 });
+
+test('When the crawl runs out of time while a registry hangs on a manifest, then what was counted comes back with truncated', async () => {
+  const slow = await startFakeServer((req, res) => {
+    const json = (body: unknown) => res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
+    if (req.url?.startsWith('/v2/_catalog')) return json({ repositories: ['stuck'] });
+    if (req.url?.startsWith('/v2/stuck/tags/list')) return json({ name: 'stuck', tags: ['forever'] });
+    // manifests: never answered
+  });
+  const observed = await crawler({ STORAGE_TIMEOUT_MS: '1000' })(target(slow.url));
+  expect(observed).toMatchObject({ catalog_supported: true, repository_count: 1, tag_count: 1, used_bytes: 0, truncated: true, error: null });
+  expect(observed.detail).toMatch(/time limit/);
+});
