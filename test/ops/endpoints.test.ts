@@ -1,0 +1,53 @@
+/**
+ * Liveness, readiness and metrics: /healthz answers while the process runs; /readyz pings the database and
+ * answers 503 problem+json once it cannot be reached; /metrics serves Prometheus text with request counts
+ * and latency histograms by route template and status, probe outcomes and process metrics.
+ */
+import { entry } from '../support/entries';
+import { call, startTestService, type TestService } from '../support/service';
+
+describe('Liveness, readiness and metrics', () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService();
+  });
+  afterAll(() => svc.close());
+
+  test('When the database answers, then /healthz and /readyz are 200', async () => {
+    expect(await call(svc.url, 'GET', '/healthz')).toMatchObject({ status: 200, body: { status: 'ok' } });
+    expect(await call(svc.url, 'GET', '/readyz')).toMatchObject({ status: 200, body: { status: 'ready' } });
+  });
+
+  test('When routes are called and a registry probed, then /metrics counts them by route template and status, with latency histograms, probe outcomes and process metrics', async () => {
+    const created = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_public_url: 'http://127.0.0.1:9' }));
+    const id = created.body.container_registry_id as string;
+    expect((await call(svc.url, 'GET', `/container_registry/${id}`)).status).toBe(200);
+    expect((await call(svc.url, 'GET', '/container_registry/00000000-0000-4000-8000-000000000000')).status).toBe(404);
+    expect((await call(svc.url, 'GET', `/check_container_health/${id}`)).body.status).toBe('unhealthy');
+
+    const res = await call(svc.url, 'GET', '/metrics');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = res.text;
+    expect(text).toMatch(/registry_db_http_requests_total\{method="GET",route="\/container_registry\/:id",status="200"\} [1-9]/);
+    expect(text).toMatch(/registry_db_http_requests_total\{method="GET",route="\/container_registry\/:id",status="404"\} [1-9]/);
+    expect(text).toMatch(/registry_db_http_requests_total\{method="POST",route="\/container_registry",status="201"\} [1-9]/);
+    expect(text).toMatch(/registry_db_http_request_duration_seconds_bucket\{le="0\.1",method="GET",route="\/container_registry\/:id",status="200"\}/);
+    expect(text).toMatch(/registry_db_probes_total\{status="unhealthy",error="[a-z_]+"\} [1-9]/);
+    expect(text).toMatch(/# TYPE registry_db_sweep_duration_seconds histogram/);
+    expect(text).toMatch(/process_cpu_user_seconds_total/);
+    expect(text).toMatch(/nodejs_eventloop_lag_seconds/);
+    // Ids never become labels.
+    expect(text).not.toContain(id);
+  });
+
+  test('When the database connection is gone, then /readyz is a 503 problem and /healthz still 200', async () => {
+    await svc.client.close();
+    const ready = await call(svc.url, 'GET', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    expect(ready.body).toMatchObject({ status: 503, title: 'Service unavailable' });
+    expect(ready.headers.get('retry-after')).toBeTruthy();
+    expect((await call(svc.url, 'GET', '/healthz')).status).toBe(200);
+  });
+});
