@@ -113,8 +113,15 @@ export async function authorize(
   }
   const realm = challenge.params.realm;
   if (!realm) throw new ProbeError('token_error', 'Bearer challenge without a realm');
-  const token = await fetchToken(client, { realm, service: challenge.params.service, scopes, credentials: target.credentials, tls, signal });
-  return `Bearer ${token.token}`;
+  try {
+    const token = await fetchToken(client, { realm, service: challenge.params.service, scopes, credentials: target.credentials, tls, signal });
+    return `Bearer ${token.token}`;
+  } catch (err) {
+    if (err instanceof ProbeError || signal.aborted) throw err;
+    // The registry answered; its token service did not: up, but not usable now.
+    const { detail } = classifyError(err, { timedOut: () => false });
+    throw new ProbeError('token_error', `token service ${realm} unreachable: ${detail}`);
+  }
 }
 
 function record(result: ProbeResult, res: HttpResponse): void {

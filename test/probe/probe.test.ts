@@ -273,6 +273,16 @@ describe('fake servers', () => {
     }
   });
 
+  test('When the token service is down while the registry answers, then the probe is degraded with token_error', async () => {
+    const gone = await startFakeServer(hang);
+    const deadRealm = `${gone.url}/token`;
+    await gone.close();
+    const registry = await startFakeServer(bearerRegistry(() => deadRealm, 't'));
+    const result = await prober(target(registry.url, { credentials: { username: 'robot', password: 's3cret' } }));
+    expect(result).toMatchObject({ status: 'degraded', error: 'token_error', http_status: 401 });
+    expect(result.detail).toMatch(/ECONNREFUSED/);
+  });
+
   test('When a redirect leads to another origin, then the credentials are not sent there', async () => {
     const elsewhere = await startFakeServer(status(401, { 'WWW-Authenticate': 'Basic realm="elsewhere"' }));
     const redirector = await startFakeServer((req, res) => {
