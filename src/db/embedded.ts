@@ -29,6 +29,8 @@ export interface EmbeddedOptions {
   /** How long to give mongodb-memory-server to find or download a mongod. */
   mongodTimeoutMs?: number;
   env?: Record<string, string | undefined>;
+  /** FerretDB: TCP port on 127.0.0.1 (default 0, any free port); a fixed one lets a restart keep its URI. */
+  port?: number;
 }
 
 const ROOT = path.resolve(__dirname, '..', '..', ...(path.basename(path.resolve(__dirname, '..', '..')) === 'dist' ? ['..'] : []));
@@ -62,11 +64,19 @@ async function startMongod(opts: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const { MongoMemoryServer } = await import('mongodb-memory-server-core');
   const dbPath = path.join(opts.dataDir, 'mongod');
   mkdirSync(dbPath, { recursive: true });
-  const server = await withTimeout(
-    MongoMemoryServer.create({ instance: { dbPath, storageEngine: 'wiredTiger', ip: '127.0.0.1' } }),
-    opts.mongodTimeoutMs ?? 60_000,
-    'finding or downloading mongod',
-  );
+  // mongodb-memory-server prints its own multi-line failure to the console; our log line says it instead.
+  const { warn, error } = console;
+  console.warn = console.error = () => undefined;
+  let server;
+  try {
+    server = await withTimeout(
+      MongoMemoryServer.create({ instance: { dbPath, storageEngine: 'wiredTiger', ip: '127.0.0.1' } }),
+      opts.mongodTimeoutMs ?? 60_000,
+      'finding or downloading mongod',
+    );
+  } finally {
+    Object.assign(console, { warn, error });
+  }
   return { uri: server.getUri(), backend: 'mongod', dataDir: dbPath, stop: async () => void (await server.stop({ doCleanup: false })) };
 }
 
@@ -101,7 +111,7 @@ export async function startFerretdb(opts: EmbeddedOptions): Promise<EmbeddedData
   const dataDir = path.join(opts.dataDir, 'ferretdb');
   mkdirSync(dataDir, { recursive: true });
   // stdin stays open as a lifeline: FerretDB exits when this process goes away.
-  const child = spawn(bin, ['-listen', '127.0.0.1:0', '-data-dir', dataDir, '-log-level', 'warn'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(bin, ['-listen', `127.0.0.1:${opts.port ?? 0}`, '-data-dir', dataDir, '-log-level', 'warn'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const stderr: string[] = [];
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     stderr.push(d);
