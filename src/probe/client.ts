@@ -4,7 +4,6 @@
  * shared by every registry with the same settings, TLS details captured at handshake, bounded bodies and
  * manual redirects.
  */
-import { createHash } from 'node:crypto';
 import { createSecureContext, rootCertificates, TLSSocket, type SecureContext } from 'node:tls';
 import { Agent, buildConnector, request } from 'undici';
 import type { Config } from '../config';
@@ -47,7 +46,7 @@ export interface HttpClient {
 
 export const MAX_REDIRECTS = 3;
 export const USER_AGENT = 'registry-db-probe/0.1';
-const MAX_AGENTS = 256;
+const MAX_CA_AGENTS = 256;
 const MAX_TLS_ORIGINS = 4096;
 
 interface AgentEntry {
@@ -58,21 +57,25 @@ interface AgentEntry {
 
 export function createHttpClient(config: Config): HttpClient {
   const egress = createEgressPolicy(config.PROBE_ALLOWED_NETWORKS, config.PROBE_DENIED_NETWORKS);
-  const agents = new Map<string, AgentEntry>();
+  // Agents shared by every registry with the same TLS settings: system roots, insecure, or one per CA bundle
+  // (keyed by the PEM text itself; nothing is computed per request).
+  let system: AgentEntry | null = null;
+  let insecure: AgentEntry | null = null;
+  const byCa = new Map<string, AgentEntry>();
 
   const agentFor = (tls: TlsSettings): AgentEntry => {
-    const insecure = tls.insecureSkipTlsVerify === true;
-    const ca = insecure ? undefined : tls.caCertificate?.trim() || undefined;
-    const key = `${insecure ? 'insecure' : 'verify'}:${ca ? createHash('sha256').update(ca).digest('hex') : 'system'}`;
-    const found = agents.get(key);
+    if (tls.insecureSkipTlsVerify === true) return (insecure ??= newAgent(config, egress, true, undefined));
+    const ca = tls.caCertificate;
+    if (!ca) return (system ??= newAgent(config, egress, false, undefined));
+    const found = byCa.get(ca);
     if (found) return found;
-    const entry = newAgent(config, egress, insecure, ca);
-    if (agents.size >= MAX_AGENTS) {
-      const [oldestKey, oldest] = agents.entries().next().value as [string, AgentEntry];
-      agents.delete(oldestKey);
+    if (byCa.size >= MAX_CA_AGENTS) {
+      const [oldestCa, oldest] = byCa.entries().next().value as [string, AgentEntry];
+      byCa.delete(oldestCa);
       void oldest.agent.close().catch(() => undefined);
     }
-    agents.set(key, entry);
+    const entry = newAgent(config, egress, false, ca);
+    byCa.set(ca, entry);
     return entry;
   };
 
@@ -95,8 +98,9 @@ export function createHttpClient(config: Config): HttpClient {
       };
     },
     async close(): Promise<void> {
-      const all = [...agents.values()];
-      agents.clear();
+      const all = [system, insecure, ...byCa.values()].filter((e): e is AgentEntry => e !== null);
+      system = insecure = null;
+      byCa.clear();
       await Promise.all(all.map((e) => e.agent.close().catch(() => undefined)));
     },
   };
