@@ -4,14 +4,17 @@
  */
 import type { Db } from 'mongodb';
 import type { Config } from './config';
+import { createHealthService } from './health';
 import { buildApp } from './http/app';
 import { createAccess } from './http/auth';
 import { createRateLimits } from './http/rate-limit';
+import { healthRoutes } from './http/routes/health';
 import { metricsRoutes, publicOpsRoutes } from './http/routes/ops';
 import { Lifecycle } from './lifecycle';
 import type { Logger } from './logger';
 import { buildOpenApi } from './openapi';
 import pkg from '../package.json';
+import { createProber, createStorageCrawler } from './probe';
 import { CredentialCipher, loadOrCreateKey } from './registries/credentials';
 import { RegistryRepository } from './registries/repository';
 import { RegistryService } from './registries/service';
@@ -30,6 +33,11 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   const access = createAccess(config.API_KEYS);
   const rateLimits = await createRateLimits(config, db, logger);
   lifecycle.onStop('rate limits', () => rateLimits.shutdown());
+  const prober = createProber(config);
+  const crawler = createStorageCrawler(config);
+  const health = await createHealthService({ config, db, logger, cipher, prober, crawler, claims: repository.claims });
+  lifecycle.onStop('scheduler', () => health.scheduler.stop());
+  lifecycle.onStop('probe clients', () => Promise.all([prober.close(), crawler.close()]));
   const app = buildApp({
     logger,
     registries,
@@ -38,7 +46,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     access,
     rateLimits,
     publicRoutes: [publicOpsRoutes({ db, openapi: buildOpenApi(pkg.version), isStopping: () => lifecycle.stopping })],
-    extraRoutes: [metricsRoutes(access.can)],
+    extraRoutes: [metricsRoutes(access.can), healthRoutes({ registries, checker: health.checker, reporter: health.reporter })],
   });
-  return { app, repository, registries, cipher, access, lifecycle };
+  return { app, repository, registries, cipher, access, lifecycle, health };
 }

@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.LOG_LEVEL);
   const database = await openDatabase(config, logger);
-  const { app, access, lifecycle } = await compose(config, database.db, logger);
+  const { app, access, lifecycle, health } = await compose(config, database.db, logger);
 
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
@@ -38,6 +38,8 @@ async function main(): Promise<void> {
   }
 
   stopOnSignals({ server, lifecycle, closeDatabase: () => database.close(), logger, timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+  // Sweeps start once the service serves; the lifecycle stops them (compose.ts) before the database closes.
+  health.scheduler.start();
 }
 
 main().catch((e: Error) => {

@@ -8,6 +8,7 @@ import { recordProbe } from '../observability/metrics';
 import type { Prober, ProbeResult, StorageCrawler } from '../probe/types';
 import type { CredentialCipher } from '../registries/credentials';
 import type { StoredRegistry } from '../registries/model';
+import type { Lease } from './leases';
 import { toProbeTarget } from './target';
 import type { HealthWrite, ResultWriter } from './writer';
 
@@ -71,16 +72,16 @@ export class HealthChecker {
     }
   }
 
-  /** Probe + write. `ticket` is the sweep's lease ticket (absent for on-demand checks). */
-  async check(doc: StoredRegistry, ticket?: string): Promise<{ result: ProbeResult; write: HealthWrite }> {
+  /** Probe + write. `lease` is the sweep's claim (absent for on-demand checks). */
+  async check(doc: StoredRegistry, lease?: Lease): Promise<{ result: ProbeResult; write: HealthWrite }> {
     const result = await this.probe(doc);
     recordProbe(result.status, result.error);
-    const write = await this.deps.writer.writeHealth(doc._id, result, ticket);
+    const write = await this.deps.writer.writeHealth(doc._id, result, lease);
     return { result, write };
   }
 
   /** Storage crawl + write of `observed`; a crawl that throws is recorded as an error, counts kept. */
-  async refreshStorage(doc: StoredRegistry, ticket?: string): Promise<{ observed: ContainerRegistryObserved; written: boolean }> {
+  async refreshStorage(doc: StoredRegistry, lease?: Lease): Promise<{ observed: ContainerRegistryObserved; written: boolean }> {
     const crawler = this.deps.crawler;
     const started = Date.now();
     let observed: ContainerRegistryObserved;
@@ -94,7 +95,7 @@ export class HealthChecker {
         observed = { refreshed_at: new Date(started).toISOString(), duration_ms: Date.now() - started, error: 'probe_error', detail: `storage refresh failed: ${message(e)}` };
       }
     }
-    const written = await this.deps.writer.writeObserved(doc._id, observed, ticket);
+    const written = await this.deps.writer.writeObserved(doc._id, observed, lease);
     return { observed, written };
   }
 }

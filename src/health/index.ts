@@ -4,6 +4,7 @@
  */
 import type { Db } from 'mongodb';
 import type { Config } from '../config';
+import { Claims } from '../db/atomic';
 import type { Logger } from '../logger';
 import type { Prober, StorageCrawler } from '../probe/types';
 import type { CredentialCipher } from '../registries/credentials';
@@ -20,6 +21,8 @@ export interface HealthServiceDeps {
   cipher: CredentialCipher;
   prober: Prober;
   crawler?: StorageCrawler;
+  /** Write tokens shared with the catalog's writes of the same entries (src/db/atomic.ts). */
+  claims?: Claims;
   /** Reports kept in container_registry_health_reports. */
   reportsKept?: number;
 }
@@ -31,8 +34,8 @@ export async function createHealthService(deps: HealthServiceDeps) {
   const { config, db } = deps;
   const probeDeadlineMs = config.PROBE_TIMEOUT_MS + 1000;
   const crawlDeadlineMs = Math.max(600_000, config.PROBE_TIMEOUT_MS * 20);
-  const writer = new ResultWriter(db, { historyDays: config.HEALTH_HISTORY_DAYS, queryTimeoutMs: config.QUERY_TIMEOUT_MS });
   const leases = new LeaseStore(db);
+  const writer = new ResultWriter(db, deps.claims ?? new Claims(db), leases, { historyDays: config.HEALTH_HISTORY_DAYS });
   const reporter = new HealthReporter(db, { keep: deps.reportsKept ?? 100, queryTimeoutMs: config.QUERY_TIMEOUT_MS });
   const checker = new HealthChecker({ prober: deps.prober, crawler: deps.crawler, cipher: deps.cipher, writer, probeDeadlineMs, crawlDeadlineMs });
   const scheduler = new Scheduler({ config, leases, checker, writer, reporter, logger: deps.logger, probeDeadlineMs, crawlDeadlineMs });

@@ -2,54 +2,64 @@
  * Work claiming for sweeps shared by several replicas (Backstage's refresh loop, adapted to FerretDB v1).
  *
  * A sweep has an id shared by every replica that fires the same cron tick (`health@<tick ISO time>`).
- * A registry is claimed for a sweep by inserting `{_id: "<sweep id>|<registry id>"}` into
+ * A registry is claimed for a sweep by inserting the lease row `{_id: "<sweep id>|<registry id>"}` into
  * `container_registry_leases`: the unique `_id` makes exactly one insert win, on MongoDB and on FerretDB v1
- * alike (FerretDB v1 evaluates update filters and writes in separate steps, so a conditional update alone
- * is not a safe arbiter there). The winner then stamps the registry with a fresh ticket, the sweep id and
- * a lease deadline; results are written only while that ticket still matches (writer.ts).
- * Candidates are registries not yet swept in this sweep whose lease (if any) has run out; claims are made in
- * small batches, one insertMany (unordered) per batch, sized to the free worker slots.
+ * alike (FerretDB v1 evaluates update filters and writes in separate steps, so findOneAndUpdate is not a
+ * safe arbiter there; see src/db/atomic.ts). The row carries the claim's ticket, its time and a deadline.
+ * Results are written only while no newer claim exists for the registry (writer.ts), so a worker whose
+ * lease was taken over cannot overwrite newer results.
+ * Candidates are registries not yet written in this sweep (`_<kind>_swept`) and not under a live lease;
+ * claims are made in small batches (one unordered insertMany per batch, sized to the free worker slots).
  */
 import { randomUUID } from 'node:crypto';
-import { MongoBulkWriteError, MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
-import { COLLECTION, type StoredRegistry } from '../registries/model';
+import { MongoBulkWriteError, type Collection, type Db, type Filter } from 'mongodb';
+import { isDuplicateKey } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
+import { COLLECTION, type StoredRegistry } from '../registries/model';
 
 export type SweepKind = 'health' | 'storage';
 
 export const LEASES = 'container_registry_leases';
 
-/** Service-owned fields of a registry document for one kind of sweep (never returned: they start with `_`). */
+/** Service-owned fields of a registry document written with each result (never returned: they start with `_`). */
 export function leaseFields(kind: SweepKind) {
-  return { swept: `_${kind}_swept`, ticket: `_${kind}_ticket`, leaseUntil: `_${kind}_lease_until` } as const;
+  return { swept: `_${kind}_swept`, claimedAt: `_${kind}_claimed_at` } as const;
 }
 
-interface LeaseRow {
+export interface LeaseRow {
   _id: string;
+  kind: SweepKind;
   sweep_id: string;
   registry_id: string;
   ticket: string;
   owner: string;
   claimed_at: Date;
+  expires_at: Date;
+}
+
+/** A won claim: what the worker passes to the writer. */
+export interface Lease {
+  sweepId: string;
+  ticket: string;
+  claimedAt: Date;
 }
 
 export interface Claim {
   doc: StoredRegistry;
-  ticket: string;
+  lease: Lease;
 }
 
 /** Claims of one sweep made by this replica. */
 export class SweepClaimer {
   /** Registries this replica already tried in this sweep (won or lost); never retried in the same sweep. */
   private readonly tried = new Set<string>();
+  private readonly won: string[] = [];
   private exhausted = false;
 
   constructor(
-    private readonly registries: Collection<StoredRegistry>,
-    private readonly leases: Collection<LeaseRow>,
+    private readonly store: LeaseStore,
     private readonly kind: SweepKind,
     readonly sweepId: string,
-    private readonly owner: string,
     private readonly leaseMs: number,
   ) {}
 
@@ -61,93 +71,102 @@ export class SweepClaimer {
   async claim(max: number): Promise<Claim[]> {
     const f = leaseFields(this.kind);
     for (;;) {
-      const now = new Date();
-      const candidates = await this.registries
-        .find(
-          {
-            _id: { $nin: [...this.tried] },
-            [f.swept]: { $ne: this.sweepId },
-            $or: [{ [f.leaseUntil]: { $exists: false } }, { [f.leaseUntil]: { $lte: now } }],
-          } as Filter<StoredRegistry>,
-          { projection: { _id: 1 }, limit: max * 4, maxTimeMS: 10_000 },
-        )
+      const busy = await this.store.leased(this.kind);
+      // Whole documents: FerretDB v1 scans the collection for any filter but `_id` alone, so reading the
+      // candidates once is cheaper than reading the winners again.
+      const candidates = await this.store.registries
+        .find({ _id: { $nin: [...this.tried, ...busy] }, [f.swept]: { $ne: this.sweepId } } as Filter<StoredRegistry>, {
+          limit: max * 4,
+          maxTimeMS: 10_000,
+        })
         .toArray();
       if (candidates.length === 0) {
         this.exhausted = true;
         return [];
       }
       // Replicas see the same candidates: shuffle so they mostly try different ones.
-      const ids = shuffle(candidates.map((c) => c._id)).slice(0, max);
-      for (const id of ids) this.tried.add(id);
-      const won = await this.insertClaims(ids, now);
-      if (won.length === 0) continue;
+      const picked = shuffle(candidates).slice(0, max);
+      for (const doc of picked) this.tried.add(doc._id);
+      const won = await this.insertLeases(picked.map((d) => d._id));
+      const byId = new Map(picked.map((d) => [d._id, d]));
       const claims: Claim[] = [];
-      for (const { id, ticket } of won) {
-        const doc = await this.registries.findOneAndUpdate(
-          { _id: id } as Filter<StoredRegistry>,
-          { $set: { [f.swept]: this.sweepId, [f.ticket]: ticket, [f.leaseUntil]: new Date(Date.now() + this.leaseMs) } },
-          { returnDocument: 'after', maxTimeMS: 10_000 },
-        );
-        if (doc) claims.push({ doc, ticket }); // null: deleted since it was listed
+      for (const row of won) {
+        this.won.push(row._id);
+        claims.push({ doc: byId.get(row.registry_id)!, lease: { sweepId: this.sweepId, ticket: row.ticket, claimedAt: row.claimed_at } });
       }
       if (claims.length > 0) return claims;
     }
   }
 
-  private async insertClaims(ids: string[], now: Date): Promise<Array<{ id: string; ticket: string }>> {
+  /** Ends this replica's leases of the sweep (the rows stay, so nobody claims them again in this sweep). */
+  async release(): Promise<void> {
+    if (this.won.length > 0) await this.store.leases.updateMany({ _id: { $in: this.won } }, { $set: { expires_at: new Date(0) } });
+  }
+
+  private async insertLeases(ids: string[]): Promise<LeaseRow[]> {
+    const now = new Date();
     const rows: LeaseRow[] = ids.map((id) => ({
       _id: `${this.sweepId}|${id}`,
+      kind: this.kind,
       sweep_id: this.sweepId,
       registry_id: id,
       ticket: randomUUID(),
-      owner: this.owner,
+      owner: this.store.owner,
       claimed_at: now,
+      expires_at: new Date(now.getTime() + this.leaseMs),
     }));
     const lost = new Set<number>();
     try {
-      await this.leases.insertMany(rows, { ordered: false });
+      await this.store.leases.insertMany(rows, { ordered: false });
     } catch (e) {
-      if (!(e instanceof MongoBulkWriteError) && !(e instanceof MongoServerError && e.code === 11000)) throw e;
+      if (!isDuplicateKey(e) && !(e instanceof MongoBulkWriteError)) throw e;
       const errors = e instanceof MongoBulkWriteError ? (Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors]) : [];
-      if (errors.length === 0) return []; // a single duplicate without details: count the whole batch as lost
+      if (errors.length === 0) return []; // a duplicate without details: count the whole batch as lost
       for (const w of errors) {
-        if (w.code !== 11000) throw e;
+        if (w.code !== 11000 && !/UNIQUE constraint failed|duplicate key/i.test(w.errmsg ?? '')) throw e;
         lost.add(w.index);
       }
     }
-    return rows.filter((_, i) => !lost.has(i)).map((r) => ({ id: r.registry_id, ticket: r.ticket }));
+    return rows.filter((_, i) => !lost.has(i));
   }
 }
 
 export class LeaseStore {
-  private readonly registries: Collection<StoredRegistry>;
-  private readonly leases: Collection<LeaseRow>;
+  readonly registries: Collection<StoredRegistry>;
+  readonly leases: Collection<LeaseRow>;
 
-  constructor(db: Db, private readonly owner: string = randomUUID()) {
+  constructor(db: Db, readonly owner: string = randomUUID()) {
     this.registries = db.collection<StoredRegistry>(COLLECTION);
     this.leases = db.collection<LeaseRow>(LEASES);
   }
 
   async ensureIndexes(): Promise<void> {
-    await ensureIndexes(this.leases, [{ key: { claimed_at: 1 }, name: 'claimed_at' }]);
+    await ensureIndexes(this.leases, [
+      { key: { registry_id: 1, claimed_at: 1 }, name: 'registry_claimed_at' },
+      { key: { expires_at: 1 }, name: 'expires_at' },
+    ]);
   }
 
   sweep(kind: SweepKind, sweepId: string, leaseMs: number): SweepClaimer {
-    return new SweepClaimer(this.registries, this.leases, kind, sweepId, this.owner, leaseMs);
+    return new SweepClaimer(this, kind, sweepId, leaseMs);
   }
 
-  /** Registries not yet swept in `sweepId` (claimed by nobody, or claimed but not written yet). */
-  async pending(kind: SweepKind, sweepId: string): Promise<number> {
-    const f = leaseFields(kind);
-    const now = new Date();
-    return this.registries.countDocuments({
-      $or: [{ [f.swept]: { $ne: sweepId } }, { [f.leaseUntil]: { $gt: now } }],
-    } as Filter<StoredRegistry>);
+  /** Registries under a live lease of `kind` (being worked on by some replica). */
+  async leased(kind: SweepKind): Promise<string[]> {
+    const rows = await this.leases.find({ kind, expires_at: { $gt: new Date() } }, { projection: { registry_id: 1 } }).toArray();
+    return rows.map((r) => r.registry_id);
   }
 
-  /** Claim rows are only needed while their sweep runs; drop those older than `maxAgeMs`. */
-  async pruneClaims(maxAgeMs: number): Promise<number> {
-    const r = await this.leases.deleteMany({ claimed_at: { $lt: new Date(Date.now() - maxAgeMs) } });
+  /** True when registry `id` was claimed after `lease` (by any replica, in any sweep of that kind). */
+  async supersededBy(kind: SweepKind, id: string, lease: Lease): Promise<boolean> {
+    const newer = await this.leases.findOne({ kind, registry_id: id, claimed_at: { $gt: lease.claimedAt } }, { projection: { _id: 1 } });
+    return newer !== null;
+  }
+
+  /** Lease rows are only needed while their sweep runs; drop ended ones claimed more than `maxAgeMs` ago. */
+  async prune(maxAgeMs: number): Promise<number> {
+    const now = Date.now();
+    const r = await this.leases.deleteMany({ claimed_at: { $lt: new Date(now - maxAgeMs) }, expires_at: { $lt: new Date(now) } });
     return r.deletedCount;
   }
 }

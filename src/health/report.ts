@@ -9,10 +9,11 @@
  * answer, nearest-rank method; null when there is nothing to compute from.
  */
 import type { Collection, Db } from 'mongodb';
+import { isDuplicateKey } from '../db/atomic';
+import { ensureIndexes } from '../db/indexes';
 import type { ContainerRegistryHealth } from '../generated';
 import { COLLECTION, type StoredRegistry } from '../registries/model';
 import { HISTORY, type HistoryRow } from './writer';
-import { ensureIndexes } from '../db/indexes';
 
 export const REPORTS = 'container_registry_health_reports';
 
@@ -150,7 +151,14 @@ export class HealthReporter {
   /** Stores `report` (one per sweep id: the replica that finishes last has the fullest view) and trims old ones. */
   async store(report: HealthReport): Promise<void> {
     const { report_id, generated_at, ...rest } = report;
-    await this.reports.replaceOne({ _id: report_id }, { ...rest, generated_at: new Date(generated_at) }, { upsert: true });
+    const doc = { ...rest, generated_at: new Date(generated_at) };
+    try {
+      await this.reports.replaceOne({ _id: report_id }, doc, { upsert: true });
+    } catch (e) {
+      // Two replicas upserting the same sweep's report at once (FerretDB v1 upserts are not atomic).
+      if (!isDuplicateKey(e)) throw e;
+      await this.reports.replaceOne({ _id: report_id }, doc);
+    }
     const old = await this.reports.find({}, { projection: { _id: 1 }, sort: { generated_at: -1 }, skip: this.opts.keep }).toArray();
     if (old.length > 0) await this.reports.deleteMany({ _id: { $in: old.map((o) => o._id) } });
   }

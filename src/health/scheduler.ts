@@ -48,7 +48,11 @@ export interface HealthSweepOutcome {
   report: HealthReport;
 }
 
-const CLAIM_ROWS_KEPT_MS = 86_400_000;
+/**
+ * Lease rows only matter while their sweep runs (the written result marks the registry as done for the
+ * sweep); they are dropped after this long so the lease scans stay small.
+ */
+const LEASE_ROWS_KEPT_MS = 15 * 60_000;
 
 export class Scheduler {
   private readonly tasks: ScheduledTask[] = [];
@@ -97,11 +101,11 @@ export class Scheduler {
   async sweepHealth(opts: SweepOptions = {}): Promise<HealthSweepOutcome | null> {
     return this.exclusive('health', async () => {
       const summary = await this.runSweep('health', opts.sweepId ?? sweepIdFor('health', new Date()), this.deps.probeDeadlineMs, async (claim) => {
-        const { result, write } = await this.deps.checker.check(claim.doc, claim.ticket);
+        const { result, write } = await this.deps.checker.check(claim.doc, claim.lease);
         return { status: result.status, latency: result.latency_ms, written: write.written, superseded: write.reason === 'superseded' };
       });
       const pruned = await this.deps.writer.pruneHistory();
-      await this.deps.leases.pruneClaims(CLAIM_ROWS_KEPT_MS);
+      await this.deps.leases.prune(LEASE_ROWS_KEPT_MS);
       const report = await this.deps.reporter.compute(new Date(), summary);
       await this.deps.reporter.store(report);
       this.deps.logger.info('health sweep finished', {
@@ -124,7 +128,7 @@ export class Scheduler {
   async sweepStorage(opts: SweepOptions = {}): Promise<SweepSummary | null> {
     return this.exclusive('storage', async () => {
       const summary = await this.runSweep('storage', opts.sweepId ?? sweepIdFor('storage', new Date()), this.deps.crawlDeadlineMs, async (claim) => {
-        const { observed, written } = await this.deps.checker.refreshStorage(claim.doc, claim.ticket);
+        const { observed, written } = await this.deps.checker.refreshStorage(claim.doc, claim.lease);
         return { status: observed.error ? 'error' : observed.catalog_supported === false ? 'catalog_unsupported' : 'refreshed', latency: observed.duration_ms ?? 0, written, superseded: !written };
       });
       this.deps.logger.info('storage sweep finished', {
@@ -162,7 +166,7 @@ export class Scheduler {
   ): Promise<SweepSummary> {
     const concurrency = this.deps.config.PROBE_CONCURRENCY;
     const started = Date.now();
-    const claimer = this.deps.leases.sweep(kind, sweepId, deadlineMs + 60_000);
+    const claimer = this.deps.leases.sweep(kind, sweepId, 2 * deadlineMs + 60_000);
     const summary: SweepSummary = {
       kind,
       sweep_id: sweepId,
@@ -188,25 +192,24 @@ export class Scheduler {
       } catch (e) {
         summary.failed += 1;
         this.deps.logger.error('sweep item failed', { kind, sweep_id: sweepId, registry_id: claim.doc._id, err: e });
-        await this.deps.writer.release(kind, claim.doc._id, claim.ticket).catch(() => undefined);
       } finally {
         summary.slowest_ms = Math.max(summary.slowest_ms, Date.now() - t0);
       }
     };
-    while (!this.stopping && !claimer.done) {
-      const free = concurrency - inFlight.size;
-      if (free === 0) {
-        await Promise.race(inFlight);
-        continue;
-      }
-      const claims = await claimer.claim(free);
-      for (const claim of claims) {
-        summary.claimed += 1;
-        const p: Promise<void> = runOne(claim).finally(() => inFlight.delete(p));
-        inFlight.add(p);
-      }
+    // Claims come in batches of `concurrency` (few claim rounds: each is a collection scan on FerretDB v1)
+    // and wait in `queue` for a free slot; the lease covers that wait (at most one deadline) plus the work.
+    const queue: Claim[] = [];
+    while (!this.stopping) {
+      if (queue.length === 0 && !claimer.done) queue.push(...(await claimer.claim(concurrency)));
+      const next = queue.shift();
+      if (!next) break;
+      while (inFlight.size >= concurrency) await Promise.race(inFlight);
+      summary.claimed += 1;
+      const p: Promise<void> = runOne(next).finally(() => inFlight.delete(p));
+      inFlight.add(p);
     }
     await Promise.all(inFlight);
+    await claimer.release();
     const finished = Date.now();
     summary.finished_at = new Date(finished).toISOString();
     summary.duration_ms = finished - started;

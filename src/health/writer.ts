@@ -2,19 +2,22 @@
  * The one result writer: the on-demand check and the sweeps both store probe results here.
  *
  * The stored `container_registry_health` is the probe result plus bookkeeping derived from the previous
- * value (consecutive_failures, last_healthy_at, last_status_change_at). It is written with one updateOne
- * that is a compare-and-set on `_health_seq` (so two writers never build on the same previous value) and,
- * for sweeps, on the lease ticket (so a worker whose lease was taken over cannot overwrite newer results).
+ * value (consecutive_failures, last_healthy_at, last_status_change_at). It is written with one update
+ * through the sequenced compare-and-set of src/db/atomic.ts (every writer of an entry goes through it, so
+ * no two writers build on the same previous value and none clobbers another's fields, FerretDB v1
+ * included) and, for sweeps, only while no newer claim exists (so a worker whose lease was taken over
+ * cannot overwrite newer results).
  * Health writes never bump `version`: that tracks client-owned fields, so sweeps do not invalidate ETags.
  * Every accepted probe is appended to `container_registry_health_history`, pruned by age explicitly
  * (FerretDB v1 has no TTL indexes).
  */
-import type { Collection, Db, Filter, ObjectId, UpdateFilter } from 'mongodb';
+import type { Collection, Db, ObjectId } from 'mongodb';
+import { SequencedWriter, type Claims } from '../db/atomic';
+import { ensureIndexes } from '../db/indexes';
 import type { ContainerRegistryHealth, ContainerRegistryObserved } from '../generated';
 import type { ProbeResult } from '../probe/types';
 import { COLLECTION, type StoredRegistry } from '../registries/model';
-import { leaseFields, type SweepKind } from './leases';
-import { ensureIndexes } from '../db/indexes';
+import { leaseFields, type Lease, type LeaseStore } from './leases';
 
 export const HISTORY = 'container_registry_health_history';
 
@@ -39,9 +42,10 @@ export interface HealthWrite {
 }
 
 const MAX_DETAIL = 2048;
-const SEQ = '_health_seq';
-/** A released lease: its deadline is in the past. */
-const RELEASED = new Date(0);
+
+function isAfter(stored: unknown, claimedAt: Date): boolean {
+  return stored instanceof Date && stored.getTime() > claimedAt.getTime();
+}
 
 /** The stored health that follows `prev` after probe result `r`. */
 export function nextHealth(prev: ContainerRegistryHealth | undefined, r: ProbeResult): ContainerRegistryHealth {
@@ -63,17 +67,17 @@ export function nextHealth(prev: ContainerRegistryHealth | undefined, r: ProbeRe
   };
 }
 
-type Tracked = Pick<StoredRegistry, '_id' | 'container_registry_health'> & Record<string, unknown>;
-
 export class ResultWriter {
-  private readonly registries: Collection<StoredRegistry>;
+  private readonly sequenced: SequencedWriter<StoredRegistry>;
   readonly history: Collection<HistoryRow>;
 
   constructor(
     db: Db,
-    private readonly opts: { historyDays: number; queryTimeoutMs: number },
+    claims: Claims,
+    private readonly leases: LeaseStore,
+    private readonly opts: { historyDays: number },
   ) {
-    this.registries = db.collection<StoredRegistry>(COLLECTION);
+    this.sequenced = new SequencedWriter(db.collection<StoredRegistry>(COLLECTION), claims);
     this.history = db.collection<HistoryRow>(HISTORY);
   }
 
@@ -85,65 +89,42 @@ export class ResultWriter {
   }
 
   /**
-   * Stores probe result `r` of registry `id`. `ticket` (sweeps) makes the write conditional on the lease
-   * still being this worker's, and releases the lease.
+   * Stores probe result `r` of registry `id`. With `lease` (sweeps) the write only happens while no newer
+   * claim exists for the registry, and marks the registry as done for the lease's sweep.
    */
-  async writeHealth(id: string, r: ProbeResult, ticket?: string): Promise<HealthWrite> {
+  async writeHealth(id: string, r: ProbeResult, lease?: Lease): Promise<HealthWrite> {
+    if (lease && (await this.leases.supersededBy('health', id, lease))) return { written: false, reason: 'superseded', health: null };
     const f = leaseFields('health');
-    for (let attempt = 0; ; attempt++) {
-      const current = (await this.registries.findOne({ _id: id } as Filter<StoredRegistry>, {
-        projection: { container_registry_health: 1, [SEQ]: 1, [f.ticket]: 1 },
-        maxTimeMS: this.opts.queryTimeoutMs,
-      })) as Tracked | null;
-      if (!current) return { written: false, reason: 'missing', health: null };
-      if (ticket !== undefined && current[f.ticket] !== ticket) return { written: false, reason: 'superseded', health: current.container_registry_health };
-      const prev = current.container_registry_health;
-      if (prev?.checked_at && Date.parse(prev.checked_at) > Date.parse(r.checked_at)) {
-        // A newer result (an on-demand check that finished first) stays; this probe still happened.
-        if (ticket !== undefined) await this.release('health', id, ticket);
-        await this.appendHistory(id, r);
-        return { written: false, reason: 'older', health: prev };
-      }
+    const outcome = await this.sequenced.modify<HealthWrite>(id, (doc) => {
+      if (!doc) return { kind: 'none', result: { written: false, reason: 'missing', health: null } };
+      const prev = doc.container_registry_health;
+      if (lease && isAfter(doc[f.claimedAt], lease.claimedAt)) return { kind: 'none', result: { written: false, reason: 'superseded', health: prev } };
+      // A newer result (an on-demand check that finished first) stays.
+      if (prev?.checked_at && Date.parse(prev.checked_at) > Date.parse(r.checked_at)) return { kind: 'none', result: { written: false, reason: 'older', health: prev } };
       const health = nextHealth(prev, r);
-      const seq = current[SEQ];
-      const filter: Record<string, unknown> = { _id: id, [SEQ]: typeof seq === 'number' ? seq : { $exists: false } };
       const $set: Record<string, unknown> = { container_registry_health: health };
-      if (ticket !== undefined) {
-        filter[f.ticket] = ticket;
-        $set[f.leaseUntil] = RELEASED;
-      }
-      const res = await this.registries.updateOne(filter as Filter<StoredRegistry>, { $set, $inc: { [SEQ]: 1 } } as unknown as UpdateFilter<StoredRegistry>);
-      if (res.matchedCount === 1) {
-        await this.appendHistory(id, r);
-        return { written: true, health };
-      }
-      // Someone wrote in between: rebuild on their result (bounded; a hot entry cannot starve us forever).
-      if (attempt >= 20) return { written: false, reason: 'superseded', health: prev };
-    }
+      if (lease) Object.assign($set, { [f.swept]: lease.sweepId, [f.claimedAt]: lease.claimedAt });
+      return { kind: 'update', update: { $set }, result: { written: true, health } };
+    });
+    if (outcome.written || outcome.reason === 'older') await this.appendHistory(id, r);
+    return outcome;
   }
 
   /**
    * Stores what a storage refresh observed, key by key under `container_registry_storage_info.observed`
    * (operator-set storage fields are never touched; keys the crawler did not report keep their value).
    */
-  async writeObserved(id: string, observed: ContainerRegistryObserved, ticket?: string): Promise<boolean> {
+  async writeObserved(id: string, observed: ContainerRegistryObserved, lease?: Lease): Promise<boolean> {
+    if (lease && (await this.leases.supersededBy('storage', id, lease))) return false;
     const f = leaseFields('storage');
-    const $set: Record<string, unknown> = {};
-    const full: Record<string, unknown> = { error: null, detail: null, ...observed };
-    for (const [k, v] of Object.entries(full)) if (v !== undefined) $set[`container_registry_storage_info.observed.${k}`] = v;
-    const filter: Record<string, unknown> = { _id: id };
-    if (ticket !== undefined) {
-      filter[f.ticket] = ticket;
-      $set[f.leaseUntil] = RELEASED;
-    }
-    const res = await this.registries.updateOne(filter as Filter<StoredRegistry>, { $set } as UpdateFilter<StoredRegistry>);
-    return res.matchedCount === 1;
-  }
-
-  /** Gives a lease back without writing a result. */
-  async release(kind: SweepKind, id: string, ticket: string): Promise<void> {
-    const f = leaseFields(kind);
-    await this.registries.updateOne({ _id: id, [f.ticket]: ticket } as Filter<StoredRegistry>, { $set: { [f.leaseUntil]: RELEASED } } as UpdateFilter<StoredRegistry>);
+    return this.sequenced.modify<boolean>(id, (doc) => {
+      if (!doc || (lease && isAfter(doc[f.claimedAt], lease.claimedAt))) return { kind: 'none', result: false };
+      const $set: Record<string, unknown> = {};
+      const full: Record<string, unknown> = { error: null, detail: null, ...observed };
+      for (const [k, v] of Object.entries(full)) if (v !== undefined) $set[`container_registry_storage_info.observed.${k}`] = v;
+      if (lease) Object.assign($set, { [f.swept]: lease.sweepId, [f.claimedAt]: lease.claimedAt });
+      return { kind: 'update', update: { $set }, result: true };
+    });
   }
 
   private async appendHistory(id: string, r: ProbeResult): Promise<void> {
