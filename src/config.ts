@@ -129,7 +129,11 @@ export const configSpec = {
     default: '',
     parse: apiKeys,
   },
-  TRUST_PROXY: { doc: 'Express `trust proxy` setting: `false`, `true`, or a hop count.', default: 'false', parse: bool },
+  TRUST_PROXY: {
+    doc: 'Express `trust proxy`: `true` behind a reverse proxy or ingress (client addresses, used by the rate limits in protected mode, come from `X-Forwarded-For`), else `false`. Protected mode always checks the socket peer and every forwarded address.',
+    default: 'false',
+    parse: bool,
+  },
   RATE_LIMIT_WINDOW_MS: { doc: 'Length of one rate-limit window (fixed windows, shared by all replicas through the database).', default: '60000', parse: int(1000, 86_400_000) },
   RATE_LIMIT_MAX: { doc: 'Requests one client (API key, or address in protected mode) may make per window on all routes together; `0` disables the limit.', default: '1000', parse: int(0, 100_000_000) },
   PROBE_RATE_LIMIT_MAX: { doc: 'Tighter budget per client and window for `GET /check_container_health/:id` (each call sends traffic to a registry); `0` disables it.', default: '30', parse: int(0, 100_000_000) },

@@ -1,0 +1,38 @@
+# Registry DB: multi-stage image. Build: `docker build -t registry-db .`
+# Run (MongoDB required: the embedded default database is for development, not for this image):
+#   docker run -p 8080:8080 -e MONGODB_URI=mongodb://... -e CREDENTIALS_KEY=$(openssl rand -base64 32) \
+#              -e API_KEYS=admin:$(openssl rand -hex 24) registry-db
+
+# --- build: all dependencies, generated types, TypeScript compiled into dist/ ---
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# `npm ci` runs the prepare script (type generation from schemas/), so its inputs come first.
+COPY scripts/gen-types.mjs ./scripts/
+COPY schemas ./schemas
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# --- runtime: production dependencies and dist/ only, non-root ---
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    DATA_DIR=/data
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+# uid/gid 1000 is the image's `node` user; numeric so that Kubernetes can verify runAsNonRoot.
+RUN mkdir -p /data && chown 1000:1000 /data
+USER 1000:1000
+VOLUME ["/data"]
+EXPOSE 8080
+# No curl in the slim image: node itself asks /healthz.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "require('http').get({host:'127.0.0.1',port:process.env.PORT||8080,path:'/healthz',timeout:4000},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))"]
+# node is PID 1 and handles SIGTERM itself: drains requests, stops the scheduler, closes the database.
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/src/main.js"]

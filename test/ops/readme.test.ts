@@ -1,0 +1,23 @@
+/**
+ * The README documents every configuration variable in one table generated from src/config.ts, and the role
+ * matrix the code enforces.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { configSpec, configTable } from '../../src/config';
+import { PERMISSIONS } from '../../src/http/auth';
+
+const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+
+test('When the README configuration table is compared with config.ts, then it is exactly configTable() (else run npm run config:doc)', () => {
+  const m = /<!-- config-table:start -->\n([\s\S]*?)\n<!-- config-table:end -->/.exec(readme);
+  expect(m).not.toBeNull();
+  expect(m![1]).toBe(configTable());
+  for (const name of Object.keys(configSpec)) expect(m![1]).toContain(`| \`${name}\` |`);
+});
+
+test('When the README role matrix is read, then every permission it names has the role auth.ts gives it', () => {
+  const rows = [...readme.matchAll(/^\| `[^`]+`[^|]* \| `(\w+)` \| (\w+) \|$/gm)];
+  expect(rows.length).toBeGreaterThanOrEqual(8);
+  for (const [, permission, role] of rows) expect(PERMISSIONS[permission as keyof typeof PERMISSIONS]).toBe(role);
+});
