@@ -12,6 +12,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { onJsonLines } from '../support/json-lines';
 import { testDbName, testEnv } from '../support/service';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -39,22 +40,9 @@ function env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
 function watch(child: ChildProcess) {
   const lines: Array<Record<string, unknown>> = [];
   const waiters: Array<{ match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
-  let buffered = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    let i;
-    while ((i = buffered.indexOf('\n')) >= 0) {
-      const text = buffered.slice(0, i);
-      buffered = buffered.slice(i + 1);
-      let line: Record<string, unknown>;
-      try {
-        line = JSON.parse(text);
-      } catch {
-        continue;
-      }
-      lines.push(line);
-      for (const w of waiters.splice(0)) (w.match(line) ? w.resolve(line) : waiters.push(w));
-    }
+  onJsonLines(child.stdout!, (line) => {
+    lines.push(line);
+    for (const w of waiters.splice(0)) (w.match(line) ? w.resolve(line) : waiters.push(w));
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
