@@ -32,8 +32,9 @@ export type HealthService = Awaited<ReturnType<typeof createHealthService>>;
 /** Builds the health service and its indexes; validates HEALTH_CRON / STORAGE_CRON (ConfigError). */
 export async function createHealthService(deps: HealthServiceDeps) {
   const { config, db } = deps;
+  // Safety nets one step above the probe client's own time limits (check.ts).
   const probeDeadlineMs = config.PROBE_TIMEOUT_MS + 1000;
-  const crawlDeadlineMs = Math.max(600_000, config.PROBE_TIMEOUT_MS * 20);
+  const crawlDeadlineMs = config.STORAGE_TIMEOUT_MS + 5000;
   const leases = new LeaseStore(db);
   const writer = new ResultWriter(db, deps.claims ?? new Claims(db), leases, { historyDays: config.HEALTH_HISTORY_DAYS });
   const reporter = new HealthReporter(db, { keep: deps.reportsKept ?? 100, queryTimeoutMs: config.QUERY_TIMEOUT_MS });

@@ -42,6 +42,7 @@ export interface Lease {
   sweepId: string;
   ticket: string;
   claimedAt: Date;
+  expiresAt: Date;
 }
 
 export interface Claim {
@@ -92,7 +93,7 @@ export class SweepClaimer {
       const claims: Claim[] = [];
       for (const row of won) {
         this.won.push(row._id);
-        claims.push({ doc: byId.get(row.registry_id)!, lease: { sweepId: this.sweepId, ticket: row.ticket, claimedAt: row.claimed_at } });
+        claims.push({ doc: byId.get(row.registry_id)!, lease: { sweepId: this.sweepId, ticket: row.ticket, claimedAt: row.claimed_at, expiresAt: row.expires_at } });
       }
       if (claims.length > 0) return claims;
     }
@@ -157,8 +158,13 @@ export class LeaseStore {
     return rows.map((r) => r.registry_id);
   }
 
-  /** True when registry `id` was claimed after `lease` (by any replica, in any sweep of that kind). */
+  /**
+   * True when registry `id` was claimed after `lease` (by any replica, in any sweep of that kind). While a
+   * lease is live nobody else claims its registry (candidates exclude live leases), so only a lease that
+   * ran out needs the lookup.
+   */
   async supersededBy(kind: SweepKind, id: string, lease: Lease): Promise<boolean> {
+    if (Date.now() < lease.expiresAt.getTime()) return false;
     const newer = await this.leases.findOne({ kind, registry_id: id, claimed_at: { $gt: lease.claimedAt } }, { projection: { _id: 1 } });
     return newer !== null;
   }

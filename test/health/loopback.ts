@@ -5,13 +5,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-export type Behaviour = 'registry' | 'hang' | 'error500' | 'basic';
+export type Behaviour = 'registry' | 'hang' | 'error500' | 'basic' | 'nocatalog';
 
 export interface Loopback {
   base: string;
   /** URL of registry `name` served by this server (`{base}/{name}`; the probe asks `{base}/{name}/v2/`). */
   url(name: string): string;
-  /** Requests seen for registry `name`. */
+  /** Requests seen for registry `name` (`name#catalog`: its /v2/_catalog requests). */
   count(name: string): number;
   total(): number;
   set(name: string, behaviour: Behaviour): void;
@@ -31,6 +31,16 @@ export async function startLoopback(defaults: Behaviour = 'registry', basic?: { 
     counts.set(name, (counts.get(name) ?? 0) + 1);
     if (req.headers.authorization) authorizations.push(req.headers.authorization);
     const behaviour = behaviours.get(name) ?? defaults;
+    const catalog = /\/v2\/_catalog(\?|$)/.test(req.url ?? '');
+    if (catalog) counts.set(`${name}#catalog`, (counts.get(`${name}#catalog`) ?? 0) + 1);
+    if (catalog && behaviour === 'nocatalog') {
+      res.writeHead(404, { 'Docker-Distribution-API-Version': 'registry/2.0', 'Content-Type': 'application/json' }).end('{"errors":[{"code":"UNSUPPORTED"}]}');
+      return;
+    }
+    if (catalog && behaviour === 'registry') {
+      res.writeHead(200, { 'Docker-Distribution-API-Version': 'registry/2.0', 'Content-Type': 'application/json' }).end('{"repositories":[]}');
+      return;
+    }
     if (behaviour === 'hang') return; // never answers
     if (behaviour === 'error500') {
       res.writeHead(500, { 'Content-Type': 'text/plain' }).end('boom');

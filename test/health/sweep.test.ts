@@ -150,6 +150,39 @@ test('When a late worker whose ticket was superseded writes, then its result is 
   expect(rows.map((r) => r.status)).toEqual(['healthy']);
 });
 
+test('When three instances refresh storage together, then each registry is crawled once and only observed is written', async () => {
+  await clearRegistries();
+  const storage = { storage_type: 'fs', storage_size: 2048, memory_size: -1, registry_type: 'aios' };
+  const ids = new Map<string, string>();
+  for (const name of ['store-open', 'store-refused', 'store-other']) {
+    const res = await call(replicas[0]!.url, 'POST', '/container_registry', entry({
+      container_registry_name: name,
+      container_registry_public_url: lb.url(name),
+      container_registry_storage_info: storage,
+    }));
+    expect(res.status).toBe(201);
+    ids.set(name, res.body.container_registry_id);
+  }
+  lb.set('store-refused', 'nocatalog');
+  const before = await call(replicas[0]!.url, 'GET', `/container_registry/${ids.get('store-open')}`);
+
+  const summaries = await Promise.all(replicas.map((r) => r.parts.health.scheduler.sweepStorage({ sweepId: 'test-storage-1' })));
+  expect(summaries.reduce((n, s) => n + s!.claimed, 0)).toBe(3);
+  for (const name of ids.keys()) expect(lb.count(`${name}#catalog`)).toBe(1);
+
+  const open = await call(replicas[1]!.url, 'GET', `/container_registry/${ids.get('store-open')}`);
+  expect(open.body.container_registry_storage_info).toMatchObject({ ...storage, observed: { catalog_supported: true, repository_count: 0, tag_count: 0, used_bytes: 0, truncated: false, error: null } });
+  expect(open.headers.get('etag')).toBe(before.headers.get('etag'));
+  const refused = await call(replicas[2]!.url, 'GET', `/container_registry/${ids.get('store-refused')}`);
+  expect(refused.body.container_registry_storage_info).toMatchObject({ ...storage, observed: { catalog_supported: false } });
+  expect(refused.body.container_registry_storage_info.observed.repository_count).toBeUndefined();
+
+  // A client update of the operator-set fields keeps what the refresh observed.
+  const put = await call(replicas[0]!.url, 'PUT', `/container_registry/${ids.get('store-open')}`, { $set: { 'container_registry_storage_info.storage_size': 4096 } });
+  expect(put.status).toBe(200);
+  expect(put.body.container_registry_storage_info).toMatchObject({ storage_size: 4096, observed: { catalog_supported: true } });
+});
+
 test('When HEALTH_CRON is not a cron expression, then the scheduler refuses to start with a ConfigError naming it', () => {
   const deps = replicas[0]!.parts.health.scheduler['deps'];
   expect(() => new Scheduler({ ...deps, config: { ...deps.config, HEALTH_CRON: 'every five minutes' } })).toThrow(ConfigError);

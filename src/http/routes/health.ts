@@ -8,18 +8,20 @@ import type { HealthChecker } from '../../health/check';
 import type { HealthReporter } from '../../health/report';
 import { NotFoundError } from '../../errors';
 import type { RegistryService } from '../../registries/service';
+import type { Access } from '../auth';
 
-export function healthRoutes(deps: { registries: RegistryService; checker: HealthChecker; reporter: HealthReporter }): Router {
+export function healthRoutes(deps: { registries: RegistryService; checker: HealthChecker; reporter: HealthReporter; can: Access['can'] }): Router {
   const r = Router();
+  const { can } = deps;
 
-  r.get('/check_container_health/:id', async (req, res) => {
-    const doc = await deps.registries.get(req.params.id);
+  r.get('/check_container_health/:id', can('probe'), async (req, res) => {
+    const doc = await deps.registries.get(String(req.params.id));
     const { write } = await deps.checker.check(doc);
     if (!write.health) throw new NotFoundError(`No registry with id "${doc._id}" (it was deleted during the check).`);
     res.json(write.health);
   });
 
-  r.get('/health_report', async (_req, res) => {
+  r.get('/health_report', can('read'), async (_req, res) => {
     res.json(await deps.reporter.latest());
   });
 
