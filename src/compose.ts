@@ -46,7 +46,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     access,
     rateLimits,
     publicRoutes: [publicOpsRoutes({ db, openapi: buildOpenApi(pkg.version), isStopping: () => lifecycle.stopping })],
-    extraRoutes: [metricsRoutes(access.can), healthRoutes({ registries, checker: health.checker, reporter: health.reporter })],
+    extraRoutes: [metricsRoutes(access.can), healthRoutes({ registries, checker: health.checker, reporter: health.reporter, can: access.can })],
   });
   return { app, repository, registries, cipher, access, lifecycle, health };
 }

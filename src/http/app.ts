@@ -76,9 +76,6 @@ export function buildApp(deps: AppDeps): Express {
     app.use(deps.rateLimits.all);
     app.use('/check_container_health', deps.rateLimits.probe);
   }
-  // Routes of src/health/ (extraRoutes), guarded here so the policy holds whatever router serves them.
-  app.get('/check_container_health/:id', can('probe'));
-  app.get('/health_report', can('read'));
   for (const extra of deps.extraRoutes ?? []) app.use(extra);
   app.use(registryRoutes(deps.registries, { bodyLimit: deps.bodyLimit, can }));
   app.use((req) => {

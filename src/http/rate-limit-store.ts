@@ -128,7 +128,8 @@ export class SharedWindowStore implements Store {
     const batch: Array<{ key: string; c: Count; n: number }> = [];
     for (const [key, c] of this.counts) {
       if (c.windowStart + this.windowMs <= now) {
-        if (c.local === 0) this.counts.delete(key);
+        // The window is over: nothing left to decide with it (counts still unsent no longer matter).
+        this.counts.delete(key);
         continue;
       }
       if (c.local === 0) continue;
