@@ -158,6 +158,11 @@ export class LeaseStore {
     return rows.map((r) => r.registry_id);
   }
 
+  /** Live leases of sweep `sweepId` (replicas still working on it). */
+  async live(kind: SweepKind, sweepId: string): Promise<number> {
+    return this.leases.countDocuments({ kind, sweep_id: sweepId, expires_at: { $gt: new Date() } });
+  }
+
   /**
    * True when registry `id` was claimed after `lease` (by any replica, in any sweep of that kind). While a
    * lease is live nobody else claims its registry (candidates exclude live leases), so only a lease that

@@ -45,7 +45,8 @@ export interface SweepOptions {
 
 export interface HealthSweepOutcome {
   summary: SweepSummary;
-  report: HealthReport;
+  /** Stored by the replica that finished the sweep last; null on the others. */
+  report: HealthReport | null;
 }
 
 /**
@@ -104,10 +105,17 @@ export class Scheduler {
         const { result, write } = await this.deps.checker.check(claim.doc, claim.lease);
         return { status: result.status, latency: result.latency_ms, written: write.written, superseded: write.reason === 'superseded' };
       });
-      const pruned = await this.deps.writer.pruneHistory();
-      await this.deps.leases.prune(LEASE_ROWS_KEPT_MS);
-      const report = await this.deps.reporter.compute(new Date(), summary);
-      await this.deps.reporter.store(report);
+      // The replica that finishes last (no live lease of this sweep left) prunes and stores the report, so
+      // the report sees every result and the scans of history run once per sweep, not once per replica.
+      const last = (await this.deps.leases.live('health', summary.sweep_id)) === 0;
+      let report: HealthReport | null = null;
+      let pruned = 0;
+      if (last) {
+        pruned = await this.deps.writer.pruneHistory();
+        await this.deps.leases.prune(LEASE_ROWS_KEPT_MS);
+        report = await this.deps.reporter.compute(new Date(), summary);
+        await this.deps.reporter.store(report);
+      }
       this.deps.logger.info('health sweep finished', {
         sweep_id: summary.sweep_id,
         duration_ms: summary.duration_ms,
@@ -117,7 +125,8 @@ export class Scheduler {
         failed: summary.failed,
         slowest_ms: summary.slowest_ms,
         statuses: summary.statuses,
-        totals: report.totals,
+        report: report ? 'stored' : 'left to the replica finishing last',
+        totals: report?.totals ?? null,
         history_pruned: pruned,
       });
       return { summary, report };

@@ -57,6 +57,10 @@ test('When three instances sweep together, then each registry is probed exactly 
   expect(first.reduce((n, o) => n + o.summary.claimed, 0)).toBe(names.length);
   expect(first.reduce((n, o) => n + o.summary.written, 0)).toBe(names.length);
   for (const name of names) expect(lb.count(name)).toBe(1);
+  // The replica finishing last stores the sweep's report, and it sees every result.
+  expect(first.some((o) => o.report !== null)).toBe(true);
+  const report = await call(replicas[2]!.url, 'GET', '/health_report');
+  expect(report.body).toMatchObject({ report_id: 'test-once-1', totals: { healthy: names.length, total: names.length } });
 
   // Firing the same sweep again (a late replica on the same tick) probes nothing.
   const again = await replicas[1]!.parts.health.scheduler.sweepHealth({ sweepId: 'test-once-1' });
