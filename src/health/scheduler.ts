@@ -68,6 +68,7 @@ export class Scheduler {
   }
 
   start(): void {
+    if (this.tasks.length > 0) return;
     this.stopping = false;
     const plan: Array<[SweepKind, string | null, (o: SweepOptions) => Promise<unknown>]> = [
       ['health', this.healthCron, (o) => this.sweepHealth(o)],

@@ -24,6 +24,8 @@ export const HISTORY = 'container_registry_health_history';
 export interface HistoryRow {
   _id?: ObjectId;
   registry_id: string;
+  /** The sweep that made this probe; null for on-demand checks. */
+  sweep_id: string | null;
   checked_at: Date;
   status: ProbeResult['status'];
   latency_ms: number;
@@ -106,7 +108,7 @@ export class ResultWriter {
       if (lease) Object.assign($set, { [f.swept]: lease.sweepId, [f.claimedAt]: lease.claimedAt });
       return { kind: 'update', update: { $set }, result: { written: true, health } };
     });
-    if (outcome.written || outcome.reason === 'older') await this.appendHistory(id, r);
+    if (outcome.written || outcome.reason === 'older') await this.appendHistory(id, r, lease?.sweepId ?? null);
     return outcome;
   }
 
@@ -127,9 +129,10 @@ export class ResultWriter {
     });
   }
 
-  private async appendHistory(id: string, r: ProbeResult): Promise<void> {
+  private async appendHistory(id: string, r: ProbeResult, sweepId: string | null): Promise<void> {
     await this.history.insertOne({
       registry_id: id,
+      sweep_id: sweepId,
       checked_at: new Date(r.checked_at),
       status: r.status,
       latency_ms: r.latency_ms,
