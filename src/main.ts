@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { ConfigError, loadConfig, type Config } from './config';
 import { compose } from './compose';
 import { openDatabase } from './db/connect';
+import { validateSchedules } from './health/scheduler';
 import { stopOnSignals } from './lifecycle';
 import { createLogger } from './logger';
 
@@ -12,6 +13,7 @@ async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();
+    validateSchedules(config);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`registry-db: invalid configuration: ${e.message}\n`);

@@ -60,7 +60,10 @@ export interface SweepSummary {
 export interface HealthReport {
   report_id: string;
   generated_at: string;
+  /** The reporting replica's own share of the sweep (null for a report computed on demand). */
   sweep: SweepSummary | null;
+  /** Probes of this sweep recorded in history by all replicas (null without a sweep). */
+  sweep_probes: number | null;
   totals: Record<(typeof STATUSES)[number], number> & { total: number };
   definitions: typeof REPORT_DEFINITIONS;
   registries: RegistryReport[];
@@ -103,7 +106,7 @@ export class HealthReporter {
         .find({}, { projection: { container_registry_name: 1, container_registry_health: 1 }, sort: { _id: 1 }, maxTimeMS: this.opts.queryTimeoutMs })
         .toArray(),
       this.history
-        .find({ checked_at: { $gte: week, $lte: now } }, { projection: { _id: 0, registry_id: 1, checked_at: 1, status: 1, latency_ms: 1, http_status: 1, error: 1, detail: 1 } })
+        .find({ checked_at: { $gte: week, $lte: now } }, { projection: { _id: 0, registry_id: 1, sweep_id: 1, checked_at: 1, status: 1, latency_ms: 1, http_status: 1, error: 1, detail: 1 } })
         .toArray(),
     ]);
     const byRegistry = new Map<string, HistoryRow[]>();
@@ -142,6 +145,7 @@ export class HealthReporter {
       report_id: sweep?.sweep_id ?? `on-demand@${now.toISOString()}`,
       generated_at: now.toISOString(),
       sweep,
+      sweep_probes: sweep ? rows.filter((r) => r.sweep_id === sweep.sweep_id).length : null,
       totals,
       definitions: REPORT_DEFINITIONS,
       registries,

@@ -21,6 +21,12 @@ export function cronSchedule(variable: string, expression: string): string | nul
   return expression;
 }
 
+/** Checks HEALTH_CRON and STORAGE_CRON (ConfigError naming the variable); main.ts calls it before anything starts. */
+export function validateSchedules(config: Pick<Config, 'HEALTH_CRON' | 'STORAGE_CRON'>): void {
+  cronSchedule('HEALTH_CRON', config.HEALTH_CRON);
+  cronSchedule('STORAGE_CRON', config.STORAGE_CRON);
+}
+
 /** The sweep id every replica derives from the same cron tick. */
 export function sweepIdFor(kind: SweepKind, tick: Date): string {
   return `${kind}@${new Date(Math.floor(tick.getTime() / 1000) * 1000).toISOString()}`;

@@ -12,7 +12,8 @@
  * (FerretDB v1 has no TTL indexes).
  */
 import type { Collection, Db, ObjectId } from 'mongodb';
-import { SequencedWriter, type Claims } from '../db/atomic';
+import { ContendedError, SequencedWriter, type Claims, type WritePlan } from '../db/atomic';
+import { ServiceUnavailableError } from '../errors';
 import { ensureIndexes } from '../db/indexes';
 import type { ContainerRegistryHealth, ContainerRegistryObserved } from '../generated';
 import type { ProbeResult } from '../probe/types';
@@ -97,7 +98,7 @@ export class ResultWriter {
   async writeHealth(id: string, r: ProbeResult, lease?: Lease): Promise<HealthWrite> {
     if (lease && (await this.leases.supersededBy('health', id, lease))) return { written: false, reason: 'superseded', health: null };
     const f = leaseFields('health');
-    const outcome = await this.sequenced.modify<HealthWrite>(id, (doc) => {
+    const outcome = await this.modify<HealthWrite>(id, (doc) => {
       if (!doc) return { kind: 'none', result: { written: false, reason: 'missing', health: null } };
       const prev = doc.container_registry_health;
       if (lease && isAfter(doc[f.claimedAt], lease.claimedAt)) return { kind: 'none', result: { written: false, reason: 'superseded', health: prev } };
@@ -119,7 +120,7 @@ export class ResultWriter {
   async writeObserved(id: string, observed: ContainerRegistryObserved, lease?: Lease): Promise<boolean> {
     if (lease && (await this.leases.supersededBy('storage', id, lease))) return false;
     const f = leaseFields('storage');
-    return this.sequenced.modify<boolean>(id, (doc) => {
+    return this.modify<boolean>(id, (doc) => {
       if (!doc || (lease && isAfter(doc[f.claimedAt], lease.claimedAt))) return { kind: 'none', result: false };
       const $set: Record<string, unknown> = {};
       const full: Record<string, unknown> = { error: null, detail: null, ...observed };
@@ -127,6 +128,16 @@ export class ResultWriter {
       if (lease) Object.assign($set, { [f.swept]: lease.sweepId, [f.claimedAt]: lease.claimedAt });
       return { kind: 'update', update: { $set }, result: true };
     });
+  }
+
+  /** The sequenced write of entry `id`; an entry written too often to get a turn is a 503, not a 500. */
+  private async modify<R>(id: string, plan: (doc: StoredRegistry | null) => WritePlan<R>): Promise<R> {
+    try {
+      return await this.sequenced.modify<R>(id, plan);
+    } catch (e) {
+      if (e instanceof ContendedError) throw new ServiceUnavailableError(`Entry ${id} is being written too often to store its health now; try again.`, 1);
+      throw e;
+    }
   }
 
   private async appendHistory(id: string, r: ProbeResult, sweepId: string | null): Promise<void> {

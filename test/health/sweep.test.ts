@@ -60,7 +60,7 @@ test('When three instances sweep together, then each registry is probed exactly 
   // The replica finishing last stores the sweep's report, and it sees every result.
   expect(first.some((o) => o.report !== null)).toBe(true);
   const report = await call(replicas[2]!.url, 'GET', '/health_report');
-  expect(report.body).toMatchObject({ report_id: 'test-once-1', totals: { healthy: names.length, total: names.length } });
+  expect(report.body).toMatchObject({ report_id: 'test-once-1', sweep_probes: names.length, totals: { healthy: names.length, total: names.length } });
 
   // Firing the same sweep again (a late replica on the same tick) probes nothing.
   const again = await replicas[1]!.parts.health.scheduler.sweepHealth({ sweepId: 'test-once-1' });
