@@ -99,3 +99,15 @@ test('When the registry hangs, then the check answers unhealthy within the timeo
   expect(res.body).toMatchObject({ status: 'unhealthy', error: 'timeout' });
   expect(res.body.latency_ms).toBeLessThan(1500 + 1000);
 });
+
+test('When a sweep is still running, then a second sweep on the same instance is refused instead of overlapping', async () => {
+  lb.set('slow', 'hang');
+  await create(lb.url('slow'));
+  const scheduler = svc.parts.health.scheduler;
+  const first = scheduler.sweepHealth({ sweepId: 'overlap-1' });
+  expect(await scheduler.sweepHealth({ sweepId: 'overlap-2' })).toBeNull();
+  const done = await first;
+  expect(done!.summary.claimed).toBeGreaterThan(0);
+  expect(done!.summary.statuses.unhealthy).toBeGreaterThan(0);
+  expect(svc.logs()).toMatch(/sweep skipped: the previous one is still running/);
+});
