@@ -225,6 +225,7 @@ export class Scheduler {
       inFlight.add(p);
     }
     await Promise.all(inFlight);
+    await this.deps.writer.flushHistory();
     await claimer.release();
     const finished = Date.now();
     summary.finished_at = new Date(finished).toISOString();

@@ -45,6 +45,7 @@ export interface HealthWrite {
 }
 
 const MAX_DETAIL = 2048;
+const HISTORY_BATCH = 64;
 
 function isAfter(stored: unknown, claimedAt: Date): boolean {
   return stored instanceof Date && stored.getTime() > claimedAt.getTime();
@@ -73,6 +74,7 @@ export function nextHealth(prev: ContainerRegistryHealth | undefined, r: ProbeRe
 export class ResultWriter {
   private readonly sequenced: SequencedWriter<StoredRegistry>;
   readonly history: Collection<HistoryRow>;
+  private readonly pendingHistory: HistoryRow[] = [];
 
   constructor(
     db: Db,
@@ -140,8 +142,12 @@ export class ResultWriter {
     }
   }
 
+  /**
+   * On-demand checks append their history row at once; sweeps buffer theirs and insert them in batches
+   * (flushHistory), one insert fewer per registry on a database where every operation queues.
+   */
   private async appendHistory(id: string, r: ProbeResult, sweepId: string | null): Promise<void> {
-    await this.history.insertOne({
+    const row: HistoryRow = {
       registry_id: id,
       sweep_id: sweepId,
       checked_at: new Date(r.checked_at),
@@ -150,7 +156,21 @@ export class ResultWriter {
       http_status: r.http_status,
       error: r.error,
       detail: r.detail === null ? null : r.detail.slice(0, MAX_DETAIL),
-    });
+    };
+    if (sweepId === null) {
+      await this.history.insertOne(row);
+      return;
+    }
+    this.pendingHistory.push(row);
+    if (this.pendingHistory.length >= HISTORY_BATCH) await this.flushHistory();
+  }
+
+  /** Inserts the buffered history rows of sweeps (the scheduler calls it when a sweep's work is done). */
+  async flushHistory(): Promise<void> {
+    while (this.pendingHistory.length > 0) {
+      const rows = this.pendingHistory.splice(0, HISTORY_BATCH);
+      await this.history.insertMany(rows, { ordered: false });
+    }
   }
 
   /** Deletes history older than HEALTH_HISTORY_DAYS; returns how many rows went. */

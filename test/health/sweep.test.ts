@@ -148,6 +148,8 @@ test('When a late worker whose ticket was superseded writes, then its result is 
   const wA = await a.writer.writeHealth(id, result('unhealthy', new Date(Date.now() + 1000)), claimA[0]!.lease);
   expect(wA).toMatchObject({ written: false, reason: 'superseded' });
 
+  await Promise.all([a.writer.flushHistory(), b.writer.flushHistory()]);
+
   const stored = await call(replicas[2]!.url, 'GET', `/container_registry/${id}`);
   expect(stored.body.container_registry_health).toMatchObject({ status: 'healthy', consecutive_failures: 0 });
   const rows = await replicas[0]!.db.collection('container_registry_health_history').find({ registry_id: id }).toArray();
