@@ -68,12 +68,14 @@ export function stopOnSignals(opts: {
     if (started) return;
     started = true;
     lifecycle.beginStop();
+    // The listener is closed before the line is written: once "stopping" is logged, new connections are refused.
+    const drained = drain(server);
     logger.info('stopping', { signal });
     setTimeout(() => {
       logger.error('forced exit: requests still running', { after_ms: opts.timeoutMs });
       process.exit(1);
     }, opts.timeoutMs).unref();
-    await drain(server);
+    await drained;
     logger.info('stopped', { part: 'http' });
     await lifecycle.stop(logger);
     await opts.closeDatabase();

@@ -3,11 +3,15 @@
  * database round trip on the request path.
  *
  * Fixed windows aligned to the epoch (`floor(now / windowMs)`), so every replica agrees on the window.
- * `increment` only touches memory: it adds one to the key's local count and answers with
- * `shared + in flight + local`, where `shared` is the total the database reported at the last sync. Every
- * `syncMs` one sync sends all local counts in one unordered bulkWrite (`$inc` on one document per key and
- * window, upserted) and reads the totals back with one `find`: two round trips per sync, however many
- * requests and keys it carries, and none when nothing happened.
+ * `increment` only touches memory: it adds one to this replica's count for the key and answers with
+ * `others + mine`, where `others` is what the other replicas had counted at the last sync. Every `syncMs` one
+ * sync writes this replica's changed counts in one unordered bulkWrite and reads every replica's counts for
+ * those keys back with one `find`: two round trips per sync, however many requests and keys it carries, and
+ * none when nothing happened.
+ *
+ * Each replica writes only its own document per key and window (`$set` of its count, upserted), never a
+ * document another replica writes: no two writers ever race on one document, which matters on FerretDB v1
+ * (its `$inc` loses updates under concurrency), and a retried or half-failed sync cannot count twice.
  *
  * What this allows: a replica decides with the other replicas' counts as of its last sync, so a budget can be
  * exceeded by what the other replicas admitted for that key since then — at most about
@@ -17,38 +21,42 @@
  *
  * FerretDB v1 has no TTL indexes: windows that ended are deleted explicitly, once per window per replica.
  */
-import { MongoBulkWriteError, type Collection, type Db } from 'mongodb';
+import { randomUUID } from 'node:crypto';
+import type { Collection, Db } from 'mongodb';
 import type { ClientRateLimitInfo, Options, Store } from 'express-rate-limit';
-import type { Logger } from '../logger';
 import { ensureIndexes } from '../db/indexes';
+import type { Logger } from '../logger';
 
 export const RATE_LIMITS = 'rate_limits';
 
-interface WindowRow {
+interface CountRow {
+  /** `<limiter><key>|<window start>|<replica>` */
   _id: string;
-  /** The limiter (store prefix) and the client key. */
+  /** The limiter (store prefix). */
   limiter: string;
   key: string;
   window_start: Date;
+  replica: string;
   hits: number;
 }
 
 interface Count {
   windowStart: number;
-  /** Total in the database as of the last sync (includes what this replica sent). */
-  shared: number;
-  /** Sent by the sync under way, not yet part of `shared`. */
-  inFlight: number;
-  /** Not yet sent. */
-  local: number;
+  /** Counted by this replica in this window. */
+  mine: number;
+  /** Of `mine`, what the database already holds. */
+  stored: number;
+  /** Counted by the other replicas, as of the last sync. */
+  others: number;
 }
 
 export class SharedWindowStore implements Store {
   readonly localKeys = false;
   readonly prefix: string;
+  private readonly replica = randomUUID();
   private windowMs = 60_000;
   private readonly counts = new Map<string, Count>();
-  private readonly rows: Collection<WindowRow>;
+  private readonly rows: Collection<CountRow>;
   private timer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
   private prunedWindow = 0;
@@ -59,7 +67,7 @@ export class SharedWindowStore implements Store {
     private readonly opts: { prefix: string; syncMs: number; logger: Logger },
   ) {
     this.prefix = opts.prefix;
-    this.rows = db.collection<WindowRow>(RATE_LIMITS);
+    this.rows = db.collection<CountRow>(RATE_LIMITS);
   }
 
   init(options: Options): void {
@@ -71,18 +79,14 @@ export class SharedWindowStore implements Store {
     const windowStart = Math.floor(Date.now() / this.windowMs) * this.windowMs;
     let c = this.counts.get(key);
     if (!c || c.windowStart !== windowStart) {
-      c = { windowStart, shared: 0, inFlight: 0, local: 0 };
+      c = { windowStart, mine: 0, stored: 0, others: 0 };
       this.counts.set(key, c);
     }
     return c;
   }
 
   private info(c: Count): ClientRateLimitInfo {
-    return { totalHits: c.shared + c.inFlight + c.local, resetTime: new Date(c.windowStart + this.windowMs) };
-  }
-
-  private rowId(key: string, windowStart: number): string {
-    return `${this.prefix}${key}|${windowStart}`;
+    return { totalHits: c.others + c.mine, resetTime: new Date(c.windowStart + this.windowMs) };
   }
 
   get(key: string): ClientRateLimitInfo | undefined {
@@ -92,12 +96,13 @@ export class SharedWindowStore implements Store {
 
   increment(key: string): ClientRateLimitInfo {
     const c = this.current(key);
-    c.local += 1;
+    c.mine += 1;
     return this.info(c);
   }
 
   decrement(key: string): void {
-    this.current(key).local -= 1;
+    const c = this.current(key);
+    c.mine = Math.max(0, c.mine - 1);
   }
 
   async resetKey(key: string): Promise<void> {
@@ -110,12 +115,15 @@ export class SharedWindowStore implements Store {
     await this.rows.deleteMany({ limiter: this.prefix });
   }
 
-  /** The index behind pruning; call once before serving. */
+  /** The indexes behind the read-back and the pruning; call once before serving. */
   async ensureIndexes(): Promise<void> {
-    await ensureIndexes(this.rows, [{ key: { limiter: 1, window_start: 1 }, name: 'limiter_window' }]);
+    await ensureIndexes(this.rows, [
+      { key: { limiter: 1, key: 1 }, name: 'limiter_key' },
+      { key: { limiter: 1, window_start: 1 }, name: 'limiter_window' },
+    ]);
   }
 
-  /** Sends local counts and reads the shared totals back. Never runs twice at once; never throws. */
+  /** Writes this replica's changed counts and reads every replica's back. Never runs twice at once; never throws. */
   sync(): Promise<void> {
     this.syncing ??= this.syncOnce().finally(() => {
       this.syncing = undefined;
@@ -125,51 +133,34 @@ export class SharedWindowStore implements Store {
 
   private async syncOnce(): Promise<void> {
     const now = Date.now();
-    const batch: Array<{ key: string; c: Count; n: number }> = [];
+    const batch: Array<{ key: string; c: Count; mine: number }> = [];
     for (const [key, c] of this.counts) {
-      if (c.windowStart + this.windowMs <= now) {
-        // The window is over: nothing left to decide with it (counts still unsent no longer matter).
-        this.counts.delete(key);
-        continue;
-      }
-      if (c.local === 0) continue;
-      batch.push({ key, c, n: c.local });
-      c.inFlight += c.local;
-      c.local = 0;
+      // A window that is over decides nothing any more.
+      if (c.windowStart + this.windowMs <= now) this.counts.delete(key);
+      else if (c.mine !== c.stored) batch.push({ key, c, mine: c.mine });
     }
     if (batch.length === 0) return;
-    const ids = batch.map((b) => this.rowId(b.key, b.c.windowStart));
-    let failed = new Set<number>();
     try {
-      await this.rows
-        .bulkWrite(
-          batch.map((b, i) => ({
-            updateOne: {
-              filter: { _id: ids[i]! },
-              update: { $inc: { hits: b.n }, $setOnInsert: { limiter: this.prefix, key: b.key, window_start: new Date(b.c.windowStart) } },
-              upsert: true,
-            },
-          })),
-          { ordered: false },
-        )
-        .catch((e: unknown) => {
-          // Unordered: the other writes went through. Only the failed ones are counted again next time.
-          if (!(e instanceof MongoBulkWriteError)) throw e;
-          failed = new Set([e.writeErrors].flat().map((w) => w.index));
-        });
-      const totals = new Map((await this.rows.find({ _id: { $in: ids } }).toArray()).map((r) => [r._id, r.hits]));
-      batch.forEach((b, i) => {
-        b.c.inFlight -= b.n;
-        if (failed.has(i)) b.c.local += b.n;
-        b.c.shared = Math.max(b.c.shared, totals.get(ids[i]!) ?? 0);
-      });
+      await this.rows.bulkWrite(
+        batch.map(({ key, c, mine }) => ({
+          updateOne: {
+            filter: { _id: `${this.prefix}${key}|${c.windowStart}|${this.replica}` },
+            update: { $set: { limiter: this.prefix, key, window_start: new Date(c.windowStart), replica: this.replica, hits: mine } },
+            upsert: true,
+          },
+        })),
+        { ordered: false },
+      );
+      for (const b of batch) b.c.stored = b.mine;
+      const rows = await this.rows.find({ limiter: this.prefix, key: { $in: batch.map((b) => b.key) } }).toArray();
+      for (const { key, c } of batch) {
+        const start = c.windowStart;
+        c.others = rows.filter((r) => r.key === key && r.replica !== this.replica && r.window_start.getTime() === start).reduce((n, r) => n + r.hits, 0);
+      }
       if (this.failing) this.opts.logger.info('rate limits: shared counters reachable again');
       this.failing = false;
     } catch (e) {
-      for (const b of batch) {
-        b.c.inFlight -= b.n;
-        b.c.local += b.n;
-      }
+      // Nothing to undo: what was written is this replica's own count, written again next time.
       if (!this.failing) this.opts.logger.warn('rate limits: cannot sync the shared counters; counting locally until the database answers', { err: e });
       this.failing = true;
       return;
@@ -182,10 +173,10 @@ export class SharedWindowStore implements Store {
     const windowStart = Math.floor(now / this.windowMs) * this.windowMs;
     if (this.prunedWindow === windowStart) return;
     this.prunedWindow = windowStart;
-    await this.rows.deleteMany({ limiter: this.prefix, window_start: { $lt: new Date(windowStart - this.windowMs) } }).catch(() => undefined);
+    await this.rows.deleteMany({ limiter: this.prefix, window_start: { $lt: new Date(windowStart) } }).catch(() => undefined);
   }
 
-  /** Stops the timer and sends what is still counted locally. */
+  /** Stops the timer and writes what is still counted only locally. */
   async shutdown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
