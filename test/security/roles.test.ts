@@ -2,6 +2,7 @@
  * The role matrix over every route (SPEC section 8, issue 4): no key 401, wrong key 401, a role too low 403,
  * a role high enough served; `Bearer` and `Simple` both accepted. Real service, real HTTP, real database.
  */
+import { PERMISSIONS, type Permission } from '../../src/http/auth';
 import { call, startTestService, type TestService } from '../support/service';
 import { entry } from '../support/entries';
 import { bearer, makeKeys, simple } from './keys';
@@ -84,6 +85,14 @@ describe('Role matrix', () => {
         expect(res.body.detail).toContain(`needs the ${route.role} role`);
       }
     });
+  });
+
+  test('When /openapi.json describes the routes, then each names the permission whose role this matrix expects', async () => {
+    const doc = (await call(svc.url, 'GET', '/openapi.json')).body;
+    for (const route of ROUTES) {
+      const op = doc.paths[route.path.replace(/:(\w+)/g, '{$1}')][route.method.toLowerCase()];
+      expect({ route: `${route.method} ${route.path}`, role: PERMISSIONS[op['x-permission'] as Permission] }).toEqual({ route: `${route.method} ${route.path}`, role: route.role });
+    }
   });
 
   test.each(['/healthz', '/readyz', '/openapi.json'])('When %s is called without a key, then it is served', async (path) => {
