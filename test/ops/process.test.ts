@@ -63,6 +63,8 @@ test('When SIGTERM arrives while a slow request is in flight, then that request 
   const svc = watch(child);
   const listening = await svc.waitFor((l) => l.message === 'listening');
   const port = Number(String(listening.address).split(':').pop());
+  // No API_KEYS: the startup warning says protected mode is on.
+  expect(await svc.waitFor((l) => l.level === 'warn' && /^protected mode/.test(String(l.message)))).toBeTruthy();
 
   // The request's headers go out with `Expect: 100-continue`: the "100 Continue" answer proves the service
   // is handling it; the body (and so the end of the request) is sent only after the stop began.
