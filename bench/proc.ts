@@ -1,0 +1,117 @@
+/**
+ * Child processes of the benchmark: the service (as in production: `node dist/src/main.js`), the bare
+ * baseline, and load generators. Every wait is bounded in time.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { LoadResult, LoadSpec } from './load';
+
+export const DIST = path.resolve(__dirname, '..');
+
+export interface Child {
+  proc: ChildProcess;
+  port: number;
+  /** Resolves with the first stdout line containing `needle`, or rejects after `ms`. */
+  waitForLine(needle: string, ms: number): Promise<string>;
+  /** Lines of stdout seen so far. */
+  lines(): number;
+  stop(): Promise<number | null>;
+}
+
+/** VmRSS of a process in MB, or NaN when it is gone. */
+export function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms))),
+  ]);
+}
+
+/**
+ * Starts `node ...args` and waits for the line that tells its port (`portOf` returns it, or undefined).
+ * stdout is read line by line and otherwise dropped (drained, so the child never blocks on it).
+ */
+export async function startChild(args: string[], env: Record<string, string>, portOf: (line: string) => number | undefined, name: string): Promise<Child> {
+  const proc = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stderr: string[] = [];
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    stderr.push(d);
+    if (stderr.length > 20) stderr.shift();
+  });
+  let count = 0;
+  const waiters: Array<{ needle: string; resolve: (l: string) => void }> = [];
+  const rl = readline.createInterface({ input: proc.stdout! });
+  rl.on('line', (line) => {
+    count++;
+    for (const w of [...waiters]) {
+      if (line.includes(w.needle)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+    }
+  });
+  const waitForLine = (needle: string, ms: number) => withTimeout(new Promise<string>((resolve) => waiters.push({ needle, resolve })), ms, `${name} line "${needle}"`);
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const port = await withTimeout(
+    new Promise<number>((resolve, reject) => {
+      rl.on('line', (line) => {
+        const p = portOf(line);
+        if (p !== undefined) resolve(p);
+      });
+      void exited.then((code) => reject(new Error(`${name} exited with ${code}: ${stderr.join('').slice(-2000)}`)));
+    }),
+    60_000,
+    `${name} start`,
+  );
+  return {
+    proc,
+    port,
+    waitForLine,
+    lines: () => count,
+    stop: async () => {
+      if (proc.exitCode !== null) return proc.exitCode;
+      proc.kill('SIGTERM');
+      const kill = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+      const code = await exited;
+      clearTimeout(kill);
+      return code;
+    },
+  };
+}
+
+export interface Load {
+  result: Promise<LoadResult>;
+  /** Ends the load now; `result` then resolves with what was measured. */
+  stop(): void;
+}
+
+/** One autocannon run in its own process (dist/bench/load.js). */
+export function startLoad(spec: LoadSpec): Load {
+  const proc = spawn(process.execPath, [path.join(DIST, 'bench', 'load.js'), JSON.stringify(spec)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const result = withTimeout(
+    new Promise<LoadResult>((resolve, reject) => {
+      proc.once('exit', (code) => {
+        if (code === 0) resolve(JSON.parse(out.trim()) as LoadResult);
+        else reject(new Error(`load generator exited with ${code}`));
+      });
+    }),
+    (spec.durationSec + 30) * 1000,
+    'load generator',
+  );
+  return { result, stop: () => void proc.stdin!.write('stop\n') };
+}
+
+export const runLoad = (spec: LoadSpec): Promise<LoadResult> => startLoad(spec).result;

@@ -1,0 +1,377 @@
+/**
+ * `npm run bench [-- --quick] [-- --profile]`: the service against a bare baseline, in one run, on one
+ * embedded database (FerretDB, throw-away data directory). See README "Benchmark" for what is measured.
+ *   --quick    smaller data and shorter loads (under two minutes)
+ *   --profile  runs the service children under `node --cpu-prof` (profiles in bench/profiles/)
+ * Writes bench/results.json and prints a table.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { spawn } from 'node:child_process';
+import { MongoClient, type Db } from 'mongodb';
+import { startEmbeddedDatabase } from '../src/db/embedded';
+import { RegistryRepository } from '../src/registries/repository';
+import type { StoredRegistry } from '../src/registries/model';
+import { apiEntry, prng, QUERY, storedDocs } from './data';
+import { startFakeRegistries } from './fake-registries';
+import type { LoadResult } from './load';
+import { DIST, rssMb, runLoad, startChild, startLoad, type Child } from './proc';
+
+const argv = process.argv.slice(2);
+const QUICK = argv.includes('--quick');
+const PROFILE = argv.includes('--profile');
+const SIZE = QUICK
+  ? { entries: 10_000, sweep: 200, onboard: 2_000, loadSec: 5, warmSec: 1, rounds: 1 }
+  : { entries: 100_000, sweep: 1000, onboard: 10_000, loadSec: 10, warmSec: 2, rounds: 2 };
+const CONNECTIONS = 10;
+const QUERY_CONNECTIONS = 4;
+const API_CONNECTIONS = 4;
+const PROBE_TIMEOUT_MS = 5000;
+const PROBE_CONCURRENCY = 16;
+const HANGING_EVERY = 20; // 5 %
+const SOURCE_ROOT = path.resolve(DIST, '..');
+const PROFILE_DIR = path.join(SOURCE_ROOT, 'bench', 'profiles');
+
+const READER_KEY = randomBytes(18).toString('base64url');
+const AUTH = { Authorization: `Bearer ${READER_KEY}` };
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'registry-db-bench-'));
+const CREDENTIALS_KEY = randomBytes(32).toString('base64');
+
+const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+function baseEnv(uri: string, dbName: string): Record<string, string> {
+  return {
+    MONGODB_URI: uri,
+    MONGODB_DB: dbName,
+    DATA_DIR: path.join(tmp, 'service'),
+    CREDENTIALS_KEY,
+    LOG_LEVEL: 'info',
+    PROBE_ALLOWED_NETWORKS: '127.0.0.0/8,::1/128',
+    HEALTH_CRON: 'off',
+    STORAGE_CRON: 'off',
+    TZ: 'UTC',
+  };
+}
+
+/** The service as in production: built dist, API keys, rate limits (high), logging and metrics on. */
+function startService(uri: string, dbName: string, extra: Record<string, string> = {}): Promise<Child> {
+  const args = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+  const env = {
+    ...baseEnv(uri, dbName),
+    HOST: '127.0.0.1',
+    PORT: '0',
+    API_KEYS: `reader:${READER_KEY},admin:${randomBytes(18).toString('base64url')}`,
+    RATE_LIMIT_MAX: '100000000',
+    PROBE_TIMEOUT_MS: String(PROBE_TIMEOUT_MS),
+    PROBE_CONCURRENCY: String(PROBE_CONCURRENCY),
+    // FerretDB v1 sorts in memory: a large query may take longer than the default 5 s limit (the baseline has none).
+    QUERY_TIMEOUT_MS: '120000',
+    ...extra,
+  };
+  const portOf = (line: string) => {
+    if (!line.includes('"listening"')) return undefined;
+    const { address } = JSON.parse(line) as { address: string };
+    return Number(address.split(':').pop());
+  };
+  return startChild([...args, path.join(DIST, 'src', 'main.js')], env, portOf, 'service');
+}
+
+function startBaseline(uri: string, dbName: string): Promise<Child> {
+  const portOf = (line: string) => (line.startsWith('listening ') ? Number(line.slice(10)) : undefined);
+  return startChild([path.join(DIST, 'bench', 'baseline.js')], { MONGODB_URI: uri, MONGODB_DB: dbName, PORT: '0' }, portOf, 'baseline');
+}
+
+interface Figures {
+  requests_per_sec: number;
+  p50_ms: number;
+  p99_ms: number;
+  non2xx: number;
+  errors: number;
+}
+const figures = (r: LoadResult): Figures => ({ requests_per_sec: round(r.requests_per_sec, 1), p50_ms: r.p50_ms, p99_ms: r.p99_ms, non2xx: r.non2xx, errors: r.errors + r.timeouts });
+
+/** Service and baseline under the same load, interleaved for `rounds` rounds; the best round of each counts. */
+async function compare(service: Child, baseline: Child, load: (port: number) => Parameters<typeof runLoad>[0], what: string) {
+  const runs: { service: LoadResult[]; baseline: LoadResult[] } = { service: [], baseline: [] };
+  for (let r = 0; r < SIZE.rounds; r++) {
+    for (const [name, child] of [['service', service], ['baseline', baseline]] as const) {
+      await runLoad({ ...load(child.port), durationSec: SIZE.warmSec });
+      const res = await runLoad(load(child.port));
+      log(`${what} ${name}: ${round(res.requests_per_sec, 1)} req/s, p50 ${res.p50_ms} ms, p99 ${res.p99_ms} ms, ${res.requests} requests, non2xx ${res.non2xx}, errors ${res.errors}, timeouts ${res.timeouts}`);
+      runs[name].push(res);
+    }
+  }
+  const best = (rs: LoadResult[]) => rs.reduce((a, b) => (b.requests_per_sec > a.requests_per_sec ? b : a));
+  const s = figures(best(runs.service));
+  const b = figures(best(runs.baseline));
+  return { service: s, baseline: b, ratio: round(s.requests_per_sec / b.requests_per_sec), rounds: SIZE.rounds, all_req_per_sec: { service: runs.service.map((x) => round(x.requests_per_sec, 1)), baseline: runs.baseline.map((x) => round(x.requests_per_sec, 1)) } };
+}
+
+async function insertInBatches(db: Db, docs: StoredRegistry[], batch = 5000): Promise<number> {
+  const t0 = performance.now();
+  const coll = db.collection<StoredRegistry>('container_registries');
+  for (let i = 0; i < docs.length; i += batch) await coll.insertMany(docs.slice(i, i + batch), { ordered: false });
+  return (performance.now() - t0) / 1000;
+}
+
+/** Sweep: SIZE.sweep registries on loopback servers, 5 % hanging, one sweep fired by HEALTH_CRON. */
+async function sweepPhase(client: MongoClient, uri: string) {
+  const dbName = 'bench_sweep';
+  const fakes = await startFakeRegistries({ servers: 4, hanging: (i) => i % HANGING_EVERY === 0 });
+  const rand = prng(7);
+  const docs = await storedDocs(range(SIZE.sweep).map((i) => apiEntry(i, fakes.urlOf(i), rand, 'sweep')));
+  const fire = new Date(Math.ceil((Date.now() + 20_000) / 1000) * 1000);
+  const cron = `${fire.getUTCSeconds()} ${fire.getUTCMinutes()} ${fire.getUTCHours()} * * *`;
+  const service = await startService(uri, dbName, { HEALTH_CRON: cron });
+  try {
+    await service.waitForLine('scheduler started', 5000).catch(() => {
+      throw new Error('the service never logged "scheduler started": HEALTH_CRON cannot fire a sweep (is Scheduler.start() called by main?)');
+    });
+    await insertInBatches(client.db(dbName), docs);
+    const paths = docs.slice(0, 500).map((d) => `/container_registry/${d._id}`);
+    const apiLoad = (durationSec: number) => ({ url: `http://127.0.0.1:${service.port}`, connections: API_CONNECTIONS, durationSec, headers: AUTH, paths });
+    await runLoad(apiLoad(1));
+    const idleSec = Math.min(8, Math.floor((fire.getTime() - Date.now()) / 1000) - 2);
+    const idle = await runLoad(apiLoad(Math.max(2, idleSec)));
+    log(`sweep: API idle p99 ${idle.p99_ms} ms; sweep fires at ${fire.toISOString()}`);
+    await sleep(Math.max(0, fire.getTime() - Date.now()));
+    const during = startLoad(apiLoad(600));
+    let peakRss = 0;
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(service.proc.pid!))), 100);
+    const ideal = PROBE_TIMEOUT_MS / 1000 + (SIZE.sweep / HANGING_EVERY) * (PROBE_TIMEOUT_MS / 1000) / PROBE_CONCURRENCY;
+    let finished: string;
+    try {
+      finished = await service.waitForLine('health sweep finished', Math.round(ideal * 10_000 + 30_000));
+    } finally {
+      clearInterval(sampler);
+      during.stop();
+    }
+    const duringRes = await during.result;
+    const summary = JSON.parse(finished) as { duration_ms: number; claimed: number; written: number; failed: number; statuses: Record<string, number>; slowest_ms: number };
+    const healths = await client
+      .db(dbName)
+      .collection<StoredRegistry>('container_registries')
+      .find({}, { projection: { 'container_registry_health.latency_ms': 1, 'container_registry_health.status': 1 } })
+      .toArray();
+    const okLatencyS = healths.filter((h) => h.container_registry_health.status === 'healthy').reduce((s, h) => s + (h.container_registry_health.latency_ms ?? 0), 0) / 1000;
+    const hanging = range(SIZE.sweep).filter((i) => i % HANGING_EVERY === 0).length;
+    // Ideal: one timeout, plus the work (each hanging registry a full timeout, each answering one its
+    // measured probe latency) spread over the concurrency.
+    const idealS = PROBE_TIMEOUT_MS / 1000 + (hanging * (PROBE_TIMEOUT_MS / 1000) + okLatencyS) / PROBE_CONCURRENCY;
+    const sweepS = summary.duration_ms / 1000;
+    const result = {
+      registries: SIZE.sweep,
+      hanging,
+      probe_timeout_s: PROBE_TIMEOUT_MS / 1000,
+      concurrency: PROBE_CONCURRENCY,
+      sweep_s: round(sweepS),
+      ideal_s: round(idealS),
+      ratio: round(sweepS / idealS),
+      claimed: summary.claimed,
+      written: summary.written,
+      failed: summary.failed,
+      statuses: summary.statuses,
+      fake_registry_requests: fakes.counts(),
+      api_p99_idle_ms: idle.p99_ms,
+      api_p99_during_ms: duringRes.p99_ms,
+      api_p99_ratio: round(duringRes.p99_ms / Math.max(1, idle.p99_ms)),
+      api_idle: figures(idle),
+      api_during: figures(duringRes),
+    };
+    log(`sweep: ${result.sweep_s} s (ideal ${result.ideal_s} s), API p99 idle ${idle.p99_ms} ms, during ${duringRes.p99_ms} ms, peak RSS ${round(peakRss, 1)} MB`);
+    return { result, peakRssMb: round(peakRss, 1) };
+  } finally {
+    await service.stop();
+    await fakes.close();
+  }
+}
+
+/** Reads, queries and idle memory over SIZE.entries entries. */
+async function catalogPhase(client: MongoClient, uri: string) {
+  const dbName = 'bench_catalog';
+  const rand = prng(1);
+  const docs = await storedDocs(range(SIZE.entries).map((i) => apiEntry(i, `http://127.0.0.1:9/r${i}`, rand)));
+  const service = await startService(uri, dbName);
+  const baseline = await startBaseline(uri, dbName);
+  try {
+    const loadS = await insertInBatches(client.db(dbName), docs);
+    log(`catalog: ${docs.length} entries stored in ${round(loadS, 1)} s`);
+    await sleep(2000);
+    const idleFresh = rssMb(service.proc.pid!);
+    const ids = range(1000).map((i) => docs[Math.floor((i * docs.length) / 1000)]!._id);
+    const getById = await compare(service, baseline, (port) => ({ url: `http://127.0.0.1:${port}`, connections: CONNECTIONS, durationSec: SIZE.loadSec, headers: AUTH, paths: ids.map((id) => `/container_registry/${id}`) }), 'get_by_id');
+
+    const dbSort = { [QUERY.sortSpec]: 1, _id: 1 };
+    const serviceQuery = { path: `/container_registries?limit=${QUERY.limit}&sort=${QUERY.sortSpec}`, body: JSON.stringify(QUERY.filter) };
+    const baselineQuery = { path: '/container_registries', body: JSON.stringify({ filter: QUERY.filter, sort: dbSort, limit: QUERY.limit }) };
+    // Same answer from both, or the comparison means nothing. The load lasts long enough for many queries.
+    let singleQueryS = 0;
+    const [fromService, fromBaseline] = await Promise.all(
+      [
+        [service, serviceQuery, AUTH],
+        [baseline, baselineQuery, {}],
+      ].map(async ([child, q, auth]) => {
+        const { port } = child as Child;
+        const { path: p, body } = q as typeof serviceQuery;
+        const t0 = performance.now();
+        const res = await fetch(`http://127.0.0.1:${port}${p}`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(auth as object) }, body });
+        const ids = ((await res.json()) as Array<{ _id?: string; container_registry_id?: string }>).map((d) => d.container_registry_id ?? d._id);
+        singleQueryS = Math.max(singleQueryS, (performance.now() - t0) / 1000);
+        return ids;
+      }),
+    );
+    if (fromService!.length !== QUERY.limit || fromService!.join() !== fromBaseline!.join()) throw new Error('the service and the baseline answer the query differently');
+    const queryS = Math.min(60, Math.max(SIZE.loadSec, Math.ceil(singleQueryS * 10)));
+    log(`query: one query took ${round(singleQueryS)} s; measuring ${queryS} s each`);
+    const query = await compare(
+      service,
+      baseline,
+      (port) => {
+        const q = port === service.port ? serviceQuery : baselineQuery;
+        return { url: `http://127.0.0.1:${port}${q.path}`, method: 'POST' as const, connections: QUERY_CONNECTIONS, durationSec: queryS, timeoutSec: 120, headers: { ...AUTH, 'Content-Type': 'application/json' }, body: q.body };
+      },
+      'query',
+    );
+    await sleep(3000);
+    const idleAfter = rssMb(service.proc.pid!);
+    return {
+      getById: { ...getById, connections: CONNECTIONS, duration_s: SIZE.loadSec },
+      query: { ...query, entries: SIZE.entries, filter: QUERY.filter, sort: QUERY.sortSpec, limit: QUERY.limit, matching: await client.db(dbName).collection('container_registries').countDocuments(QUERY.filter), connections: QUERY_CONNECTIONS, duration_s: queryS },
+      memory: { entries: SIZE.entries, idle_fresh_rss_mb: round(idleFresh, 1), idle_rss_mb: round(idleAfter, 1) },
+      loadS,
+    };
+  } finally {
+    await Promise.all([service.stop(), baseline.stop()]);
+  }
+}
+
+/** Onboarding: the seed script on SIZE.onboard entries against one raw insertMany of the same documents. */
+async function onboardPhase(client: MongoClient, uri: string) {
+  const rand = prng(3);
+  const entries = range(SIZE.onboard).map((i) => apiEntry(i, `http://127.0.0.1:9/o${i}`, rand, 'onboard'));
+  const file = path.join(tmp, 'onboard.json');
+  writeFileSync(file, JSON.stringify(entries));
+  const t0 = performance.now();
+  const seed = spawn(process.execPath, [path.join(DIST, 'src', 'seed', 'cli.js'), file], { env: { ...process.env, ...baseEnv(uri, 'bench_onboard_seed') }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  seed.stdout.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-4000)));
+  seed.stderr.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
+  const code = await Promise.race([
+    new Promise<number | null>((resolve) => seed.once('exit', resolve)),
+    sleep(600_000).then(() => {
+      seed.kill('SIGKILL');
+      return -1;
+    }),
+  ]);
+  const seedS = (performance.now() - t0) / 1000;
+  const summary = out.trim().split('\n').pop() ?? '';
+  if (code !== 0 || !summary.includes(`${SIZE.onboard} created`)) throw new Error(`seed script failed (${code}): ${summary} ${err}`);
+
+  const docs = await storedDocs(entries);
+  const raw = client.db('bench_onboard_raw');
+  await new RegistryRepository(raw, 5000).ensureIndexes();
+  const t1 = performance.now();
+  await raw.collection<StoredRegistry>('container_registries').insertMany(docs);
+  const rawS = (performance.now() - t1) / 1000;
+  log(`onboard: seed ${round(seedS)} s, insertMany ${round(rawS)} s`);
+  return {
+    entries: SIZE.onboard,
+    seed_s: round(seedS),
+    seed_per_sec: round(SIZE.onboard / seedS, 1),
+    insert_many_s: round(rawS),
+    insert_many_per_sec: round(SIZE.onboard / rawS, 1),
+    ratio: round(rawS / seedS),
+    seed_summary: summary,
+  };
+}
+
+function machine(backend: string) {
+  const cpus = os.cpus();
+  return {
+    cpu_model: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memory_gb: round(os.totalmem() / 2 ** 30, 1),
+    node: process.version,
+    os: `${os.type()} ${os.release()}`,
+    backend,
+    load_average_at_start: os.loadavg().map((l) => round(l)),
+  };
+}
+
+function table(r: Record<string, any>): string {
+  const rows: string[][] = [['measure', 'service', 'baseline / ideal', 'ratio', 'target', 'ok']];
+  const ok = (b: boolean) => (b ? 'yes' : 'NO');
+  for (const [key, label, target] of [['get_by_id', 'GET /container_registry/:id', 0.8], ['query', 'POST /container_registries', 0.7]] as const) {
+    const x = r[key];
+    rows.push([`${label} req/s`, String(x.service.requests_per_sec), String(x.baseline.requests_per_sec), String(x.ratio), `>= ${target}`, ok(x.ratio >= target)]);
+    rows.push([`  p50 / p99 ms`, `${x.service.p50_ms} / ${x.service.p99_ms}`, `${x.baseline.p50_ms} / ${x.baseline.p99_ms}`, '', '', '']);
+  }
+  const s = r.sweep;
+  if (s.error) rows.push(['sweep', 'error', s.error, '', '', 'NO']);
+  else {
+    rows.push([`sweep of ${s.registries} (${s.hanging} hanging) s`, String(s.sweep_s), String(s.ideal_s), String(s.ratio), '<= 1.5', ok(s.ratio <= 1.5)]);
+    rows.push(['API p99 during sweep ms', String(s.api_p99_during_ms), `idle ${s.api_p99_idle_ms}`, String(s.api_p99_ratio), '<= 2', ok(s.api_p99_ratio <= 2)]);
+  }
+  const o = r.onboard;
+  rows.push([`onboard ${o.entries} entries/s`, String(o.seed_per_sec), String(o.insert_many_per_sec), String(o.ratio), '>= 0.5', ok(o.ratio >= 0.5)]);
+  const m = r.memory;
+  rows.push([`RSS idle, ${m.entries} entries MB`, String(m.idle_rss_mb), '', '', '< 200', ok(m.idle_rss_mb < 200)]);
+  rows.push(['RSS peak of the sweep MB', String(m.sweep_peak_rss_mb ?? 'n/a'), '', '', '< 200', ok((m.sweep_peak_rss_mb ?? 0) < 200)]);
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
+  return rows.map((row) => '| ' + row.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ') + ' |').join('\n');
+}
+
+async function main(): Promise<void> {
+  if (PROFILE) mkdirSync(PROFILE_DIR, { recursive: true });
+  const started = Date.now();
+  const m0 = machine('ferretdb');
+  const quiet = { info: (msg: string) => log(msg), warn: (msg: string) => log(msg) };
+  const database = await startEmbeddedDatabase({ dataDir: path.join(tmp, 'db'), mode: 'ferretdb', logger: quiet as never });
+  const client = new MongoClient(database.uri, { maxPoolSize: 20 });
+  await client.connect();
+  try {
+    log(`${QUICK ? 'quick' : 'full'} run; database ${database.backend} at ${database.uri}`);
+    let sweep: Record<string, unknown>;
+    let sweepPeak: number | undefined;
+    try {
+      const s = await sweepPhase(client, database.uri);
+      sweep = s.result;
+      sweepPeak = s.peakRssMb;
+    } catch (e) {
+      log(`sweep failed: ${(e as Error).message}`);
+      sweep = { error: (e as Error).message, ratio: null };
+    }
+    const catalog = await catalogPhase(client, database.uri);
+    const onboard = await onboardPhase(client, database.uri);
+    const results = {
+      mode: QUICK ? 'quick' : 'full',
+      finished_at: new Date().toISOString(),
+      duration_s: round((Date.now() - started) / 1000, 1),
+      machine: { ...m0, backend: database.backend },
+      get_by_id: catalog.getById,
+      query: catalog.query,
+      sweep,
+      onboard,
+      memory: { ...catalog.memory, sweep_peak_rss_mb: sweepPeak, sweep_registries: SIZE.sweep, ratio: round(catalog.memory.idle_rss_mb / 200), target_mb: 200 },
+      data_load_s: round(catalog.loadS, 1),
+    };
+    writeFileSync(path.join(SOURCE_ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
+    process.stdout.write(`\nRegistry DB benchmark (${results.mode}, ${results.duration_s} s) on ${m0.cpu_model}, ${m0.cores} cores, ${m0.memory_gb} GB, Node ${m0.node}, ${database.backend}\n`);
+    process.stdout.write(table(results) + '\n');
+  } finally {
+    await client.close();
+    await database.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`bench: ${e.stack ?? e.message}\n`);
+  process.exit(1);
+});
