@@ -4,6 +4,7 @@
  */
 import type { Db } from 'mongodb';
 import type { Config } from './config';
+import { TOKEN_RETENTION_MS } from './db/atomic';
 import { createHealthService } from './health';
 import { buildApp } from './http/app';
 import { createAccess } from './http/auth';
@@ -28,8 +29,12 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   const repository = new RegistryRepository(db, config.QUERY_TIMEOUT_MS);
   await repository.ensureIndexes();
   const registries = new RegistryService(repository, cipher);
+  // Write tokens of src/db/atomic.ts are kept long after use, then dropped here (no TTL index on FerretDB v1).
+  const pruneTokens = setInterval(() => void repository.claims.prune(TOKEN_RETENTION_MS).catch(() => undefined), 5 * 60_000);
+  pruneTokens.unref();
   // Stop hooks run after requests drained, before the database closes (the scheduler registers here too).
   const lifecycle = new Lifecycle();
+  lifecycle.onStop('write-token pruning', () => clearInterval(pruneTokens));
   const access = createAccess(config.API_KEYS);
   const rateLimits = await createRateLimits(config, db, logger);
   lifecycle.onStop('rate limits', () => rateLimits.shutdown());

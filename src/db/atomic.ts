@@ -17,6 +17,10 @@ import { MongoServerError, type Collection, type Db, type Document, type Filter,
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const SEQ = '_seq';
+/** No attempt writes a plan read longer ago than this. */
+const MAX_ATTEMPT_MS = 10_000;
+/** Tokens are kept this long: far longer than any attempt may take, so none can be won twice. */
+export const TOKEN_RETENTION_MS = 15 * 60_000;
 
 export function isDuplicateKey(e: unknown): boolean {
   return e instanceof MongoServerError && (e.code === 11000 || /UNIQUE constraint failed|duplicate key/i.test(e.message));
@@ -29,8 +33,24 @@ interface Token {
 
 export class Claims {
   readonly collection: Collection<Token>;
-  constructor(db: Db, name = 'atomic_claims') {
+  private filteredUpdates?: Promise<boolean>;
+
+  constructor(private readonly db: Db, name = 'atomic_claims') {
     this.collection = db.collection<Token>(name);
+  }
+
+  /**
+   * Whether `updateOne({_id, other: v})` is atomic and cheap on this server: true on MongoDB; false on
+   * FerretDB v1, where the check is not atomic anyway and any filter other than `_id` alone scans the whole
+   * collection (measured: one write per registry made a sweep quadratic). Asked once (buildInfo).
+   */
+  filteredUpdatesAreAtomic(): Promise<boolean> {
+    this.filteredUpdates ??= this.db
+      .admin()
+      .command({ buildInfo: 1 })
+      .then((info) => info.ferretdbVersion === undefined)
+      .catch(() => true);
+    return this.filteredUpdates;
   }
 
   /** True for exactly one of any number of concurrent callers with the same key. */
@@ -47,10 +67,6 @@ export class Claims {
   async ageOf(key: string): Promise<number | undefined> {
     const t = await this.collection.findOne({ _id: key });
     return t ? Date.now() - t.at.getTime() : undefined;
-  }
-
-  async release(key: string): Promise<void> {
-    await this.collection.deleteOne({ _id: key });
   }
 
   /** Drops claims older than `maxAgeMs` (no TTL indexes on FerretDB v1). */
@@ -86,12 +102,16 @@ export class SequencedWriter<T extends Document> {
     private readonly claims: Claims,
     opts: SequencedWriterOptions = {},
   ) {
-    this.staleMs = opts.staleMs ?? 15_000;
+    this.staleMs = opts.staleMs ?? 60_000;
     this.maxAttempts = opts.maxAttempts ?? 500;
   }
 
-  private token(id: string, seq: number): string {
-    return `${this.collection.collectionName}/${id}#${seq}`;
+  /**
+   * The token of sequence `seq` of document `id`. `created_at` names the document's incarnation, so a
+   * document deleted and created again under the same id does not meet the tokens of its predecessor.
+   */
+  private token(id: string, seq: number, doc: Document): string {
+    return `${this.collection.collectionName}/${id}@${String(doc.created_at ?? '')}#${seq}`;
   }
 
   /**
@@ -101,16 +121,24 @@ export class SequencedWriter<T extends Document> {
    */
   async modify<R>(id: string, plan: (doc: T | null) => WritePlan<R> | Promise<WritePlan<R>>): Promise<R> {
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      const readAt = Date.now();
       const doc = (await this.collection.findOne({ _id: id } as Filter<T>)) as T | null;
       const p = await plan(doc);
       if (p.kind === 'none' || !doc) return p.result;
       const seq = Number((doc as Document)[SEQ] ?? 0);
-      const next = await this.claimNext(id, seq);
+      const next = await this.claimNext(id, seq, doc);
       if (next === undefined) {
         await sleep(Math.min(100, 1 + Math.random() * (attempt + 1) * 3));
         continue;
       }
-      const filter = { _id: id, ...(seq === 0 ? { [SEQ]: { $in: [0, null] } } : { [SEQ]: seq }) } as unknown as Filter<T>;
+      // An attempt that took this long (a stalled process) starts again rather than write an old plan.
+      if (Date.now() - readAt > MAX_ATTEMPT_MS) continue;
+      // Winning the token already excludes every other writer of seq+1; where the server can check it
+      // atomically and cheaply, the filter on _seq also fences a holder whose stale token was skipped.
+      const fenced = await this.claims.filteredUpdatesAreAtomic();
+      const filter = (
+        !fenced ? { _id: id } : { _id: id, ...(seq === 0 ? { [SEQ]: { $in: [0, null] } } : { [SEQ]: seq }) }
+      ) as unknown as Filter<T>;
       let applied: boolean;
       if (p.kind === 'delete') {
         applied = (await this.collection.deleteOne(filter)).deletedCount === 1;
@@ -118,21 +146,21 @@ export class SequencedWriter<T extends Document> {
         const update = { ...p.update, $set: { ...((p.update.$set as Document) ?? {}), [SEQ]: next } } as unknown as UpdateFilter<T>;
         applied = (await this.collection.updateOne(filter, update)).matchedCount === 1;
       }
-      if (applied) {
-        void this.claims.release(this.token(id, seq)).catch(() => undefined);
-        return p.result;
-      }
+      // Tokens are never released (a released token could be won again by a writer that read an older
+      // sequence); Claims.prune drops them once no attempt can be that old.
+      if (applied) return p.result;
     }
     throw new ContendedError(`document ${id} is contended; gave up after ${this.maxAttempts} attempts`);
   }
 
   /** Wins the token of the next sequence, skipping over tokens whose holders died; undefined when another writer holds it. */
-  private async claimNext(id: string, seq: number): Promise<number | undefined> {
+  private async claimNext(id: string, seq: number, doc: Document): Promise<number | undefined> {
     for (let next = seq + 1; next <= seq + 5; next++) {
-      if (await this.claims.claimOnce(this.token(id, next))) return next;
-      const age = await this.claims.ageOf(this.token(id, next));
+      const token = this.token(id, next, doc);
+      if (await this.claims.claimOnce(token)) return next;
+      const age = await this.claims.ageOf(token);
       if (age === undefined) {
-        if (await this.claims.claimOnce(this.token(id, next))) return next;
+        if (await this.claims.claimOnce(token)) return next;
         return undefined;
       }
       if (age < this.staleMs) return undefined;
