@@ -36,6 +36,8 @@ export function regexProblem(source: string): string | null {
     return `is not a valid regular expression: ${(e as Error).message}`;
   }
   if (!safeRegex(source, { limit: 25 })) return 'can backtrack catastrophically (nested or overlapping repetition); simplify the pattern';
+  // Backreferences and lookaround: matching can take super-linear time, and FerretDB cannot run them at all.
+  if (/\\[1-9]|\\k<|\(\?<?[=!]/.test(source)) return 'uses a backreference or lookaround, which is not accepted; use plain characters, classes and quantifiers';
   return null;
 }
 

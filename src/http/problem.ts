@@ -3,8 +3,8 @@
  * anything unexpected a 500 that is logged with its stack (and never shows internals to the client).
  */
 import type { ErrorRequestHandler, Response } from 'express';
-import { MongoError, MongoNetworkError, MongoServerSelectionError, MongoNotConnectedError, MongoTopologyClosedError } from 'mongodb';
-import { AppError, ServiceUnavailableError, type FieldError } from '../errors';
+import { MongoError, MongoNetworkError, MongoServerError, MongoServerSelectionError, MongoNotConnectedError, MongoTopologyClosedError } from 'mongodb';
+import { AppError, InputError, ServiceUnavailableError, type FieldError } from '../errors';
 import type { Logger } from '../logger';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -47,8 +47,19 @@ function isTimeLimit(err: unknown): boolean {
   return err instanceof MongoError && (err.code === 50 || /time limit|MaxTimeMS/i.test(err.message));
 }
 
+/**
+ * The database refused a $regex of the filter (Location51091): the filter passed our checks (JavaScript's
+ * dialect) but not the server's (PCRE on MongoDB, Go's regexp on FerretDB), e.g. `\u0041` or `\cA`.
+ */
+function isInvalidRegex(err: unknown): boolean {
+  return err instanceof MongoServerError && err.code === 51091;
+}
+
 export function toAppError(err: unknown): AppError | undefined {
   if (err instanceof AppError) return err;
+  if (isInvalidRegex(err)) {
+    return new InputError(`The database cannot run a $regex of the filter: ${(err as Error).message}.`, [{ path: '/', message: 'a $regex of the filter is not valid for the database; use plain characters, classes and quantifiers' }]);
+  }
   if (isDatabaseUnavailable(err)) return new ServiceUnavailableError('The database is unreachable; try again shortly.');
   if (isTimeLimit(err)) return new ServiceUnavailableError('The query exceeded its time limit; narrow the filter or lower the limit.', 1);
   return undefined;
