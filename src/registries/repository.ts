@@ -78,6 +78,33 @@ export class RegistryRepository {
     return this.collection.findOne({ container_registry_name: name }, { maxTimeMS: this.queryTimeoutMs });
   }
 
+  /** The entries with one of these ids or names, in one query (batch onboarding). */
+  async findByIdsOrNames(ids: string[], names: string[]): Promise<StoredRegistry[]> {
+    if (ids.length === 0 && names.length === 0) return [];
+    const filter = { $or: [{ _id: { $in: ids } }, { container_registry_name: { $in: names } }] } as Filter<StoredRegistry>;
+    return this.collection.find(filter, { maxTimeMS: this.queryTimeoutMs }).toArray();
+  }
+
+  /**
+   * New entries in one unordered insertMany; answers the indexes of the documents that were not stored (a
+   * duplicate id or name, or an error): a document counts as stored only when it is found as written.
+   */
+  async insertMany(docs: StoredRegistry[]): Promise<Set<number>> {
+    try {
+      await this.collection.insertMany(docs, { ordered: false });
+      return new Set();
+    } catch {
+      const ids = docs.map((d) => d._id);
+      const stored = await this.collection
+        .find({ _id: { $in: ids } } as Filter<StoredRegistry>, { projection: { _id: 1, created_at: 1, container_registry_name: 1 }, maxTimeMS: this.queryTimeoutMs })
+        .toArray()
+        .catch(() => []);
+      const written = new Map(docs.map((d) => [d._id, d]));
+      const mine = new Set(stored.filter((d) => written.get(d._id)?.created_at === d.created_at && written.get(d._id)?.container_registry_name === d.container_registry_name).map((d) => d._id));
+      return new Set(ids.flatMap((id, i) => (mine.has(id) ? [] : [i])));
+    }
+  }
+
   /**
    * Atomic read-plan-write of entry `id` (see db/atomic.ts): `plan` sees the current document (null when
    * missing) and answers nothing, a new version of the client-owned fields, or a deletion. It is called

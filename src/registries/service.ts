@@ -24,6 +24,13 @@ export interface QueryPage {
 }
 
 export type OnboardOutcome = 'created' | 'updated' | 'unchanged';
+export type OnboardResult = { outcome: OnboardOutcome; id: string };
+
+/** What a new entry stores besides the service-owned fields. */
+type NewFields = Omit<StoredRegistry, '_id' | 'version' | 'created_at' | 'updated_at' | 'container_registry_health'>;
+
+/** Entries onboarded per batch: one lookup query and one insertMany each. */
+export const ONBOARD_BATCH = 500;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -67,7 +74,7 @@ export class RegistryService {
   }
 
   /** Validates a client document and builds what is stored (used by create and by onboarding). */
-  private prepareNew(body: unknown): { id: string; fields: Omit<StoredRegistry, '_id' | 'version' | 'created_at' | 'updated_at' | 'container_registry_health'> } {
+  private prepareNew(body: unknown): { id: string; fields: NewFields } {
     if (!isObject(body)) throw new InputError('The registry entry must be a JSON object.', [{ path: '/', message: 'must be an object' }]);
     // Report read-only fields and schema problems together, so one round trip shows everything to fix.
     const errors = this.readOnlyErrors(body);
@@ -89,20 +96,12 @@ export class RegistryService {
     const fields: Record<string, unknown> = { ...fieldsIn };
     fields.container_registry_image_prefix ??= derivePrefix(entry.container_registry_public_url);
     if (container_registry_credentials) fields[CREDS] = this.cipher.seal(container_registry_credentials);
-    return { id: container_registry_id ?? randomUUID(), fields: fields as ReturnType<RegistryService['prepareNew']>['fields'] };
+    return { id: container_registry_id ?? randomUUID(), fields: fields as NewFields };
   }
 
   async create(body: unknown): Promise<StoredRegistry> {
     const { id, fields } = this.prepareNew(body);
-    const now = new Date().toISOString();
-    const doc: StoredRegistry = {
-      _id: id,
-      ...fields,
-      container_registry_health: { status: 'unknown', consecutive_failures: 0 },
-      created_at: now,
-      updated_at: now,
-      version: 1,
-    } as StoredRegistry;
+    const doc = newDocument(id, fields);
     await this.repo.insert(doc);
     return doc;
   }
@@ -209,12 +208,67 @@ export class RegistryService {
    * Onboarding (seed script): upsert by container_registry_id, else by name, through the same validation.
    * `dryRun` decides and reports without writing.
    */
-  async onboard(body: unknown, dryRun: boolean): Promise<{ outcome: OnboardOutcome; id: string }> {
-    const { id: givenId, fields } = this.prepareNew(body);
+  async onboard(body: unknown, dryRun: boolean): Promise<OnboardResult> {
+    const prepared = this.prepareNew(body);
     const hasId = isObject(body) && body.container_registry_id !== undefined;
-    const existing = hasId ? await this.repo.findById(givenId) : await this.repo.findByName(fields.container_registry_name);
+    const existing = hasId ? await this.repo.findById(prepared.id) : await this.repo.findByName(prepared.fields.container_registry_name);
+    return this.onboardPrepared(body, prepared, existing, dryRun);
+  }
+
+  /**
+   * Onboarding of a batch, with the outcomes onboard() gives entry by entry in order, in fewer round trips:
+   * one query reads the entries that exist (by id or by name), and each run of consecutive new entries is
+   * written with one insertMany. An entry that another entry of the batch touches first, or whose insert
+   * fails, goes through onboard() alone. Each result is an outcome or the entry's error.
+   */
+  async onboardMany(bodies: unknown[], dryRun: boolean): Promise<Array<OnboardResult | { error: unknown }>> {
+    const out: Array<OnboardResult | { error: unknown }> = [];
+    const prepared = bodies.map((body) => {
+      try {
+        return { body, ...this.prepareNew(body), hasId: isObject(body) && body.container_registry_id !== undefined };
+      } catch (error) {
+        return { body, error };
+      }
+    });
+    const valid = prepared.flatMap((p) => ('fields' in p ? [p] : []));
+    const found = await this.repo.findByIdsOrNames(valid.filter((p) => p.hasId).map((p) => p.id), valid.map((p) => p.fields.container_registry_name));
+    const byId = new Map(found.map((d) => [d._id, d]));
+    const byName = new Map(found.map((d) => [d.container_registry_name, d]));
+    const seen = new Set<string>();
+    let fresh: Array<{ index: number; body: unknown; doc: StoredRegistry }> = [];
+    const flush = async () => {
+      const failed = dryRun || fresh.length === 0 ? new Set<number>() : await this.repo.insertMany(fresh.map((f) => f.doc));
+      for (const [k, f] of fresh.entries()) {
+        out[f.index] = failed.has(k) ? await this.onboard(f.body, dryRun).catch((error: unknown) => ({ error })) : { outcome: 'created', id: f.doc._id };
+      }
+      fresh = [];
+    };
+    for (const [index, p] of prepared.entries()) {
+      if (!('fields' in p)) {
+        await flush();
+        out[index] = { error: p.error };
+        continue;
+      }
+      const name = p.fields.container_registry_name;
+      const existing = (p.hasId ? byId.get(p.id) : byName.get(name)) ?? null;
+      // Read before the batch ran: stale once an earlier entry of the batch touched the same id or name.
+      const touched = seen.has(`id:${p.id}`) || seen.has(`name:${name}`) || (existing !== null && (seen.has(`id:${existing._id}`) || seen.has(`name:${existing.container_registry_name}`)));
+      for (const key of [`id:${p.id}`, `name:${name}`, ...(existing ? [`id:${existing._id}`, `name:${existing.container_registry_name}`] : [])]) seen.add(key);
+      if (!touched && !existing && !byId.has(p.id) && !byName.has(name)) {
+        fresh.push({ index, body: p.body, doc: newDocument(p.id, p.fields) });
+        continue;
+      }
+      await flush();
+      out[index] = await (touched ? this.onboard(p.body, dryRun) : this.onboardPrepared(p.body, p, existing, dryRun)).catch((error: unknown) => ({ error }));
+    }
+    await flush();
+    return out;
+  }
+
+  private async onboardPrepared(body: unknown, prepared: { id: string; fields: NewFields }, existing: StoredRegistry | null, dryRun: boolean): Promise<OnboardResult> {
+    const { id: givenId, fields } = prepared;
     if (!existing) {
-      if (!dryRun) await this.create(body);
+      if (!dryRun) await this.repo.insert(newDocument(givenId, fields));
       return { outcome: 'created', id: givenId };
     }
     const before = this.logicalOf(existing);
@@ -233,6 +287,19 @@ export class RegistryService {
     }
     return { outcome: 'updated', id: existing._id };
   }
+}
+
+/** The stored document of a new entry (create and onboarding). */
+function newDocument(id: string, fields: NewFields): StoredRegistry {
+  const now = new Date().toISOString();
+  return {
+    _id: id,
+    ...fields,
+    container_registry_health: { status: 'unknown', consecutive_failures: 0 },
+    created_at: now,
+    updated_at: now,
+    version: 1,
+  } as StoredRegistry;
 }
 
 function notFound(id: string): NotFoundError {

@@ -7,7 +7,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../errors';
 import { parseJsonText } from '../lib/json-shape';
-import type { OnboardOutcome, RegistryService } from '../registries/service';
+import { ONBOARD_BATCH, type OnboardOutcome, type RegistryService } from '../registries/service';
 
 export interface SourceEntry {
   /** file[#index] the entry came from. */
@@ -78,18 +78,30 @@ function reasonsOf(e: unknown): string[] {
 
 export async function onboard(service: RegistryService, entries: SourceEntry[], dryRun: boolean): Promise<OnboardLine[]> {
   const lines: OnboardLine[] = [];
-  for (const entry of entries) {
-    if (entry.error) {
-      lines.push({ source: entry.source, outcome: 'invalid', reasons: [entry.error] });
-      continue;
-    }
-    const name = (entry.value as { container_registry_name?: unknown } | null)?.container_registry_name;
+  // Batches: one lookup and one insertMany per batch instead of two round trips per entry.
+  for (let start = 0; start < entries.length; start += ONBOARD_BATCH) {
+    const batch = entries.slice(start, start + ONBOARD_BATCH);
+    const readable = batch.filter((e) => !e.error);
+    let results: Awaited<ReturnType<RegistryService['onboardMany']>>;
     try {
-      const r = await service.onboard(entry.value, dryRun);
-      lines.push({ source: entry.source, outcome: r.outcome, id: r.id, name: String(name) });
+      results = await service.onboardMany(readable.map((e) => e.value), dryRun);
     } catch (e) {
-      const client = e instanceof AppError && e.status < 500;
-      lines.push({ source: entry.source, outcome: client ? 'invalid' : 'failed', name: typeof name === 'string' ? name : undefined, reasons: reasonsOf(e) });
+      results = readable.map(() => ({ error: e }));
+    }
+    let next = 0;
+    for (const entry of batch) {
+      if (entry.error) {
+        lines.push({ source: entry.source, outcome: 'invalid', reasons: [entry.error] });
+        continue;
+      }
+      const name = (entry.value as { container_registry_name?: unknown } | null)?.container_registry_name;
+      const r = results[next++]!;
+      if ('outcome' in r) {
+        lines.push({ source: entry.source, outcome: r.outcome, id: r.id, name: String(name) });
+        continue;
+      }
+      const client = r.error instanceof AppError && r.error.status < 500;
+      lines.push({ source: entry.source, outcome: client ? 'invalid' : 'failed', name: typeof name === 'string' ? name : undefined, reasons: reasonsOf(r.error) });
     }
   }
   return lines;
