@@ -50,6 +50,7 @@ const guarded = {
   '401': problem('No API key, or an unknown one (see WWW-Authenticate).'),
   '403': problem('The key’s role is too low for this route, or protected mode refuses a non-loopback client.'),
   '429': problem('Rate limit exceeded (see RateLimit and Retry-After).'),
+  '503': problem('The database is unreachable, or a query exceeded its time limit; retry after Retry-After seconds.'),
 };
 
 function op(permission: Permission | null, summary: string, rest: Json): Json {
@@ -91,12 +92,14 @@ function paths(has: (name: string) => boolean): Json {
           '404': problem('No such entry.'),
           '409': problem('The name is taken.'),
           '412': problem('If-Match names an older version.'),
+          '413': problem('Body too large.'),
+          '415': problem('Body is not JSON.'),
         },
       }),
       delete: op('delete', 'Delete an entry', {
         operationId: 'deleteRegistry',
         parameters: [ifMatch],
-        responses: { '204': { description: 'Deleted.' }, '404': problem('No such entry.'), '412': problem('If-Match names an older version.') },
+        responses: { '204': { description: 'Deleted.' }, '400': problem('If-Match is not one entity tag.'), '404': problem('No such entry.'), '412': problem('If-Match names an older version.') },
       }),
     },
     '/container_registries': {
@@ -112,6 +115,8 @@ function paths(has: (name: string) => boolean): Json {
         responses: {
           '200': json({ type: 'array', items: entry }, 'The matching entries.', { Link: { description: '`<...>; rel="next"` when there is a next page.', schema: { type: 'string' } } }),
           '400': problem('Invalid filter or query option.'),
+          '413': problem('Body too large.'),
+          '415': problem('Body is not JSON.'),
         },
       }),
     },

@@ -28,6 +28,8 @@ export function checkJsonShape(value: unknown, maxDepth = MAX_BODY_DEPTH): void 
       if (FORBIDDEN_KEYS.has(key)) {
         throw new InputError(`The key "${key}" is not allowed anywhere in a request.`, [{ path: p, message: `key "${key}" is not allowed` }]);
       }
+      // BSON stores keys as C strings: a NUL inside one cannot be stored or queried (the driver throws).
+      if (key.includes('\u0000')) throw new InputError('A key contains a NUL character.', [{ path: p, message: 'keys must not contain NUL (\\u0000)' }]);
       stack.push({ v: (v as Record<string, unknown>)[key], path: p, depth: depth + 1 });
     }
   }
