@@ -1,0 +1,55 @@
+/**
+ * Fuzzing driven by /openapi.json: schemathesis (installed into .venv by scripts/install-schemathesis.sh)
+ * against the built service as a process, on loopback, in protected mode (no API keys: loopback clients are
+ * served), bounded by --max-examples and --max-time. Checks: no 5xx, documented status codes, content types
+ * and response schemas.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startServiceProcess, tempDir, type ServiceProcess } from './support';
+
+const ROOT = path.join(__dirname, '..', '..');
+const SCHEMATHESIS = path.join(ROOT, '.venv', 'bin', 'schemathesis');
+const CHECKS = 'not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance';
+
+/**
+ * Failures known and reported, not yet fixed (see the README's reliability section): responses show
+ * `container_registry_credentials` as `{username, password_set}` while the schema marks the property
+ * writeOnly; and a filter can exceed the server-side query time limit (503).
+ */
+const KNOWN: Array<{ name: string; test: (block: string) => boolean }> = [
+  { name: 'credentials in responses vs writeOnly', test: (b) => b.includes('ST108') && b.includes('"container_registry_credentials" is not allowed') && !/ST10[1-7]/.test(b) },
+  { name: 'query time limit (503)', test: (b) => b.includes('ST101') && b.includes('[503]') && b.includes('time limit') },
+];
+
+let svc: ServiceProcess | undefined;
+let reportDir: string | undefined;
+afterAll(async () => {
+  await svc?.stop();
+  if (reportDir) rmSync(reportDir, { recursive: true, force: true });
+});
+
+test('When schemathesis fuzzes every operation of /openapi.json, then no response is a server error and every response conforms to the document', async () => {
+  if (!existsSync(SCHEMATHESIS)) throw new Error('schemathesis is not installed: run bash scripts/install-schemathesis.sh (npm run test:reliability does)');
+  svc = await startServiceProcess({ MONGODB_URI: process.env.TEST_MONGODB_URI! });
+  reportDir = tempDir('schemathesis');
+  const args = ['run', `${svc.url}/openapi.json`, '--checks', CHECKS, '--max-examples', '8', '--max-time', '60', '--seed', '6', '--workers', '2', '--request-timeout', '15', '--no-color', '--report-dir', reportDir];
+  const { code, stdout } = await promisify(execFile)(SCHEMATHESIS, args, { cwd: reportDir, timeout: 150_000, maxBuffer: 64 * 1024 * 1024, env: { PATH: process.env.PATH, HOME: reportDir, NO_COLOR: '1' } }).then(
+    (r) => ({ code: 0, stdout: r.stdout }),
+    (e: { code?: number; stdout?: string; message: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? e.message }),
+  );
+  const summary = stdout.slice(stdout.lastIndexOf('SUMMARY'));
+  process.stderr.write(`[fuzz] schemathesis exit ${code}\n${summary}\n`);
+  // One block per failing test case: "N. Test Case ID: ..." up to the next one or the next section.
+  const failures = stdout.includes('FAILURES') ? stdout.slice(stdout.indexOf('FAILURES'), stdout.indexOf('SUMMARY')) : '';
+  const blocks = failures.split(/\n(?=\d+\. Test Case ID)/).slice(1);
+  const unknown = blocks.filter((b) => !KNOWN.some((k) => k.test(b)));
+  process.stderr.write(`[fuzz] failing cases: ${blocks.length}, known: ${blocks.length - unknown.length}\n`);
+  expect(unknown.map((b) => b.slice(0, 1500))).toEqual([]);
+  // A run that could not start (bad document, unreachable service) leaves no summary.
+  expect(summary).toMatch(/Test cases:\s*\n\s*\d+ generated/);
+  // No 500 in the service's own log either.
+  expect(svc.lines.filter((l) => l.message === 'unexpected error')).toEqual([]);
+}, 200_000);
