@@ -59,14 +59,24 @@ function op(permission: Permission | null, summary: string, rest: Json): Json {
   return { summary, description: `Needs the \`${PERMISSIONS[permission]}\` role or higher (\`can('${permission}')\`).`, 'x-permission': permission, ...rest, responses };
 }
 
+/**
+ * The entry as responses carry it: the entry schema with credentials in their masked form (the request
+ * form's password is write-only and required, so the request schema cannot describe responses).
+ */
+function entryView(components: Record<string, Json>): Json {
+  const base = components.ContainerRegistry!;
+  const properties = { ...(base.properties as Json), container_registry_credentials: ref('ContainerRegistryCredentialsView') };
+  return { ...base, title: 'ContainerRegistryView', properties };
+}
+
 function paths(has: (name: string) => boolean): Json {
-  const entry = ref('ContainerRegistry');
+  const entry = ref('ContainerRegistryView');
   const report = has('HealthReport') ? ref('HealthReport') : { type: 'object' };
   return {
     '/container_registry': {
       post: op('write', 'Create a registry entry', {
         operationId: 'createRegistry',
-        requestBody: { required: true, content: { 'application/json': { schema: entry } } },
+        requestBody: { required: true, content: { 'application/json': { schema: ref('ContainerRegistry') } } },
         responses: {
           '201': json(entry, 'The stored entry.', { ...etag, Location: { description: 'URL of the new entry.', schema: { type: 'string' } } }),
           '400': problem('Invalid entry or malformed JSON.'),
@@ -153,6 +163,7 @@ function paths(has: (name: string) => boolean): Json {
 
 export function buildOpenApi(version: string): Json {
   const components = componentsFrom(Object.values(schemas) as unknown as SchemaFile[]);
+  components.ContainerRegistryView = entryView(components);
   return {
     openapi: '3.1.0',
     info: {

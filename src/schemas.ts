@@ -14,6 +14,7 @@ import filterSchema from '../schemas/container_registry_filter.schema.json';
 import updateSchema from '../schemas/container_registry_update.schema.json';
 import cursorSchema from '../schemas/query_cursor.schema.json';
 import problemSchema from '../schemas/problem.schema.json';
+import credentialsViewSchema from '../schemas/container_registry_credentials_view.schema.json';
 
 /** Every schema of schemas/, by $id (the OpenAPI document is built from these). */
 export const schemas = {
@@ -24,6 +25,7 @@ export const schemas = {
   update: updateSchema,
   cursor: cursorSchema,
   problem: problemSchema,
+  credentialsView: credentialsViewSchema,
 } as const;
 
 const MAX_ERRORS = 20;
