@@ -54,7 +54,7 @@ describe('When a directory holds valid entries, an invalid one and a malformed f
 
   test('then the valid ones are onboarded, the bad ones reported with reasons, and the exit code is non-zero', async () => {
     const r = await seed([entries]);
-    expect(r.code).toBe(1);
+    expect({ code: r.code, stderr: r.stderr.split('\n').filter((l) => l.startsWith('seed:')) }).toEqual({ code: 1, stderr: [] });
     const lines = r.stdout.trim().split('\n');
     expect(lines.filter((l) => l.startsWith('created'))).toHaveLength(3);
     const bad = lines.find((l) => l.includes('03-bad.json'))!;
