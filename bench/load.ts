@@ -11,6 +11,8 @@ export interface LoadSpec {
   durationSec: number;
   headers?: Record<string, string>;
   body?: string;
+  /** Stop after this many requests (the duration then only bounds the run). */
+  amount?: number;
   /** Seconds before a request counts as timed out (autocannon's default: 10). */
   timeoutSec?: number;
   /** Paths requested in turn (e.g. one id after another); default: the url's own path. */
@@ -43,6 +45,7 @@ function main(): void {
       headers: spec.headers,
       body: spec.body,
       timeout: spec.timeoutSec ?? 10,
+      amount: spec.amount,
       requests: paths.length > 0 ? [{ setupRequest: (req) => ({ ...req, path: paths[i++ % paths.length]! }) }] : undefined,
     },
     (err, r) => {

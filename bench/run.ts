@@ -24,10 +24,10 @@ const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const PROFILE = argv.includes('--profile');
 const SIZE = QUICK
-  ? { entries: 10_000, sweep: 200, onboard: 2_000, loadSec: 5, warmSec: 1, rounds: 1 }
-  : { entries: 100_000, sweep: 1000, onboard: 10_000, loadSec: 10, warmSec: 2, rounds: 2 };
+  ? { entries: 10_000, sweep: 200, onboard: 10_000, loadSec: 3, warmSec: 1, rounds: 2, maxQuerySec: 10, sweepLeadSec: 12 }
+  : { entries: 100_000, sweep: 1000, onboard: 10_000, loadSec: 10, warmSec: 2, rounds: 2, maxQuerySec: 60, sweepLeadSec: 20 };
 const CONNECTIONS = 10;
-const QUERY_CONNECTIONS = 4;
+const QUERY_CONNECTIONS = 2;
 const API_CONNECTIONS = 4;
 const PROBE_TIMEOUT_MS = 5000;
 const PROBE_CONCURRENCY = 16;
@@ -96,11 +96,11 @@ interface Figures {
 const figures = (r: LoadResult): Figures => ({ requests_per_sec: round(r.requests_per_sec, 1), p50_ms: r.p50_ms, p99_ms: r.p99_ms, non2xx: r.non2xx, errors: r.errors + r.timeouts });
 
 /** Service and baseline under the same load, interleaved for `rounds` rounds; the best round of each counts. */
-async function compare(service: Child, baseline: Child, load: (port: number) => Parameters<typeof runLoad>[0], what: string) {
+async function compare(service: Child, baseline: Child, load: (port: number) => Parameters<typeof runLoad>[0], what: string, warmSec = SIZE.warmSec, rounds = SIZE.rounds) {
   const runs: { service: LoadResult[]; baseline: LoadResult[] } = { service: [], baseline: [] };
-  for (let r = 0; r < SIZE.rounds; r++) {
+  for (let r = 0; r < rounds; r++) {
     for (const [name, child] of [['service', service], ['baseline', baseline]] as const) {
-      await runLoad({ ...load(child.port), durationSec: SIZE.warmSec });
+      if (warmSec > 0) await runLoad({ ...load(child.port), durationSec: warmSec });
       const res = await runLoad(load(child.port));
       log(`${what} ${name}: ${round(res.requests_per_sec, 1)} req/s, p50 ${res.p50_ms} ms, p99 ${res.p99_ms} ms, ${res.requests} requests, non2xx ${res.non2xx}, errors ${res.errors}, timeouts ${res.timeouts}`);
       runs[name].push(res);
@@ -109,7 +109,7 @@ async function compare(service: Child, baseline: Child, load: (port: number) => 
   const best = (rs: LoadResult[]) => rs.reduce((a, b) => (b.requests_per_sec > a.requests_per_sec ? b : a));
   const s = figures(best(runs.service));
   const b = figures(best(runs.baseline));
-  return { service: s, baseline: b, ratio: round(s.requests_per_sec / b.requests_per_sec), rounds: SIZE.rounds, all_req_per_sec: { service: runs.service.map((x) => round(x.requests_per_sec, 1)), baseline: runs.baseline.map((x) => round(x.requests_per_sec, 1)) } };
+  return { service: s, baseline: b, ratio: round(s.requests_per_sec / b.requests_per_sec), rounds, all_req_per_sec: { service: runs.service.map((x) => round(x.requests_per_sec, 1)), baseline: runs.baseline.map((x) => round(x.requests_per_sec, 1)) } };
 }
 
 async function insertInBatches(db: Db, docs: StoredRegistry[], batch = 5000): Promise<number> {
@@ -125,7 +125,7 @@ async function sweepPhase(client: MongoClient, uri: string) {
   const fakes = await startFakeRegistries({ servers: 4, hanging: (i) => i % HANGING_EVERY === 0 });
   const rand = prng(7);
   const docs = await storedDocs(range(SIZE.sweep).map((i) => apiEntry(i, fakes.urlOf(i), rand, 'sweep')));
-  const fire = new Date(Math.ceil((Date.now() + 20_000) / 1000) * 1000);
+  const fire = new Date(Math.ceil((Date.now() + SIZE.sweepLeadSec * 1000) / 1000) * 1000);
   const cron = `${fire.getUTCSeconds()} ${fire.getUTCMinutes()} ${fire.getUTCHours()} * * *`;
   const service = await startService(uri, dbName, { HEALTH_CRON: cron });
   try {
@@ -226,22 +226,27 @@ async function catalogPhase(client: MongoClient, uri: string) {
       }),
     );
     if (fromService!.length !== QUERY.limit || fromService!.join() !== fromBaseline!.join()) throw new Error('the service and the baseline answer the query differently');
-    const queryS = Math.min(60, Math.max(SIZE.loadSec, Math.ceil(singleQueryS * 10)));
-    log(`query: one query took ${round(singleQueryS)} s; measuring ${queryS} s each`);
+    // A query may take seconds on FerretDB: a fixed number of queries each (what fits in about
+    // maxQuerySec), so that none is cut off by the end of a time window.
+    const queryCount = Math.max(4, Math.min(500, Math.floor((SIZE.maxQuerySec * QUERY_CONNECTIONS) / Math.max(0.01, singleQueryS))));
+    const queryS = SIZE.maxQuerySec * 4;
+    log(`query: one query took ${round(singleQueryS)} s; ${queryCount} queries each, ${QUERY_CONNECTIONS} at a time`);
     const query = await compare(
       service,
       baseline,
       (port) => {
         const q = port === service.port ? serviceQuery : baselineQuery;
-        return { url: `http://127.0.0.1:${port}${q.path}`, method: 'POST' as const, connections: QUERY_CONNECTIONS, durationSec: queryS, timeoutSec: 120, headers: { ...AUTH, 'Content-Type': 'application/json' }, body: q.body };
+        return { url: `http://127.0.0.1:${port}${q.path}`, method: 'POST' as const, connections: QUERY_CONNECTIONS, durationSec: queryS, amount: queryCount, timeoutSec: 120, headers: { ...AUTH, 'Content-Type': 'application/json' }, body: q.body };
       },
       'query',
+      0,
+      QUICK ? 1 : SIZE.rounds,
     );
     await sleep(3000);
     const idleAfter = rssMb(service.proc.pid!);
     return {
       getById: { ...getById, connections: CONNECTIONS, duration_s: SIZE.loadSec },
-      query: { ...query, entries: SIZE.entries, filter: QUERY.filter, sort: QUERY.sortSpec, limit: QUERY.limit, matching: await client.db(dbName).collection('container_registries').countDocuments(QUERY.filter), connections: QUERY_CONNECTIONS, duration_s: queryS },
+      query: { ...query, entries: SIZE.entries, filter: QUERY.filter, sort: QUERY.sortSpec, limit: QUERY.limit, matching: await client.db(dbName).collection('container_registries').countDocuments(QUERY.filter), connections: QUERY_CONNECTIONS, queries: queryCount },
       memory: { entries: SIZE.entries, idle_fresh_rss_mb: round(idleFresh, 1), idle_rss_mb: round(idleAfter, 1) },
       loadS,
     };
@@ -256,22 +261,25 @@ async function onboardPhase(client: MongoClient, uri: string) {
   const entries = range(SIZE.onboard).map((i) => apiEntry(i, `http://127.0.0.1:9/o${i}`, rand, 'onboard'));
   const file = path.join(tmp, 'onboard.json');
   writeFileSync(file, JSON.stringify(entries));
-  const t0 = performance.now();
-  const seed = spawn(process.execPath, [path.join(DIST, 'src', 'seed', 'cli.js'), file], { env: { ...process.env, ...baseEnv(uri, 'bench_onboard_seed') }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  seed.stdout.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-4000)));
-  seed.stderr.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
-  const code = await Promise.race([
-    new Promise<number | null>((resolve) => seed.once('exit', resolve)),
-    sleep(600_000).then(() => {
-      seed.kill('SIGKILL');
-      return -1;
-    }),
-  ]);
-  const seedS = (performance.now() - t0) / 1000;
-  const summary = out.trim().split('\n').pop() ?? '';
-  if (code !== 0 || !summary.includes(`${SIZE.onboard} created`)) throw new Error(`seed script failed (${code}): ${summary} ${err}`);
+  const empty = path.join(tmp, 'empty.json');
+  writeFileSync(empty, '[]');
+  /** The seed script as operators run it; answers its wall time. */
+  const seed = async (source: string, count: number): Promise<{ s: number; summary: string }> => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, [path.join(DIST, 'src', 'seed', 'cli.js'), source], { env: { ...process.env, ...baseEnv(uri, 'bench_onboard_seed') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-4000)));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
+    const limit = setTimeout(() => child.kill('SIGKILL'), 600_000);
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    clearTimeout(limit);
+    const summary = out.trim().split('\n').pop() ?? '';
+    if (code !== 0 || !summary.startsWith(`${count} entries: ${count} created`)) throw new Error(`seed script failed (${code}): ${summary} ${err}`);
+    return { s: (performance.now() - t0) / 1000, summary };
+  };
+  const startup = await seed(empty, 0);
+  const { s: seedS, summary } = await seed(file, SIZE.onboard);
 
   const docs = await storedDocs(entries);
   const raw = client.db('bench_onboard_raw');
@@ -283,6 +291,7 @@ async function onboardPhase(client: MongoClient, uri: string) {
   return {
     entries: SIZE.onboard,
     seed_s: round(seedS),
+    seed_startup_s: round(startup.s),
     seed_per_sec: round(SIZE.onboard / seedS, 1),
     insert_many_s: round(rawS),
     insert_many_per_sec: round(SIZE.onboard / rawS, 1),

@@ -34,7 +34,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  // Exit once stdout has taken every line: into a pipe, writes queue up and process.exit would drop the
+  // rest (the summary first).
+  (code) => process.stdout.write('', () => process.exit(code)),
   (e: Error) => {
     process.stderr.write(`seed: ${e.message}\n`);
     process.exit(1);
