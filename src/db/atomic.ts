@@ -89,6 +89,12 @@ export interface SequencedWriterOptions {
    */
   staleMs?: number;
   maxAttempts?: number;
+  /**
+   * How long one modify() may keep trying before it gives up with ContendedError (a 503 for clients): a
+   * token orphaned by a write that failed (e.g. the database went away) blocks its document until it is
+   * stale, and a request must get an answer in the meantime rather than hang.
+   */
+  deadlineMs?: number;
 }
 
 export class ContendedError extends Error {}
@@ -96,6 +102,7 @@ export class ContendedError extends Error {}
 export class SequencedWriter<T extends Document> {
   private readonly staleMs: number;
   private readonly maxAttempts: number;
+  private readonly deadlineMs: number;
 
   constructor(
     private readonly collection: Collection<T>,
@@ -104,6 +111,7 @@ export class SequencedWriter<T extends Document> {
   ) {
     this.staleMs = opts.staleMs ?? 60_000;
     this.maxAttempts = opts.maxAttempts ?? 500;
+    this.deadlineMs = opts.deadlineMs ?? 8_000;
   }
 
   /**
@@ -120,7 +128,8 @@ export class SequencedWriter<T extends Document> {
    * called again with the fresh document.
    */
   async modify<R>(id: string, plan: (doc: T | null) => WritePlan<R> | Promise<WritePlan<R>>): Promise<R> {
-    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+    const giveUpAt = Date.now() + this.deadlineMs;
+    for (let attempt = 0; attempt < this.maxAttempts && Date.now() < giveUpAt; attempt++) {
       const readAt = Date.now();
       const doc = (await this.collection.findOne({ _id: id } as Filter<T>)) as T | null;
       const p = await plan(doc);
@@ -150,7 +159,7 @@ export class SequencedWriter<T extends Document> {
       // sequence); Claims.prune drops them once no attempt can be that old.
       if (applied) return p.result;
     }
-    throw new ContendedError(`document ${id} is contended; gave up after ${this.maxAttempts} attempts`);
+    throw new ContendedError(`document ${id} is contended; gave up after ${this.maxAttempts} attempts or ${this.deadlineMs} ms`);
   }
 
   /** Wins the token of the next sequence, skipping over tokens whose holders died; undefined when another writer holds it. */

@@ -15,13 +15,12 @@ const SCHEMATHESIS = path.join(ROOT, '.venv', 'bin', 'schemathesis');
 const CHECKS = 'not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance';
 
 /**
- * Failures known and reported, not yet fixed (see the README's reliability section): responses show
- * `container_registry_credentials` as `{username, password_set}` while the schema marks the property
- * writeOnly; and a filter can exceed the server-side query time limit (503).
+ * Failures accepted: a query that exceeds the server-side time limit (QUERY_TIMEOUT_MS) is a 503 with
+ * Retry-After by design; on a busy 2-core machine FerretDB v1 (in-memory sorts, no pushdown of odd dotted
+ * paths) can reach it with a fuzzed filter over the entries the fuzzer created.
  */
 const KNOWN: Array<{ name: string; test: (block: string) => boolean }> = [
-  { name: 'credentials in responses vs writeOnly', test: (b) => b.includes('ST108') && b.includes('"container_registry_credentials" is not allowed') && !/ST10[1-7]/.test(b) },
-  { name: 'query time limit (503)', test: (b) => b.includes('ST101') && b.includes('[503]') && b.includes('time limit') },
+  { name: 'query time limit (503)', test: (b) => b.includes('ST101') && b.includes('[503]') && b.includes('time limit') && !/ST10[2-9]/.test(b) },
 ];
 
 let svc: ServiceProcess | undefined;

@@ -94,6 +94,7 @@ test('When the database stops under a steady write load and comes back on the sa
   expect(outcomes.filter((o) => o.status >= 500 && o.status !== 503)).toEqual([]);
   // While the database was away, every answer was a 503 problem+json.
   const duringOutage = outcomes.filter((o) => o.startedAt >= downAt && o.endedAt <= restartAt);
+  for (const l of svc.lines.filter((x) => x.message === 'unexpected error').slice(0, 5)) log(`service error: ${JSON.stringify(l.err).slice(0, 1500)}`);
   log(`statuses ${JSON.stringify(statuses)}; during the outage ${JSON.stringify(tally(duringOutage, (o) => o.status))}; readyz ${JSON.stringify(tally(readiness, (r) => r.status))}`);
   expect(duringOutage.length).toBeGreaterThan(0);
   expect(duringOutage.filter((o) => !isProblem503(o))).toEqual([]);

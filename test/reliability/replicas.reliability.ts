@@ -90,7 +90,8 @@ test('When three replicas share one database under concurrent creates, updates, 
   expect(replicas.map((r) => r.lines.filter((l) => l.level === 'error').length)).toEqual([0, 0, 0]);
 
   process.stderr.write(`[replicas] requests ${outcomes.length} ${JSON.stringify(tally(outcomes, (o) => o.status || o.error!))}\n`);
-  expect(outcomes.filter((o) => o.status === 0 || o.status >= 500)).toEqual([]);
+  // An answer for every request: a 503 problem+json (an entry written too often, "try again") is one.
+  expect(outcomes.filter((o) => o.status === 0 || (o.status >= 500 && !(o.status === 503 && o.contentType.startsWith('application/problem+json'))))).toEqual([]);
 
   // Unique names.
   for (const name of names) {
