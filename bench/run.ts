@@ -119,6 +119,18 @@ async function insertInBatches(db: Db, docs: StoredRegistry[], batch = 5000): Pr
   return (performance.now() - t0) / 1000;
 }
 
+/** Heap figures (MB) from the service's own /metrics, to tell the heap from the rest of the RSS. */
+async function heapOf(port: number): Promise<Record<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: AUTH, signal: AbortSignal.timeout(2000) });
+  const text = await res.text();
+  const out: Record<string, number> = {};
+  for (const name of ['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes']) {
+    const m = new RegExp(`^${name} (\\S+)`, 'm').exec(text);
+    if (m) out[name.replace(/^nodejs_|_bytes$/g, '')] = round(Number(m[1]) / 2 ** 20, 1);
+  }
+  return out;
+}
+
 /** Sweep: SIZE.sweep registries on loopback servers, 5 % hanging, one sweep fired by HEALTH_CRON. */
 async function sweepPhase(client: MongoClient, uri: string) {
   const dbName = 'bench_sweep';
@@ -142,7 +154,13 @@ async function sweepPhase(client: MongoClient, uri: string) {
     await sleep(Math.max(0, fire.getTime() - Date.now()));
     const during = startLoad(apiLoad(600));
     let peakRss = 0;
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(service.proc.pid!))), 100);
+    let peakHeap: Record<string, number> = {};
+    const sampler = setInterval(() => {
+      const rss = rssMb(service.proc.pid!);
+      if (rss <= peakRss) return;
+      peakRss = rss;
+      void heapOf(service.port).then((h) => (peakHeap = h), () => undefined);
+    }, 100);
     const ideal = PROBE_TIMEOUT_MS / 1000 + (SIZE.sweep / HANGING_EVERY) * (PROBE_TIMEOUT_MS / 1000) / PROBE_CONCURRENCY;
     let finished: string;
     try {
@@ -183,8 +201,8 @@ async function sweepPhase(client: MongoClient, uri: string) {
       api_idle: figures(idle),
       api_during: figures(duringRes),
     };
-    log(`sweep: ${result.sweep_s} s (ideal ${result.ideal_s} s), API p99 idle ${idle.p99_ms} ms, during ${duringRes.p99_ms} ms, peak RSS ${round(peakRss, 1)} MB`);
-    return { result, peakRssMb: round(peakRss, 1) };
+    log(`sweep: ${result.sweep_s} s (ideal ${result.ideal_s} s), API p99 idle ${idle.p99_ms} ms, during ${duringRes.p99_ms} ms, peak RSS ${round(peakRss, 1)} MB (heap at that peak ${JSON.stringify(peakHeap)})`);
+    return { result, peakRssMb: round(peakRss, 1), peakHeap };
   } finally {
     await service.stop();
     await fakes.close();
@@ -348,10 +366,12 @@ async function main(): Promise<void> {
     log(`${QUICK ? 'quick' : 'full'} run; database ${database.backend} at ${database.uri}`);
     let sweep: Record<string, unknown>;
     let sweepPeak: number | undefined;
+    let sweepHeap: Record<string, number> | undefined;
     try {
       const s = await sweepPhase(client, database.uri);
       sweep = s.result;
       sweepPeak = s.peakRssMb;
+      sweepHeap = s.peakHeap;
     } catch (e) {
       log(`sweep failed: ${(e as Error).message}`);
       sweep = { error: (e as Error).message, ratio: null };
@@ -367,7 +387,7 @@ async function main(): Promise<void> {
       query: catalog.query,
       sweep,
       onboard,
-      memory: { ...catalog.memory, sweep_peak_rss_mb: sweepPeak, sweep_registries: SIZE.sweep, ratio: round(catalog.memory.idle_rss_mb / 200), target_mb: 200 },
+      memory: { ...catalog.memory, sweep_peak_rss_mb: sweepPeak, sweep_peak_heap_mb: sweepHeap, sweep_registries: SIZE.sweep, ratio: round(catalog.memory.idle_rss_mb / 200), target_mb: 200 },
       data_load_s: round(catalog.loadS, 1),
     };
     writeFileSync(path.join(SOURCE_ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');

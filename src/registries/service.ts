@@ -217,21 +217,39 @@ export class RegistryService {
 
   /**
    * Onboarding of a batch, with the outcomes onboard() gives entry by entry in order, in fewer round trips:
-   * one query reads the entries that exist (by id or by name), and each run of consecutive new entries is
-   * written with one insertMany. An entry that another entry of the batch touches first, or whose insert
-   * fails, goes through onboard() alone. Each result is an outcome or the entry's error.
+   * new entries are inserted with one insertMany, one query reads the entries that exist (by id or by
+   * name), and each run of consecutive entries found new there is written with one insertMany. An entry
+   * that another entry of the batch touches first, or whose insert fails, goes through onboard() alone.
+   * Each result is an outcome or the entry's error.
    */
   async onboardMany(bodies: unknown[], dryRun: boolean): Promise<Array<OnboardResult | { error: unknown }>> {
     const out: Array<OnboardResult | { error: unknown }> = [];
-    const prepared = bodies.map((body) => {
+    const prepared = bodies.map((body, index) => {
       try {
-        return { body, ...this.prepareNew(body), hasId: isObject(body) && body.container_registry_id !== undefined };
+        return { index, body, ...this.prepareNew(body), hasId: isObject(body) && body.container_registry_id !== undefined };
       } catch (error) {
-        return { body, error };
+        return { index, body, error };
       }
     });
     const valid = prepared.flatMap((p) => ('fields' in p ? [p] : []));
-    const found = await this.repo.findByIdsOrNames(valid.filter((p) => p.hasId).map((p) => p.id), valid.map((p) => p.fields.container_registry_name));
+    // Insert first: an entry whose id and name no other entry of the batch uses is new unless the unique
+    // indexes refuse it, so one insertMany settles the new entries without reading anything (the lookup
+    // below is a collection scan on FerretDB v1). Only the refused ones are looked up.
+    const inserted = new Set<number>();
+    if (!dryRun) {
+      const keysOf = (p: (typeof valid)[number]) => [`name:${p.fields.container_registry_name}`, ...(p.hasId ? [`id:${p.id}`] : [])];
+      const uses = new Map<string, number>();
+      for (const k of valid.flatMap(keysOf)) uses.set(k, (uses.get(k) ?? 0) + 1);
+      const alone = valid.filter((p) => keysOf(p).every((k) => uses.get(k) === 1));
+      const failed = alone.length > 0 ? await this.repo.insertMany(alone.map((p) => newDocument(p.id, p.fields))) : new Set<number>();
+      for (const [k, p] of alone.entries()) {
+        if (failed.has(k)) continue;
+        inserted.add(p.index);
+        out[p.index] = { outcome: 'created', id: p.id };
+      }
+    }
+    const rest = valid.filter((p) => !inserted.has(p.index));
+    const found = await this.repo.findByIdsOrNames(rest.filter((p) => p.hasId).map((p) => p.id), rest.map((p) => p.fields.container_registry_name));
     const byId = new Map(found.map((d) => [d._id, d]));
     const byName = new Map(found.map((d) => [d.container_registry_name, d]));
     const seen = new Set<string>();
@@ -244,6 +262,7 @@ export class RegistryService {
       fresh = [];
     };
     for (const [index, p] of prepared.entries()) {
+      if (inserted.has(index)) continue;
       if (!('fields' in p)) {
         await flush();
         out[index] = { error: p.error };
