@@ -7,7 +7,7 @@
  * - An invalid variable (PORT=abc) stops it with a non-zero status and a message naming the variable.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,14 +20,16 @@ let build: string;
 let dataDir: string;
 
 beforeAll(async () => {
+  // node_modules/.cache does not exist in a fresh clone.
+  mkdirSync(path.join(ROOT, 'node_modules', '.cache'), { recursive: true });
   build = mkdtempSync(path.join(ROOT, 'node_modules', '.cache', 'registry-db-build-'));
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'registry-db-proc-'));
   // tsc's exit status also reports type errors in files this test does not run; the emitted entry point decides.
   await promisify(execFile)(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', build]).catch(() => undefined);
 }, 120_000);
 afterAll(() => {
-  rmSync(build, { recursive: true, force: true });
-  rmSync(dataDir, { recursive: true, force: true });
+  if (build) rmSync(build, { recursive: true, force: true });
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 function env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
