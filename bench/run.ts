@@ -93,7 +93,9 @@ interface Figures {
   non2xx: number;
   errors: number;
 }
-const figures = (r: LoadResult): Figures => ({ requests_per_sec: round(r.requests_per_sec, 1), p50_ms: r.p50_ms, p99_ms: r.p99_ms, non2xx: r.non2xx, errors: r.errors + r.timeouts });
+/** Rounded for the report: one decimal, or three significant digits below one request per second. */
+const perSec = (n: number) => (n >= 1 ? round(n, 1) : Number(n.toPrecision(3)));
+const figures = (r: LoadResult): Figures => ({ requests_per_sec: perSec(r.requests_per_sec), p50_ms: r.p50_ms, p99_ms: r.p99_ms, non2xx: r.non2xx, errors: r.errors + r.timeouts });
 
 /** Service and baseline under the same load, interleaved for `rounds` rounds; the best round of each counts. */
 async function compare(service: Child, baseline: Child, load: (port: number) => Parameters<typeof runLoad>[0], what: string, warmSec = SIZE.warmSec, rounds = SIZE.rounds) {
@@ -102,14 +104,13 @@ async function compare(service: Child, baseline: Child, load: (port: number) => 
     for (const [name, child] of [['service', service], ['baseline', baseline]] as const) {
       if (warmSec > 0) await runLoad({ ...load(child.port), durationSec: warmSec });
       const res = await runLoad(load(child.port));
-      log(`${what} ${name}: ${round(res.requests_per_sec, 1)} req/s, p50 ${res.p50_ms} ms, p99 ${res.p99_ms} ms, ${res.requests} requests, non2xx ${res.non2xx}, errors ${res.errors}, timeouts ${res.timeouts}`);
+      log(`${what} ${name}: ${perSec(res.requests_per_sec)} req/s, p50 ${res.p50_ms} ms, p99 ${res.p99_ms} ms, ${res.requests} requests, non2xx ${res.non2xx}, errors ${res.errors}, timeouts ${res.timeouts}`);
       runs[name].push(res);
     }
   }
   const best = (rs: LoadResult[]) => rs.reduce((a, b) => (b.requests_per_sec > a.requests_per_sec ? b : a));
-  const s = figures(best(runs.service));
-  const b = figures(best(runs.baseline));
-  return { service: s, baseline: b, ratio: round(s.requests_per_sec / b.requests_per_sec), rounds, all_req_per_sec: { service: runs.service.map((x) => round(x.requests_per_sec, 1)), baseline: runs.baseline.map((x) => round(x.requests_per_sec, 1)) } };
+  const [s, b] = [best(runs.service), best(runs.baseline)];
+  return { service: figures(s), baseline: figures(b), ratio: round(s.requests_per_sec / b.requests_per_sec), rounds, all_req_per_sec: { service: runs.service.map((x) => perSec(x.requests_per_sec)), baseline: runs.baseline.map((x) => perSec(x.requests_per_sec)) } };
 }
 
 async function insertInBatches(db: Db, docs: StoredRegistry[], batch = 5000): Promise<number> {
