@@ -259,7 +259,7 @@ async function catalogPhase(client: MongoClient, uri: string) {
       },
       'query',
       0,
-      QUICK ? 1 : SIZE.rounds,
+      1,
     );
     await sleep(3000);
     const idleAfter = rssMb(service.proc.pid!);
