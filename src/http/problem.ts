@@ -39,6 +39,9 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   ) {
     return true;
   }
+  // The driver lets a write on a socket the server already half-closed surface as a plain Node error
+  // ("This socket has been ended by the other party", EPIPE), e.g. while the database shuts down.
+  if (err instanceof Error && !(err instanceof MongoError) && ['EPIPE', 'ECONNRESET', 'ECONNREFUSED'].includes((err as NodeJS.ErrnoException).code ?? '')) return true;
   return err instanceof MongoError && (err.hasErrorLabel('RetryableWriteError') || err.hasErrorLabel('TransientTransactionError'));
 }
 

@@ -84,6 +84,8 @@ test('When the database stops under a steady write load and comes back on the sa
   running = false;
   await load;
   log('load stopped');
+  for (const l of svc.lines.filter((x) => x.message === 'unexpected error').slice(0, 5)) log(`service error: ${JSON.stringify(l.err).slice(0, 1500)}`);
+  if (!readyAgain) for (const l of svc.lines.filter((x) => x.level !== 'info').slice(-15)) log(`service log: ${JSON.stringify(l).slice(0, 800)}`);
 
   expect(svc.running()).toBe(true);
   expect(readyAgain).toBe(true);
@@ -94,7 +96,6 @@ test('When the database stops under a steady write load and comes back on the sa
   expect(outcomes.filter((o) => o.status >= 500 && o.status !== 503)).toEqual([]);
   // While the database was away, every answer was a 503 problem+json.
   const duringOutage = outcomes.filter((o) => o.startedAt >= downAt && o.endedAt <= restartAt);
-  for (const l of svc.lines.filter((x) => x.message === 'unexpected error').slice(0, 5)) log(`service error: ${JSON.stringify(l.err).slice(0, 1500)}`);
   log(`statuses ${JSON.stringify(statuses)}; during the outage ${JSON.stringify(tally(duringOutage, (o) => o.status))}; readyz ${JSON.stringify(tally(readiness, (r) => r.status))}`);
   expect(duringOutage.length).toBeGreaterThan(0);
   expect(duringOutage.filter((o) => !isProblem503(o))).toEqual([]);
