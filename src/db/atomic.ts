@@ -109,7 +109,7 @@ export class SequencedWriter<T extends Document> {
     private readonly claims: Claims,
     opts: SequencedWriterOptions = {},
   ) {
-    this.staleMs = opts.staleMs ?? 60_000;
+    this.staleMs = opts.staleMs ?? 30_000;
     this.maxAttempts = opts.maxAttempts ?? 500;
     this.deadlineMs = opts.deadlineMs ?? 8_000;
   }
