@@ -4,6 +4,7 @@
  * again on the same port and data directory.
  */
 import { rmSync } from 'node:fs';
+import { MongoClient } from 'mongodb';
 import type { EmbeddedDatabase } from '../../src/db/embedded';
 import { validateEntry } from '../../src/schemas';
 import { entry } from '../support/entries';
@@ -85,7 +86,14 @@ test('When the database stops under a steady write load and comes back on the sa
   await load;
   log('load stopped');
   for (const l of svc.lines.filter((x) => x.message === 'unexpected error').slice(0, 5)) log(`service error: ${JSON.stringify(l.err).slice(0, 1500)}`);
-  if (!readyAgain) for (const l of svc.lines.filter((x) => x.level !== 'info').slice(-15)) log(`service log: ${JSON.stringify(l).slice(0, 800)}`);
+  if (!readyAgain) {
+    // Whose fault: does a fresh client reach the restarted server?
+    const probe = new MongoClient(db.uri, { serverSelectionTimeoutMS: 5000 });
+    const direct = await probe.db('admin').command({ ping: 1 }).then(() => 'answers', (e: Error) => `fails: ${e.message}`);
+    await probe.close();
+    log(`not ready after the restart; a fresh client's ping to the restarted database ${direct}`);
+    for (const l of svc.lines.filter((x) => x.level === 'warn' && x.message !== 'request failed').slice(-10)) log(`service log: ${JSON.stringify(l).slice(0, 800)}`);
+  }
 
   expect(svc.running()).toBe(true);
   expect(readyAgain).toBe(true);
