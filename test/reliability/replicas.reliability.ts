@@ -87,7 +87,8 @@ test('When three replicas share one database under concurrent creates, updates, 
   }
 
   await Promise.all(replicas.map((r) => r.stop()));
-  expect(replicas.map((r) => r.lines.filter((l) => l.level === 'error').length)).toEqual([0, 0, 0]);
+  // No error in any log, besides the request lines of the 503s accepted below.
+  expect(replicas.flatMap((r) => r.lines.filter((l) => l.level === 'error' && !(l.message === 'request' && l.status === 503)))).toEqual([]);
 
   process.stderr.write(`[replicas] requests ${outcomes.length} ${JSON.stringify(tally(outcomes, (o) => o.status || o.error!))}\n`);
   // An answer for every request: a 503 problem+json (an entry written too often, "try again") is one.
