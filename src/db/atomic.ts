@@ -48,9 +48,12 @@ export class Claims {
     this.filteredUpdates ??= this.db
       .admin()
       .command({ buildInfo: 1 })
-      .then((info) => info.ferretdbVersion === undefined)
-      .catch(() => true);
-    return this.filteredUpdates;
+      .then((info) => info.ferretdbVersion === undefined);
+    // Not remembered when the server could not be asked (an outage): asked again next time.
+    return this.filteredUpdates.catch(() => {
+      this.filteredUpdates = undefined;
+      return true;
+    });
   }
 
   /** True for exactly one of any number of concurrent callers with the same key. */

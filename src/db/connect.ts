@@ -5,6 +5,7 @@ import { MongoClient, type Db } from 'mongodb';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './embedded';
+import { ReconnectWatchdog } from './reconnect';
 
 export interface Database {
   client: MongoClient;
@@ -38,11 +39,14 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
     await embedded?.stop();
     throw e;
   }
+  const watchdog = new ReconnectWatchdog(client, uri, logger);
+  watchdog.start();
   return {
     client,
     db: client.db(config.MONGODB_DB),
     backend: embedded ? embedded.backend : 'external',
     close: async () => {
+      watchdog.stop();
       await client.close();
       await embedded?.stop();
     },

@@ -15,6 +15,8 @@ declare global {
 export default async function globalSetup(): Promise<void> {
   // Probes in tests never leave loopback (SPEC section 10).
   process.env.PROBE_ALLOWED_NETWORKS = '127.0.0.0/8,::1/128';
+  // Tests send nothing off loopback: mongodb-memory-server may use a cached or system mongod, never download one.
+  process.env.MONGOMS_RUNTIME_DOWNLOAD = 'false';
   if (process.env.TEST_MONGODB_URI) return;
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'registry-db-test-'));
   const logger = { info: (m: string, meta?: object) => process.stderr.write(`[test db] ${m} ${meta ? JSON.stringify(meta) : ''}\n`), warn: (m: string) => process.stderr.write(`[test db] ${m}\n`) };
