@@ -52,8 +52,8 @@ export interface Claim {
 
 /** Claims of one sweep made by this replica. */
 export class SweepClaimer {
-  /** Registries this replica already tried in this sweep (won or lost); never retried in the same sweep. */
-  private readonly tried = new Set<string>();
+  /** Registry ids this replica has still to try in this sweep (read once, at its first claim). */
+  private queue?: string[];
   private readonly won: string[] = [];
   private exhausted = false;
 
@@ -70,33 +70,34 @@ export class SweepClaimer {
 
   /** Up to `max` registries claimed for this sweep; an empty array means nothing is left to claim. */
   async claim(max: number): Promise<Claim[]> {
-    const f = leaseFields(this.kind);
-    for (;;) {
-      const busy = await this.store.leased(this.kind);
-      // Whole documents: FerretDB v1 scans the collection for any filter but `_id` alone, so reading the
-      // candidates once is cheaper than reading the winners again.
-      const candidates = await this.store.registries
-        .find({ _id: { $nin: [...this.tried, ...busy] }, [f.swept]: { $ne: this.sweepId } } as Filter<StoredRegistry>, {
-          limit: max * 4,
-          maxTimeMS: 10_000,
-        })
+    if (!this.queue) {
+      // One scan of ids per sweep and replica: FerretDB v1 scans the collection for any filter but `_id`
+      // alone, so re-reading candidates for every batch made sweeps quadratic in the number of registries.
+      // Registries created after this scan wait for the next sweep.
+      const f = leaseFields(this.kind);
+      const busy = new Set(await this.store.leased(this.kind));
+      const rows = await this.store.registries
+        .find({ [f.swept]: { $ne: this.sweepId } } as Filter<StoredRegistry>, { projection: { _id: 1 }, maxTimeMS: 60_000 })
         .toArray();
-      if (candidates.length === 0) {
-        this.exhausted = true;
-        return [];
-      }
-      // Replicas see the same candidates: shuffle so they mostly try different ones.
-      const picked = shuffle(candidates).slice(0, max);
-      for (const doc of picked) this.tried.add(doc._id);
-      const won = await this.insertLeases(picked.map((d) => d._id));
-      const byId = new Map(picked.map((d) => [d._id, d]));
+      // Replicas scan the same ids: shuffled, they mostly try different ones first.
+      this.queue = shuffle(rows.map((r) => r._id).filter((id) => !busy.has(id)));
+    }
+    while (this.queue.length > 0) {
+      const won = await this.insertLeases(this.queue.splice(0, max));
+      if (won.length === 0) continue;
+      // Each won registry is read by `_id`, the one lookup FerretDB v1 serves from an index.
+      const docs = await Promise.all(won.map((row) => this.store.registries.findOne({ _id: row.registry_id } as Filter<StoredRegistry>)));
       const claims: Claim[] = [];
-      for (const row of won) {
+      won.forEach((row, i) => {
         this.won.push(row._id);
-        claims.push({ doc: byId.get(row.registry_id)!, lease: { sweepId: this.sweepId, ticket: row.ticket, claimedAt: row.claimed_at, expiresAt: row.expires_at } });
-      }
+        const doc = docs[i];
+        // An entry deleted since the scan is skipped; its lease ends with release().
+        if (doc) claims.push({ doc, lease: { sweepId: this.sweepId, ticket: row.ticket, claimedAt: row.claimed_at, expiresAt: row.expires_at } });
+      });
       if (claims.length > 0) return claims;
     }
+    this.exhausted = true;
+    return [];
   }
 
   /** Ends this replica's leases of the sweep (the rows stay, so nobody claims them again in this sweep). */
