@@ -129,7 +129,6 @@ export const validateEntry = validator<import('./generated').ContainerRegistry>(
 export const validateUpdate = validator<import('./generated').ContainerRegistryUpdate>('container_registry_update.schema.json', 'The update');
 export const validateFilter = validator<Record<string, unknown>>('container_registry_filter.schema.json', 'The filter');
 export const validateCursor = validator<import('./generated').QueryCursor>('query_cursor.schema.json', 'The cursor', 'cursor');
-export const validateHealth = validator<import('./generated').ContainerRegistryHealth>('container_registry_health.schema.json', 'The health record');
 
 /** Dotted paths of the entry that only the service may set (every `readOnly: true` property of the entry schema). */
 export const readOnlyPaths: readonly string[] = (() => {
