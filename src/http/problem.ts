@@ -3,7 +3,7 @@
  * anything unexpected a 500 that is logged with its stack (and never shows internals to the client).
  */
 import type { ErrorRequestHandler, Response } from 'express';
-import { MongoError, MongoNetworkError, MongoServerError, MongoServerSelectionError, MongoNotConnectedError, MongoTopologyClosedError } from 'mongodb';
+import { MongoClientClosedError, MongoError, MongoExpiredSessionError, MongoNetworkError, MongoServerError, MongoServerSelectionError, MongoNotConnectedError, MongoTopologyClosedError } from 'mongodb';
 import { AppError, InputError, ServiceUnavailableError, type FieldError } from '../errors';
 import type { Logger } from '../logger';
 
@@ -35,10 +35,16 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     err instanceof MongoServerSelectionError ||
     err instanceof MongoNetworkError ||
     err instanceof MongoNotConnectedError ||
-    err instanceof MongoTopologyClosedError
+    err instanceof MongoTopologyClosedError ||
+    // The reconnect watchdog closes a stuck client: operations caught in flight end with the first, those
+    // queued behind them with the second (their implicit session ended; the service starts no explicit one).
+    err instanceof MongoClientClosedError ||
+    err instanceof MongoExpiredSessionError
   ) {
     return true;
   }
+  // Not exported by the driver: a checkout from the pool the close just shut, or one that waited too long.
+  if (err instanceof MongoError && ['MongoPoolClosedError', 'MongoWaitQueueTimeoutError'].includes(err.name)) return true;
   // The driver lets a write on a socket the server already half-closed surface as a plain Node error
   // ("This socket has been ended by the other party", EPIPE), e.g. while the database shuts down.
   if (err instanceof Error && !(err instanceof MongoError) && ['EPIPE', 'ECONNRESET', 'ECONNREFUSED'].includes((err as NodeJS.ErrnoException).code ?? '')) return true;

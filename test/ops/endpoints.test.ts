@@ -41,6 +41,31 @@ describe('Liveness, readiness and metrics', () => {
     expect(text).not.toContain(id);
   });
 
+  test('When the database client is closed under requests in flight and connected again (what the reconnect watchdog does), then each request is a 200 or a 503 problem, never a 500, and the service answers again', async () => {
+    const created = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_public_url: 'http://127.0.0.1:9' }));
+    const id = created.body.container_registry_id as string;
+    // Enough entries that a scanning query is still running on the server when the client closes.
+    await svc.db.collection('container_registries').insertMany(
+      Array.from({ length: 5000 }, (_, i) => ({ _id: `filler-${i}`, container_registry_name: `filler-${i}`, pad: 'x'.repeat(300) })) as never[],
+    );
+    const inFlight = Array.from({ length: 40 }, (_, i) =>
+      i % 4 === 0
+        ? call(svc.url, 'PUT', `/container_registry/${id}`, { $set: { 'container_registry_metadata.owner': `t${i}` } })
+        : i % 4 === 1
+          ? call(svc.url, 'POST', '/container_registries', { container_registry_name: { $regex: 'no-such-name' } })
+          : call(svc.url, 'GET', `/container_registry/${id}`),
+    );
+    await new Promise((r) => setTimeout(r, 30));
+    await svc.client.close();
+    const answers = await Promise.all(inFlight);
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => ![200, 412, 503].includes(s))).toEqual([]);
+    expect(statuses).toContain(503);
+    for (const a of answers.filter((x) => x.status === 503)) expect(a.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    await svc.client.connect();
+    expect((await call(svc.url, 'GET', `/container_registry/${id}`)).status).toBe(200);
+  });
+
   test('When the database connection is gone, then /readyz is a 503 problem and /healthz still 200', async () => {
     await svc.client.close();
     const ready = await call(svc.url, 'GET', '/readyz');
