@@ -27,6 +27,7 @@ func main() {
 	dataDir := flag.String("data-dir", "./data/ferretdb", "directory for the SQLite databases")
 	logLevel := flag.String("log-level", "warn", "debug, info, warn or error")
 	watchStdin := flag.Bool("watch-stdin", true, "exit when stdin reaches EOF")
+	idIndexEvery := flag.Duration("id-index-interval", time.Second, "how often missing _id lookup indexes are created (see idindex.go); 0 turns it off")
 	flag.Parse()
 
 	var level slog.Level
@@ -67,6 +68,9 @@ func main() {
 		_ = f.Run(ctx)
 		close(done)
 	}()
+	if *idIndexEvery > 0 {
+		go keepIDIndexes(ctx, abs, *idIndexEvery, logger)
+	}
 
 	// MongoDBURI blocks until the listener has its address.
 	uriCh := make(chan string, 1)
