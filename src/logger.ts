@@ -25,7 +25,9 @@ function scrubString(s: string): string {
 
 export function redactValue(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
   if (typeof value === 'string') return scrubString(value);
+  if (typeof value === 'bigint') return value.toString();
   if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
   if (depth > 8 || seen.has(value)) return '[…]';
   seen.add(value);
   if (value instanceof Error) {
@@ -40,12 +42,22 @@ export function redactValue(value: unknown, depth = 0, seen = new WeakSet<object
   return out;
 }
 
-const redact = winston.format((info) => {
-  for (const key of Object.keys(info)) {
-    if (key === 'level') continue;
-    const v = (info as Record<string, unknown>)[key];
-    (info as Record<string, unknown>)[key] = SECRET_KEY.test(key) && typeof v !== 'boolean' ? REDACTED : redactValue(v);
+const MESSAGE = Symbol.for('message');
+
+/**
+ * Timestamp, redaction and JSON in one pass (winston's `timestamp`, a `redact` and `json` formats did three,
+ * and `json` sorts every line's keys): about a third of the service's own CPU per request in the read
+ * benchmark went to the access log line. Keys keep their order, timestamp, level and message first.
+ */
+const jsonLine = winston.format((info) => {
+  const fields = info as Record<string, unknown>;
+  const line: Record<string, unknown> = { timestamp: new Date().toISOString(), level: info.level, message: redactValue(info.message) };
+  for (const key of Object.keys(fields)) {
+    if (key === 'level' || key === 'message') continue;
+    const v = fields[key];
+    line[key] = SECRET_KEY.test(key) && typeof v !== 'boolean' ? REDACTED : redactValue(v);
   }
+  (info as unknown as Record<symbol, string>)[MESSAGE] = JSON.stringify(line);
   return info;
 });
 
@@ -54,7 +66,7 @@ export type Logger = winston.Logger;
 export function createLogger(level: string, stream: NodeJS.WritableStream = process.stdout): Logger {
   return winston.createLogger({
     level,
-    format: winston.format.combine(winston.format.timestamp(), redact(), winston.format.json()),
+    format: jsonLine(),
     defaultMeta: { service: 'registry-db' },
     transports: [new winston.transports.Stream({ stream })],
   });

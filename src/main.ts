@@ -8,6 +8,7 @@ import { openDatabase } from './db/connect';
 import { validateSchedules } from './health/scheduler';
 import { stopOnSignals } from './lifecycle';
 import { createLogger } from './logger';
+import { LineBatcher } from './observability/line-batcher';
 
 async function main(): Promise<void> {
   let config: Config;
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  const logger = createLogger(config.LOG_LEVEL);
+  const logger = createLogger(config.LOG_LEVEL, new LineBatcher(process.stdout));
   const database = await openDatabase(config, logger);
   const { app, access, lifecycle, health } = await compose(config, database.db, logger);
 
