@@ -3,7 +3,7 @@
  * baseline, and load generators. Every wait is bounded in time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { LoadResult, LoadSpec } from './load';
@@ -52,8 +52,14 @@ export async function startChild(args: string[], env: Record<string, string>, po
   let count = 0;
   const waiters: Array<{ needle: string; resolve: (l: string) => void }> = [];
   const rl = readline.createInterface({ input: proc.stdout! });
+  // BENCH_CHILD_LOG=/tmp/x keeps each child's stdout in /tmp/x.<name> (request logs, --trace-gc output...).
+  const keep = process.env.BENCH_CHILD_LOG ? createWriteStream(`${process.env.BENCH_CHILD_LOG}.${name}`, { flags: 'a' }) : undefined;
+  const recent: string[] = [];
   rl.on('line', (line) => {
     count++;
+    keep?.write(line + '\n');
+    recent.push(line);
+    if (recent.length > 200) recent.shift();
     for (const w of [...waiters]) {
       if (line.includes(w.needle)) {
         waiters.splice(waiters.indexOf(w), 1);
@@ -61,7 +67,17 @@ export async function startChild(args: string[], env: Record<string, string>, po
       }
     }
   });
-  const waitForLine = (needle: string, ms: number) => withTimeout(new Promise<string>((resolve) => waiters.push({ needle, resolve })), ms, `${name} line "${needle}"`);
+  // A line may arrive before its waiter (log lines leave in batches): waiters look at the recent ones first.
+  const waitForLine = (needle: string, ms: number) =>
+    withTimeout(
+      new Promise<string>((resolve) => {
+        const seen = recent.find((l) => l.includes(needle));
+        if (seen !== undefined) resolve(seen);
+        else waiters.push({ needle, resolve });
+      }),
+      ms,
+      `${name} line "${needle}"`,
+    );
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   const port = await withTimeout(
     new Promise<number>((resolve, reject) => {
