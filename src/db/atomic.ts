@@ -129,12 +129,17 @@ export class SequencedWriter<T extends Document> {
    * Reads document `id`, asks `plan` what to write (it may throw, e.g. a validation error or a 412), and
    * writes it atomically. `plan` receives null when the document does not exist. On contention it is
    * called again with the fresh document.
+   * `known`: the document as the caller read it at `readAt` (a sweep reads each claimed entry before the
+   * probe), used for the first attempt instead of a read when it is younger than half of MAX_ATTEMPT_MS
+   * (so that the stalled-attempt guard below does not orphan a token). If it is no longer current, the
+   * token of its next sequence is already taken and the attempt starts again with a read.
    */
-  async modify<R>(id: string, plan: (doc: T | null) => WritePlan<R> | Promise<WritePlan<R>>): Promise<R> {
+  async modify<R>(id: string, plan: (doc: T | null) => WritePlan<R> | Promise<WritePlan<R>>, known?: { doc: T | null; readAt: number }): Promise<R> {
     const giveUpAt = Date.now() + this.deadlineMs;
     for (let attempt = 0; attempt < this.maxAttempts && Date.now() < giveUpAt; attempt++) {
-      const readAt = Date.now();
-      const doc = (await this.collection.findOne({ _id: id } as Filter<T>)) as T | null;
+      const reuse = attempt === 0 && known !== undefined && Date.now() - known.readAt < MAX_ATTEMPT_MS / 2;
+      const readAt = reuse ? known.readAt : Date.now();
+      const doc = reuse ? known.doc : ((await this.collection.findOne({ _id: id } as Filter<T>)) as T | null);
       const p = await plan(doc);
       if (p.kind === 'none' || !doc) return p.result;
       const seq = Number((doc as Document)[SEQ] ?? 0);

@@ -72,11 +72,15 @@ export class HealthChecker {
     }
   }
 
-  /** Probe + write. `lease` is the sweep's claim (absent for on-demand checks). */
+  /**
+   * Probe + write. `lease` is the sweep's claim (absent for on-demand checks). `doc` was read just before
+   * the call: the write starts from it (one read fewer per probe) and re-reads only if it changed.
+   */
   async check(doc: StoredRegistry, lease?: Lease): Promise<{ result: ProbeResult; write: HealthWrite }> {
+    const readAt = Date.now();
     const result = await this.probe(doc);
     recordProbe(result.status, result.error);
-    const write = await this.deps.writer.writeHealth(doc._id, result, lease);
+    const write = await this.deps.writer.writeHealth(doc._id, result, lease, { doc, readAt });
     return { result, write };
   }
 
@@ -84,6 +88,7 @@ export class HealthChecker {
   async refreshStorage(doc: StoredRegistry, lease?: Lease): Promise<{ observed: ContainerRegistryObserved; written: boolean }> {
     const crawler = this.deps.crawler;
     const started = Date.now();
+    const readAt = started;
     let observed: ContainerRegistryObserved;
     if (!crawler) {
       observed = { refreshed_at: new Date(started).toISOString(), duration_ms: 0, error: 'probe_error', detail: 'no storage crawler configured' };
@@ -95,7 +100,7 @@ export class HealthChecker {
         observed = { refreshed_at: new Date(started).toISOString(), duration_ms: Date.now() - started, error: 'probe_error', detail: `storage refresh failed: ${message(e)}` };
       }
     }
-    const written = await this.deps.writer.writeObserved(doc._id, observed, lease);
+    const written = await this.deps.writer.writeObserved(doc._id, observed, lease, { doc, readAt });
     return { observed, written };
   }
 }

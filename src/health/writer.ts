@@ -44,6 +44,12 @@ export interface HealthWrite {
   health: ContainerRegistryHealth | null;
 }
 
+/** The entry as the caller read it, and when: the write's first attempt starts from it instead of a read. */
+export interface KnownDoc {
+  doc: StoredRegistry;
+  readAt: number;
+}
+
 const MAX_DETAIL = 2048;
 const HISTORY_BATCH = 64;
 
@@ -97,7 +103,7 @@ export class ResultWriter {
    * Stores probe result `r` of registry `id`. With `lease` (sweeps) the write only happens while no newer
    * claim exists for the registry, and marks the registry as done for the lease's sweep.
    */
-  async writeHealth(id: string, r: ProbeResult, lease?: Lease): Promise<HealthWrite> {
+  async writeHealth(id: string, r: ProbeResult, lease?: Lease, known?: KnownDoc): Promise<HealthWrite> {
     if (lease && (await this.leases.supersededBy('health', id, lease))) return { written: false, reason: 'superseded', health: null };
     const f = leaseFields('health');
     const outcome = await this.modify<HealthWrite>(id, (doc) => {
@@ -110,7 +116,7 @@ export class ResultWriter {
       const $set: Record<string, unknown> = { container_registry_health: health };
       if (lease) Object.assign($set, { [f.swept]: lease.sweepId, [f.claimedAt]: lease.claimedAt });
       return { kind: 'update', update: { $set }, result: { written: true, health } };
-    });
+    }, known);
     if (outcome.written || outcome.reason === 'older') await this.appendHistory(id, r, lease?.sweepId ?? null);
     return outcome;
   }
@@ -119,7 +125,7 @@ export class ResultWriter {
    * Stores what a storage refresh observed, key by key under `container_registry_storage_info.observed`
    * (operator-set storage fields are never touched; keys the crawler did not report keep their value).
    */
-  async writeObserved(id: string, observed: ContainerRegistryObserved, lease?: Lease): Promise<boolean> {
+  async writeObserved(id: string, observed: ContainerRegistryObserved, lease?: Lease, known?: KnownDoc): Promise<boolean> {
     if (lease && (await this.leases.supersededBy('storage', id, lease))) return false;
     const f = leaseFields('storage');
     return this.modify<boolean>(id, (doc) => {
@@ -129,13 +135,13 @@ export class ResultWriter {
       for (const [k, v] of Object.entries(full)) if (v !== undefined) $set[`container_registry_storage_info.observed.${k}`] = v;
       if (lease) Object.assign($set, { [f.swept]: lease.sweepId, [f.claimedAt]: lease.claimedAt });
       return { kind: 'update', update: { $set }, result: true };
-    });
+    }, known);
   }
 
   /** The sequenced write of entry `id`; an entry written too often to get a turn is a 503, not a 500. */
-  private async modify<R>(id: string, plan: (doc: StoredRegistry | null) => WritePlan<R>): Promise<R> {
+  private async modify<R>(id: string, plan: (doc: StoredRegistry | null) => WritePlan<R>, known?: KnownDoc): Promise<R> {
     try {
-      return await this.sequenced.modify<R>(id, plan);
+      return await this.sequenced.modify<R>(id, plan, known);
     } catch (e) {
       if (e instanceof ContendedError) throw new ServiceUnavailableError(`Entry ${id} is being written too often to store its health now; try again.`, 1);
       throw e;

@@ -4,6 +4,7 @@
 import { call, startTestService, type TestService } from '../support/service';
 import { entry } from '../support/entries';
 import { refusedUrl, startLoopback, type Loopback } from './loopback';
+import { startFakeServer } from '../support/fake-servers';
 
 let svc: TestService;
 let lb: Loopback;
@@ -110,4 +111,31 @@ test('When a sweep is still running, then a second sweep on the same instance is
   expect(done!.summary.claimed).toBeGreaterThan(0);
   expect(done!.summary.statuses.unhealthy).toBeGreaterThan(0);
   expect(svc.logs()).toMatch(/sweep skipped: the previous one is still running/);
+});
+
+test('When the entry is updated through the API while its probe is in flight, then both the update and the probe result are stored', async () => {
+  // A registry that answers after 600 ms: the update lands between the check's read of the entry and its write.
+  let answered = 0;
+  const slow = await startFakeServer((_req, res) => {
+    setTimeout(() => {
+      answered++;
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Docker-Distribution-API-Version': 'registry/2.0' }).end('{}');
+    }, 600);
+  });
+  try {
+    const id = await create(slow.url);
+    const check = call(svc.url, 'GET', `/check_container_health/${id}`);
+    await new Promise((r) => setTimeout(r, 200));
+    const updated = await call(svc.url, 'PUT', `/container_registry/${id}`, { $set: { 'container_registry_metadata.owner': 'changed-mid-probe' } });
+    expect(updated.status).toBe(200);
+    expect(answered).toBe(0);
+    const checked = await check;
+    expect(checked).toMatchObject({ status: 200, body: { status: 'healthy' } });
+    const stored = await call(svc.url, 'GET', `/container_registry/${id}`);
+    expect(stored.body.container_registry_metadata.owner).toBe('changed-mid-probe');
+    expect(stored.body.container_registry_health).toEqual(checked.body);
+    expect(stored.body.version).toBe(updated.body.version);
+  } finally {
+    await slow.close();
+  }
 });
