@@ -80,6 +80,16 @@ export function percentile(sorted: number[], p: number): number | null {
   return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+/** What the report needs of one registry's history. */
+interface Tally {
+  probes7d: number;
+  up7d: number;
+  probes24h: number;
+  up24h: number;
+  latencies24h: number[];
+  lastError: { error: string; detail: string | null; at: Date } | undefined;
+}
+
 const ratio = (up: number, total: number): number | null => (total === 0 ? null : Math.round((up / total) * 10_000) / 10_000);
 
 export class HealthReporter {
@@ -97,47 +107,62 @@ export class HealthReporter {
     await ensureIndexes(this.reports, [{ key: { generated_at: -1 }, name: 'generated_at' }]);
   }
 
-  /** A report as of `now` (one scan of the registries, one of the last 7 days of history). */
+  /**
+   * A report as of `now`: one scan of the registries and one of the last 7 days of history. History rows
+   * are folded into small per-registry tallies as the cursor streams them (a week of 5-minute sweeps over
+   * 1,000 registries is two million rows; they are never held at once), and only the latencies of the
+   * last 24 h are kept, as numbers, for the percentiles.
+   */
   async compute(now: Date = new Date(), sweep: SweepSummary | null = null): Promise<HealthReport> {
     const day = new Date(now.getTime() - DAY);
     const week = new Date(now.getTime() - 7 * DAY);
-    const [docs, rows] = await Promise.all([
+    const tallies = new Map<string, Tally>();
+    let sweepProbes = 0;
+    const rows = this.history.find(
+      { checked_at: { $gte: week, $lte: now } },
+      { projection: { _id: 0, registry_id: 1, sweep_id: 1, checked_at: 1, status: 1, latency_ms: 1, http_status: 1, error: 1, detail: 1 }, batchSize: 5000 },
+    );
+    const folding = (async () => {
+      for await (const row of rows) {
+        if (sweep && row.sweep_id === sweep.sweep_id) sweepProbes++;
+        let t = tallies.get(row.registry_id);
+        if (!t) tallies.set(row.registry_id, (t = { probes7d: 0, up7d: 0, probes24h: 0, up24h: 0, latencies24h: [], lastError: undefined }));
+        const up = row.status !== 'unhealthy';
+        t.probes7d++;
+        if (up) t.up7d++;
+        if (row.checked_at >= day) {
+          t.probes24h++;
+          if (up) t.up24h++;
+          if (row.http_status !== null) t.latencies24h.push(row.latency_ms);
+        }
+        if (row.error !== null && (!t.lastError || row.checked_at > t.lastError.at)) t.lastError = { error: row.error, detail: row.detail, at: row.checked_at };
+      }
+    })();
+    const [docs] = await Promise.all([
       this.registries
         .find({}, { projection: { container_registry_name: 1, container_registry_health: 1 }, sort: { _id: 1 }, maxTimeMS: this.opts.queryTimeoutMs })
         .toArray(),
-      this.history
-        .find({ checked_at: { $gte: week, $lte: now } }, { projection: { _id: 0, registry_id: 1, sweep_id: 1, checked_at: 1, status: 1, latency_ms: 1, http_status: 1, error: 1, detail: 1 } })
-        .toArray(),
+      folding,
     ]);
-    const byRegistry = new Map<string, HistoryRow[]>();
-    for (const row of rows) {
-      const list = byRegistry.get(row.registry_id);
-      if (list) list.push(row);
-      else byRegistry.set(row.registry_id, [row]);
-    }
     const totals = { healthy: 0, degraded: 0, unhealthy: 0, unknown: 0, total: 0 };
     const registries = docs.map((doc): RegistryReport => {
       const health = doc.container_registry_health ?? { status: 'unknown' };
       totals[health.status] += 1;
       totals.total += 1;
-      const history = byRegistry.get(doc._id) ?? [];
-      const lastDay = history.filter((h) => h.checked_at >= day);
-      const up = (list: HistoryRow[]) => list.filter((h) => h.status !== 'unhealthy').length;
-      const latencies = lastDay.filter((h) => h.http_status !== null).map((h) => h.latency_ms).sort((a, b) => a - b);
-      let lastError: HistoryRow | undefined;
-      for (const h of history) if (h.error !== null && (!lastError || h.checked_at > lastError.checked_at)) lastError = h;
+      const t = tallies.get(doc._id);
+      const latencies = t ? t.latencies24h.sort((a, b) => a - b) : [];
       return {
         container_registry_id: doc._id,
         container_registry_name: doc.container_registry_name,
         status: health.status,
-        uptime_24h: ratio(up(lastDay), lastDay.length),
-        uptime_7d: ratio(up(history), history.length),
-        probes_24h: lastDay.length,
-        probes_7d: history.length,
+        uptime_24h: ratio(t?.up24h ?? 0, t?.probes24h ?? 0),
+        uptime_7d: ratio(t?.up7d ?? 0, t?.probes7d ?? 0),
+        probes_24h: t?.probes24h ?? 0,
+        probes_7d: t?.probes7d ?? 0,
         latency_p50_ms: percentile(latencies, 50),
         latency_p95_ms: percentile(latencies, 95),
         consecutive_failures: health.consecutive_failures ?? 0,
-        last_error: lastError ? { error: lastError.error!, detail: lastError.detail, at: lastError.checked_at.toISOString() } : null,
+        last_error: t?.lastError ? { error: t.lastError.error, detail: t.lastError.detail, at: t.lastError.at.toISOString() } : null,
         last_status_change_at: health.last_status_change_at ?? null,
       };
     });
@@ -145,7 +170,7 @@ export class HealthReporter {
       report_id: sweep?.sweep_id ?? `on-demand@${now.toISOString()}`,
       generated_at: now.toISOString(),
       sweep,
-      sweep_probes: sweep ? rows.filter((r) => r.sweep_id === sweep.sweep_id).length : null,
+      sweep_probes: sweep ? sweepProbes : null,
       totals,
       definitions: REPORT_DEFINITIONS,
       registries,
