@@ -21,3 +21,12 @@ test('When the README role matrix is read, then every permission it names has th
   expect(rows.length).toBeGreaterThanOrEqual(8);
   for (const [, permission, role] of rows) expect(PERMISSIONS[permission as keyof typeof PERMISSIONS]).toBe(role);
 });
+
+test('When the Dockerfile starts the service, then it passes the same node flags as npm start (the heap cap the benchmark measures)', () => {
+  const root = path.join(__dirname, '..', '..');
+  const start = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start!;
+  const flags = /\bnode((?:\s+--\S+)*)\s+dist\/src\/main\.js/.exec(start)![1]!.trim().split(/\s+/);
+  expect(flags).toContain('--max-old-space-size=160');
+  const cmd = /^CMD (\[.*\])$/m.exec(readFileSync(path.join(root, 'Dockerfile'), 'utf8'))![1]!;
+  expect(JSON.parse(cmd)).toEqual(['node', ...flags, 'dist/src/main.js']);
+});
