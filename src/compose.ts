@@ -16,19 +16,10 @@ import type { Logger } from './logger';
 import { buildOpenApi } from './openapi';
 import pkg from '../package.json';
 import { createProber, createStorageCrawler } from './probe';
-import { CredentialCipher, loadOrCreateKey } from './registries/credentials';
-import { RegistryRepository } from './registries/repository';
-import { RegistryService } from './registries/service';
+import { createCatalog } from './registries/catalog';
 
 export async function compose(config: Config, db: Db, logger: Logger) {
-  const { key, source } = loadOrCreateKey(config.CREDENTIALS_KEY, config.DATA_DIR);
-  if (!config.CREDENTIALS_KEY && config.MONGODB_URI) {
-    logger.warn('CREDENTIALS_KEY is unset: credentials are sealed with a key generated in DATA_DIR; replicas must share one key', { key_file: source });
-  }
-  const cipher = new CredentialCipher(key);
-  const repository = new RegistryRepository(db, config.QUERY_TIMEOUT_MS);
-  await repository.ensureIndexes();
-  const registries = new RegistryService(repository, cipher);
+  const { cipher, repository, registries } = await createCatalog(config, db, logger);
   // Write tokens of src/db/atomic.ts are kept long after use, then dropped here (no TTL index on FerretDB v1).
   const pruneTokens = setInterval(() => void repository.claims.prune(TOKEN_RETENTION_MS).catch(() => undefined), 5 * 60_000);
   pruneTokens.unref();

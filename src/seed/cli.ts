@@ -3,9 +3,9 @@
  * Prints one line per entry and a summary; exits 1 when any entry was invalid or failed.
  */
 import { loadConfig } from '../config';
-import { compose } from '../compose';
 import { openDatabase } from '../db/connect';
 import { createLogger } from '../logger';
+import { createCatalog } from '../registries/catalog';
 import { formatLine, onboard, readSources, summarize } from './onboard';
 
 const USAGE = 'usage: npm run seed -- [--dry-run] PATH... (a .json file with an object or an array, a directory of .json files, or - for stdin)';
@@ -23,7 +23,7 @@ async function main(argv: string[]): Promise<number> {
   const entries = await readSources(paths);
   const database = await openDatabase(config, logger);
   try {
-    const { registries } = await compose(config, database.db, logger);
+    const { registries } = await createCatalog(config, database.db, logger);
     const lines = await onboard(registries, entries, dryRun);
     for (const l of lines) process.stdout.write(formatLine(l) + '\n');
     process.stdout.write(summarize(lines, dryRun) + '\n');

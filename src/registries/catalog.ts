@@ -1,0 +1,23 @@
+/**
+ * The catalog alone: credential cipher, repository (indexes ensured) and service. `compose` builds the whole
+ * service on it; the seed script needs only this, and skips loading the HTTP, probe and scheduler modules
+ * (about half a second of its start-up, measured with --cpu-prof).
+ */
+import type { Db } from 'mongodb';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import { CredentialCipher, loadOrCreateKey } from './credentials';
+import { RegistryRepository } from './repository';
+import { RegistryService } from './service';
+
+export async function createCatalog(config: Config, db: Db, logger: Logger) {
+  const { key, source } = loadOrCreateKey(config.CREDENTIALS_KEY, config.DATA_DIR);
+  if (!config.CREDENTIALS_KEY && config.MONGODB_URI) {
+    logger.warn('CREDENTIALS_KEY is unset: credentials are sealed with a key generated in DATA_DIR; replicas must share one key', { key_file: source });
+  }
+  const cipher = new CredentialCipher(key);
+  const repository = new RegistryRepository(db, config.QUERY_TIMEOUT_MS);
+  await repository.ensureIndexes();
+  const registries = new RegistryService(repository, cipher);
+  return { cipher, repository, registries };
+}
