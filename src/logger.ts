@@ -11,14 +11,29 @@ const URL_USERINFO = /(\b[a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi;
 const INLINE_SECRET = /\b((?:pass(?:word)?|passwd|secret|token|access_token|api[-_]?keys?|client_secret)["']?\s*[:=]\s*["']?)[^\s"'&,;}]+/gi;
 const REDACTED = '[REDACTED]';
 
+/** SECRET_KEY's answer per key name: log lines repeat a few dozen names (bounded, in case of odd keys). */
+const secretKeyMemo = new Map<string, boolean>();
+function isSecretKey(key: string): boolean {
+  let hit = secretKeyMemo.get(key);
+  if (hit === undefined) {
+    hit = SECRET_KEY.test(key);
+    if (secretKeyMemo.size < 1000) secretKeyMemo.set(key, hit);
+  }
+  return hit;
+}
+
 /** Extra literal strings (API keys) to scrub wherever they appear. */
 const knownSecrets = new Set<string>();
 export function registerSecret(secret: string): void {
   if (secret.length >= 4) knownSecrets.add(secret);
 }
 
+/** Every pattern above needs one of these; most log strings (ids, routes, paths, statuses) have none. */
+const MAYBE_PATTERN = /Bearer|Basic|Simple|:\/\/|[:=]/i;
+
 function scrubString(s: string): string {
-  let out = s.replace(AUTH_VALUE, `$1 ${REDACTED}`).replace(URL_USERINFO, `$1${REDACTED}@`).replace(INLINE_SECRET, `$1${REDACTED}`);
+  if (s.length < 4) return s;
+  let out = MAYBE_PATTERN.test(s) ? s.replace(AUTH_VALUE, `$1 ${REDACTED}`).replace(URL_USERINFO, `$1${REDACTED}@`).replace(INLINE_SECRET, `$1${REDACTED}`) : s;
   for (const secret of knownSecrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
   return out;
 }
@@ -37,7 +52,7 @@ export function redactValue(value: unknown, depth = 0, seen = new WeakSet<object
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     // Flags such as password_set or auth_required stay readable; values under secret-looking keys do not.
-    out[k] = SECRET_KEY.test(k) && typeof v !== 'boolean' && typeof v !== 'number' ? REDACTED : redactValue(v, depth + 1, seen);
+    out[k] = isSecretKey(k) && typeof v !== 'boolean' && typeof v !== 'number' ? REDACTED : redactValue(v, depth + 1, seen);
   }
   return out;
 }
@@ -55,7 +70,7 @@ const jsonLine = winston.format((info) => {
   for (const key of Object.keys(fields)) {
     if (key === 'level' || key === 'message') continue;
     const v = fields[key];
-    line[key] = SECRET_KEY.test(key) && typeof v !== 'boolean' ? REDACTED : redactValue(v);
+    line[key] = isSecretKey(key) && typeof v !== 'boolean' ? REDACTED : redactValue(v);
   }
   (info as unknown as Record<symbol, string>)[MESSAGE] = JSON.stringify(line);
   return info;
