@@ -10,6 +10,17 @@ import type { LoadResult, LoadSpec } from './load';
 
 export const DIST = path.resolve(__dirname, '..');
 
+/**
+ * The node flags of `npm start` in `<root>/package.json`, which the Dockerfile's CMD repeats: the benchmark runs
+ * the service with them, and test/ops/readme.test.ts checks the Dockerfile against them.
+ */
+export function productionNodeFlags(root: string): string[] {
+  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const m = /\bnode((?:\s+--\S+)*)\s+dist\/src\/main\.js/.exec(pkg.scripts.start ?? '');
+  if (!m) throw new Error('package.json "start" no longer runs `node [flags] dist/src/main.js`; update bench/proc.ts');
+  return m[1]!.trim().split(/\s+/).filter(Boolean);
+}
+
 export interface Child {
   proc: ChildProcess;
   port: number;

@@ -8,7 +8,7 @@
  * Writes bench/results.json and prints a table.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,7 +20,7 @@ import type { StoredRegistry } from '../src/registries/model';
 import { apiEntry, prng, QUERY, storedDocs } from './data';
 import { startFakeRegistries } from './fake-registries';
 import type { LoadResult } from './load';
-import { DIST, rssMb, runLoad, startChild, startLoad, type Child } from './proc';
+import { DIST, productionNodeFlags, rssMb, runLoad, startChild, startLoad, type Child } from './proc';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -62,17 +62,9 @@ function baseEnv(uri: string, dbName: string): Record<string, string> {
   };
 }
 
-/** The node flags of `npm start` (package.json), which the Dockerfile's CMD repeats: the service runs with them. */
-function productionNodeFlags(): string[] {
-  const pkg = JSON.parse(readFileSync(path.join(SOURCE_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  const m = /\bnode((?:\s+--\S+)*)\s+dist\/src\/main\.js/.exec(pkg.scripts.start ?? '');
-  if (!m) throw new Error('package.json "start" no longer runs `node [flags] dist/src/main.js`; update bench/run.ts');
-  return m[1]!.trim().split(/\s+/).filter(Boolean);
-}
-
 /** The service as in production: built dist, node flags of `npm start`, API keys, rate limits (high), logging and metrics on. */
 function startService(uri: string, dbName: string, extra: Record<string, string> = {}): Promise<Child> {
-  const args = [...productionNodeFlags(), ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []), ...(process.env.SERVICE_NODE_OPTIONS?.split(/\s+/).filter(Boolean) ?? [])];
+  const args = [...productionNodeFlags(SOURCE_ROOT), ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []), ...(process.env.SERVICE_NODE_OPTIONS?.split(/\s+/).filter(Boolean) ?? [])];
   const env = {
     ...baseEnv(uri, dbName),
     HOST: '127.0.0.1',

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { configSpec, configTable } from '../../src/config';
 import { PERMISSIONS } from '../../src/http/auth';
+import { productionNodeFlags } from '../../bench/proc';
 
 const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
 
@@ -24,8 +25,7 @@ test('When the README role matrix is read, then every permission it names has th
 
 test('When the Dockerfile starts the service, then it passes the same node flags as npm start (the heap cap the benchmark measures)', () => {
   const root = path.join(__dirname, '..', '..');
-  const start = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start!;
-  const flags = /\bnode((?:\s+--\S+)*)\s+dist\/src\/main\.js/.exec(start)![1]!.trim().split(/\s+/);
+  const flags = productionNodeFlags(root);
   expect(flags).toContain('--max-old-space-size=160');
   const cmd = /^CMD (\[.*\])$/m.exec(readFileSync(path.join(root, 'Dockerfile'), 'utf8'))![1]!;
   expect(JSON.parse(cmd)).toEqual(['node', ...flags, 'dist/src/main.js']);
