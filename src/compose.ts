@@ -17,21 +17,37 @@ import { buildOpenApi } from './openapi';
 import pkg from '../package.json';
 import { createProber, createStorageCrawler } from './probe';
 import { createCatalog } from './registries/catalog';
+import { CatalogFeed } from './feed/reader';
+import { viewReads } from './feed/reads';
+import { changesRoutes } from './http/routes/changes';
+import { SORT_FIELDS } from './registries/query';
+import { CatalogView } from './view/catalog-view';
 
 export async function compose(config: Config, db: Db, logger: Logger) {
   const { cipher, repository, registries } = await createCatalog(config, db, logger);
-  // Write tokens of src/db/atomic.ts are kept long after use, then dropped here (no TTL index on FerretDB v1).
+  // Claims of src/db/atomic.ts (sweep and compaction turns) are kept long after use, then dropped here (no TTL index on FerretDB v1).
   const pruneTokens = setInterval(() => void repository.claims.prune(TOKEN_RETENTION_MS).catch(() => undefined), 5 * 60_000);
   pruneTokens.unref();
   // Stop hooks run after requests drained, before the database closes (the scheduler registers here too).
   const lifecycle = new Lifecycle();
   lifecycle.onStop('write-token pruning', () => clearInterval(pruneTokens));
+  // The change feed: one reader of the change log per replica, feeding the in-memory view and every watcher.
+  const view = new CatalogView(Object.values(SORT_FIELDS).map((f) => f.dbField));
+  const feed = new CatalogFeed(repository.writer, view, repository.claims, logger, {
+    pollMs: config.FEED_POLL_MS,
+    retentionMs: config.CHANGE_RETENTION_HOURS * 3_600_000,
+    compactEveryMs: Math.min(60_000, config.FEED_COMPACT_AFTER_S * 1000),
+  });
+  if (config.QUERY_SOURCE === 'view') registries.fastReads = viewReads(feed);
+  feed.start();
+  lifecycle.onBeginStop(() => feed.closeWatchers());
+  lifecycle.onStop('change feed', () => feed.stop());
   const access = createAccess(config.API_KEYS);
   const rateLimits = await createRateLimits(config, db, logger);
   lifecycle.onStop('rate limits', () => rateLimits.shutdown());
   const prober = createProber(config);
   const crawler = createStorageCrawler(config);
-  const health = await createHealthService({ config, db, logger, cipher, prober, crawler, claims: repository.claims });
+  const health = await createHealthService({ config, db, logger, cipher, prober, crawler, entries: repository.writer });
   lifecycle.onStop('scheduler', () => health.scheduler.stop());
   lifecycle.onStop('probe clients', () => Promise.all([prober.close(), crawler.close()]));
   const app = buildApp({
@@ -42,7 +58,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     access,
     rateLimits,
     publicRoutes: [publicOpsRoutes({ db, openapi: buildOpenApi(pkg.version), isStopping: () => lifecycle.stopping })],
-    extraRoutes: [metricsRoutes(access.can), healthRoutes({ registries, checker: health.checker, reporter: health.reporter, can: access.can })],
+    extraRoutes: [changesRoutes({ feed, can: access.can, bookmarkSeconds: config.FEED_BOOKMARK_S }), metricsRoutes(access.can), healthRoutes({ registries, checker: health.checker, reporter: health.reporter, can: access.can })],
   });
-  return { app, repository, registries, cipher, access, lifecycle, health };
+  return { app, repository, registries, cipher, access, lifecycle, health, feed };
 }

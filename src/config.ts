@@ -138,6 +138,12 @@ export const configSpec = {
   RATE_LIMIT_MAX: { doc: 'Requests one client (API key, or address in protected mode) may make per window on all routes together; `0` disables the limit.', default: '1000', parse: int(0, 100_000_000) },
   PROBE_RATE_LIMIT_MAX: { doc: 'Tighter budget per client and window for `GET /check_container_health/:id` (each call sends traffic to a registry); `0` disables it.', default: '30', parse: int(0, 100_000_000) },
   RATE_LIMIT_SYNC_MS: { doc: 'How often each replica adds its local rate-limit counts to the shared counters in the database and reads the totals back.', default: '150', parse: int(10, 10_000) },
+  CHANGE_RETENTION_HOURS: { doc: 'How long deletes stay in the change feed (tombstones); a `since` older than the oldest kept delete is a 410 and the consumer lists again.', default: '168', parse: int(1, 24 * 3650) },
+  FEED_POLL_MS: { doc: 'How often each replica reads the change log for other replicas\' writes (its own writes are read at once).', default: '100', parse: int(10, 10_000) },
+  FEED_HOLE_FILL_MS: { doc: 'A revision still missing after this long while later ones exist (its writer died) is filled with a no-op, so the feed moves on; the late writer retries at another revision.', default: '2000', parse: int(100, 600_000) },
+  FEED_COMPACT_AFTER_S: { doc: 'Change-log records superseded by a later change of the same entry are removed once older than this.', default: '600', parse: int(10, 86_400) },
+  FEED_BOOKMARK_S: { doc: 'Seconds between bookmark events (heartbeats carrying the current revision) on change-feed streams.', default: '15', parse: int(1, 300) },
+  QUERY_SOURCE: { doc: '`view`: queries are answered from the in-memory view fed by the change feed (the database while it loads); `database`: always from the database.', default: 'view', parse: oneOf('view', 'database') },
   SHUTDOWN_TIMEOUT_MS: { doc: 'On SIGTERM/SIGINT, how long requests in flight may take to finish before the process exits with status 1.', default: '25000', parse: int(100, 600_000) },
 } satisfies Record<string, Spec<unknown>>;
 

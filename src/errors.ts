@@ -14,6 +14,8 @@ export abstract class AppError extends Error {
   abstract readonly title: string;
   readonly errors?: FieldError[];
   readonly headers: Record<string, string> = {};
+  /** Extension members of the problem document (RFC 9457 section 3.2), e.g. the current revision. */
+  readonly extensions: Record<string, unknown> = {};
 
   constructor(detail: string, errors?: FieldError[]) {
     super(detail);
@@ -99,5 +101,16 @@ export class ServiceUnavailableError extends AppError {
   constructor(detail: string, retryAfterSeconds = 5) {
     super(detail);
     this.headers['Retry-After'] = String(retryAfterSeconds);
+  }
+}
+
+/** A change-feed position older than what is retained: the consumer lists again (SPEC 12). */
+export class RevisionExpiredError extends AppError {
+  readonly status = 410;
+  readonly slug = 'revision-expired';
+  readonly title = 'Revision expired';
+  constructor(detail: string, revision: number) {
+    super(detail, [{ path: 'since', message: 'is older than the retained history; list again from since=0' }]);
+    this.extensions.revision = revision;
   }
 }

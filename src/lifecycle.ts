@@ -12,6 +12,7 @@ import type { Logger } from './logger';
 
 export class Lifecycle {
   private readonly hooks: Array<{ name: string; fn: () => unknown }> = [];
+  private readonly beginHooks: Array<() => void> = [];
   private stoppingFlag = false;
 
   /** True once a stop began; /readyz answers 503 from then on. */
@@ -26,7 +27,7 @@ export class Lifecycle {
 
   /** Marks the stop and runs the hooks in order; one failing hook does not keep the others from running. */
   async stop(logger: Logger): Promise<void> {
-    this.stoppingFlag = true;
+    this.beginStop();
     for (const { name, fn } of this.hooks) {
       try {
         await fn();
@@ -37,8 +38,15 @@ export class Lifecycle {
     }
   }
 
+  /** Registers work to run as soon as a stop begins: ending requests that would never finish on their own (change-feed streams). */
+  onBeginStop(fn: () => void): void {
+    this.beginHooks.push(fn);
+  }
+
   beginStop(): void {
+    if (this.stoppingFlag) return;
     this.stoppingFlag = true;
+    for (const fn of this.beginHooks) fn();
   }
 }
 

@@ -4,10 +4,10 @@
  */
 import type { Db } from 'mongodb';
 import type { Config } from '../config';
-import { Claims } from '../db/atomic';
 import type { Logger } from '../logger';
 import type { Prober, StorageCrawler } from '../probe/types';
 import type { CredentialCipher } from '../registries/credentials';
+import type { EntryWriter } from '../registries/writes';
 import { HealthChecker } from './check';
 import { LeaseStore } from './leases';
 import { HealthReporter } from './report';
@@ -21,8 +21,8 @@ export interface HealthServiceDeps {
   cipher: CredentialCipher;
   prober: Prober;
   crawler?: StorageCrawler;
-  /** Write tokens shared with the catalog's writes of the same entries (src/db/atomic.ts). */
-  claims?: Claims;
+  /** The one door of every entry write (src/registries/writes.ts), shared with the catalog. */
+  entries: EntryWriter;
   /** Reports kept in container_registry_health_reports. */
   reportsKept?: number;
 }
@@ -36,7 +36,7 @@ export async function createHealthService(deps: HealthServiceDeps) {
   const probeDeadlineMs = config.PROBE_TIMEOUT_MS + 1000;
   const crawlDeadlineMs = config.STORAGE_TIMEOUT_MS + 5000;
   const leases = new LeaseStore(db);
-  const writer = new ResultWriter(db, deps.claims ?? new Claims(db), leases, { historyDays: config.HEALTH_HISTORY_DAYS });
+  const writer = new ResultWriter(db, deps.entries, leases, { historyDays: config.HEALTH_HISTORY_DAYS });
   const reporter = new HealthReporter(db, { keep: deps.reportsKept ?? 100, queryTimeoutMs: config.QUERY_TIMEOUT_MS });
   const checker = new HealthChecker({ prober: deps.prober, crawler: deps.crawler, cipher: deps.cipher, writer, probeDeadlineMs, crawlDeadlineMs });
   const scheduler = new Scheduler({ config, leases, checker, writer, reporter, logger: deps.logger, probeDeadlineMs, crawlDeadlineMs });

@@ -2,22 +2,21 @@
  * The one result writer: the on-demand check and the sweeps both store probe results here.
  *
  * The stored `container_registry_health` is the probe result plus bookkeeping derived from the previous
- * value (consecutive_failures, last_healthy_at, last_status_change_at). It is written with one update
- * through the sequenced compare-and-set of src/db/atomic.ts (every writer of an entry goes through it, so
- * no two writers build on the same previous value and none clobbers another's fields, FerretDB v1
- * included) and, for sweeps, only while no newer claim exists (so a worker whose lease was taken over
- * cannot overwrite newer results).
+ * value (consecutive_failures, last_healthy_at, last_status_change_at). It is written through the one
+ * door of every entry write (src/registries/writes.ts: the change log's compare-and-set, so no two
+ * writers build on the same previous value and each probe result gets its catalog revision) and, for
+ * sweeps, only while no newer claim exists (so a worker whose lease was taken over cannot overwrite newer
+ * results).
  * Health writes never bump `version`: that tracks client-owned fields, so sweeps do not invalidate ETags.
  * Every accepted probe is appended to `container_registry_health_history`, pruned by age explicitly
  * (FerretDB v1 has no TTL indexes).
  */
 import type { Collection, Db, ObjectId } from 'mongodb';
-import { ContendedError, SequencedWriter, type Claims, type WritePlan } from '../db/atomic';
-import { ServiceUnavailableError } from '../errors';
 import { ensureIndexes } from '../db/indexes';
 import type { ContainerRegistryHealth, ContainerRegistryObserved } from '../generated';
 import type { ProbeResult } from '../probe/types';
-import { COLLECTION, type StoredRegistry } from '../registries/model';
+import type { StoredRegistry } from '../registries/model';
+import type { EntryPlan, EntryWriter } from '../registries/writes';
 import { leaseFields, type Lease, type LeaseStore } from './leases';
 
 export const HISTORY = 'container_registry_health_history';
@@ -78,17 +77,15 @@ export function nextHealth(prev: ContainerRegistryHealth | undefined, r: ProbeRe
 }
 
 export class ResultWriter {
-  private readonly sequenced: SequencedWriter<StoredRegistry>;
   readonly history: Collection<HistoryRow>;
   private readonly pendingHistory: HistoryRow[] = [];
 
   constructor(
     db: Db,
-    claims: Claims,
+    private readonly entries: EntryWriter,
     private readonly leases: LeaseStore,
     private readonly opts: { historyDays: number },
   ) {
-    this.sequenced = new SequencedWriter(db.collection<StoredRegistry>(COLLECTION), claims);
     this.history = db.collection<HistoryRow>(HISTORY);
   }
 
@@ -113,9 +110,9 @@ export class ResultWriter {
       // A newer result (an on-demand check that finished first) stays.
       if (prev?.checked_at && Date.parse(prev.checked_at) > Date.parse(r.checked_at)) return { kind: 'none', result: { written: false, reason: 'older', health: prev } };
       const health = nextHealth(prev, r);
-      const $set: Record<string, unknown> = { container_registry_health: health };
-      if (lease) Object.assign($set, { [f.swept]: lease.sweepId, [f.claimedAt]: lease.claimedAt });
-      return { kind: 'update', update: { $set }, result: { written: true, health } };
+      const next = { ...doc, container_registry_health: health } as StoredRegistry;
+      if (lease) Object.assign(next, { [f.swept]: lease.sweepId, [f.claimedAt]: lease.claimedAt });
+      return { kind: 'replace', next, result: { written: true, health } };
     }, known);
     if (outcome.written || outcome.reason === 'older') await this.appendHistory(id, r, lease?.sweepId ?? null);
     return outcome;
@@ -130,22 +127,18 @@ export class ResultWriter {
     const f = leaseFields('storage');
     return this.modify<boolean>(id, (doc) => {
       if (!doc || (lease && isAfter(doc[f.claimedAt], lease.claimedAt))) return { kind: 'none', result: false };
-      const $set: Record<string, unknown> = {};
-      const full: Record<string, unknown> = { error: null, detail: null, ...observed };
-      for (const [k, v] of Object.entries(full)) if (v !== undefined) $set[`container_registry_storage_info.observed.${k}`] = v;
-      if (lease) Object.assign($set, { [f.swept]: lease.sweepId, [f.claimedAt]: lease.claimedAt });
-      return { kind: 'update', update: { $set }, result: true };
+      const before = (doc.container_registry_storage_info?.observed ?? {}) as Record<string, unknown>;
+      const merged: Record<string, unknown> = { ...before };
+      for (const [k, v] of Object.entries({ error: null, detail: null, ...observed })) if (v !== undefined) merged[k] = v;
+      const next = { ...doc, container_registry_storage_info: { ...(doc.container_registry_storage_info ?? {}), observed: merged } } as StoredRegistry;
+      if (lease) Object.assign(next, { [f.swept]: lease.sweepId, [f.claimedAt]: lease.claimedAt });
+      return { kind: 'replace', next, result: true };
     }, known);
   }
 
-  /** The sequenced write of entry `id`; an entry written too often to get a turn is a 503, not a 500. */
-  private async modify<R>(id: string, plan: (doc: StoredRegistry | null) => WritePlan<R>, known?: KnownDoc): Promise<R> {
-    try {
-      return await this.sequenced.modify<R>(id, plan, known);
-    } catch (e) {
-      if (e instanceof ContendedError) throw new ServiceUnavailableError(`Entry ${id} is being written too often to store its health now; try again.`, 1);
-      throw e;
-    }
+  /** The write of entry `id` through the one door (an entry written too often to get a turn is a 503). */
+  private modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R>, known?: KnownDoc): Promise<R> {
+    return this.entries.modify<R>(id, plan, known);
   }
 
   /**

@@ -12,7 +12,7 @@ export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 export function sendProblem(
   res: Response,
   status: number,
-  p: { slug: string; title: string; detail: string; errors?: FieldError[]; instance?: string },
+  p: { slug: string; title: string; detail: string; errors?: FieldError[]; instance?: string; extensions?: Record<string, unknown> },
 ): void {
   res
     .status(status)
@@ -25,6 +25,7 @@ export function sendProblem(
         detail: p.detail,
         ...(p.instance ? { instance: p.instance } : {}),
         ...(p.errors ? { errors: p.errors } : {}),
+        ...(p.extensions ?? {}),
       }),
     );
 }
@@ -85,7 +86,7 @@ export function problemMiddleware(logger: Logger): ErrorRequestHandler {
     if (known) {
       for (const [k, v] of Object.entries(known.headers)) res.setHeader(k, v);
       if (known.status >= 500) logger.warn('request failed', { status: known.status, detail: known.message, path: req.path });
-      sendProblem(res, known.status, { slug: known.slug, title: known.title, detail: known.message, errors: known.errors });
+      sendProblem(res, known.status, { slug: known.slug, title: known.title, detail: known.message, errors: known.errors, extensions: known.extensions });
       return;
     }
     // Errors raised by Express itself or its dependencies that carry a 4xx status (e.g. URI decoding).

@@ -16,8 +16,12 @@ export async function createCatalog(config: Config, db: Db, logger: Logger) {
     logger.warn('CREDENTIALS_KEY is unset: credentials are sealed with a key generated in DATA_DIR; replicas must share one key', { key_file: source });
   }
   const cipher = new CredentialCipher(key);
-  const repository = new RegistryRepository(db, config.QUERY_TIMEOUT_MS);
+  const repository = new RegistryRepository(db, config.QUERY_TIMEOUT_MS, undefined, {
+    holeFillMs: config.FEED_HOLE_FILL_MS,
+    compactAfterMs: config.FEED_COMPACT_AFTER_S * 1000,
+  });
   await repository.ensureIndexes();
+  await repository.writer.log.init();
   const registries = new RegistryService(repository, cipher);
   return { cipher, repository, registries };
 }

@@ -36,6 +36,8 @@ export interface QueryPlan {
   after?: { key: string | number; id: string };
   /** Top-level fields to return (undefined = all). */
   fields?: string[];
+  /** `min_revision`: the answer must include every change up to this catalog revision (waits up to 5 s). */
+  minRevision?: number;
 }
 
 const LOGICAL = new Set(['$and', '$or', '$nor']);
@@ -114,12 +116,12 @@ export function parseFields(raw: string | undefined): string[] | undefined {
   return fields;
 }
 
-const OPTIONS = new Set(['limit', 'cursor', 'sort', 'fields']);
+const OPTIONS = new Set(['limit', 'cursor', 'sort', 'fields', 'min_revision']);
 
 export function parseQueryPlan(body: unknown, query: Record<string, unknown>): QueryPlan {
   const unknownParams = Object.keys(query).filter((k) => !OPTIONS.has(k));
   if (unknownParams.length > 0) {
-    throw new InputError(`Unknown query parameters: ${unknownParams.join(', ')}.`, unknownParams.map((p) => ({ path: p, message: 'unknown query parameter; use limit, cursor, sort or fields' })));
+    throw new InputError(`Unknown query parameters: ${unknownParams.join(', ')}.`, unknownParams.map((p) => ({ path: p, message: 'unknown query parameter; use limit, cursor, sort, fields or min_revision' })));
   }
   const limitRaw = single(query, 'limit');
   let limit = DEFAULT_LIMIT;
@@ -131,7 +133,12 @@ export function parseQueryPlan(body: unknown, query: Record<string, unknown>): Q
   }
   const sort = parseSort(single(query, 'sort'));
   const cursorRaw = single(query, 'cursor');
+  const minRaw = single(query, 'min_revision');
+  if (minRaw !== undefined && !/^\d{1,15}$/.test(minRaw)) {
+    throw new InputError('min_revision must be a catalog revision (a non-negative integer).', [{ path: 'min_revision', message: 'must be a non-negative integer' }]);
+  }
   return {
+    minRevision: minRaw === undefined ? undefined : Number(minRaw),
     filter: parseFilter(body),
     sort,
     limit,

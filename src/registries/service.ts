@@ -9,7 +9,7 @@ import { KeyedMutex } from '../lib/keyed-mutex';
 import { readOnlyPaths, validateEntry } from '../schemas';
 import type { CredentialCipher, PlainCredentials } from './credentials';
 import type { Entry, StoredRegistry } from './model';
-import { encodeCursor, parseQueryPlan } from './query';
+import { encodeCursor, parseQueryPlan, type QueryPlan } from './query';
 import type { RegistryRepository } from './repository';
 import { applyUpdate, parseUpdate } from './update';
 
@@ -21,6 +21,18 @@ const KEPT_PASSWORD = '\u0000kept';
 export interface QueryPage {
   items: StoredRegistry[];
   nextCursor?: string;
+  /** The catalog revision the answer includes every change up to (X-Catalog-Revision), when known. */
+  revision?: number;
+}
+
+/**
+ * Where queries can be answered without the database (the in-memory view, src/feed/reads.ts): the rows
+ * RegistryRepository.query would return and the revision they reflect, or undefined to use the database.
+ */
+export interface FastReads {
+  query(plan: QueryPlan): Promise<{ rows: StoredRegistry[]; revision: number } | undefined>;
+  /** The revision a database-served answer is known to include, if any. */
+  revisionFloor(): number | undefined;
 }
 
 export type OnboardOutcome = 'created' | 'updated' | 'unchanged';
@@ -56,6 +68,8 @@ function canonical(v: unknown): string {
 
 export class RegistryService {
   private readonly locks = new KeyedMutex();
+  /** Set by the composition root once the change feed runs. */
+  fastReads?: FastReads;
 
   constructor(
     private readonly repo: RegistryRepository,
@@ -101,9 +115,7 @@ export class RegistryService {
 
   async create(body: unknown): Promise<StoredRegistry> {
     const { id, fields } = this.prepareNew(body);
-    const doc = newDocument(id, fields);
-    await this.repo.insert(doc);
-    return doc;
+    return this.repo.insert(newDocument(id, fields));
   }
 
   async get(id: string): Promise<StoredRegistry> {
@@ -188,7 +200,9 @@ export class RegistryService {
 
   async query(body: unknown, query: Record<string, unknown>): Promise<QueryPage> {
     const plan = parseQueryPlan(body, query);
-    const rows = await this.repo.query(plan);
+    const fast = await this.fastReads?.query(plan);
+    const revision = fast?.revision ?? this.fastReads?.revisionFloor();
+    const rows = fast ? fast.rows : await this.repo.query(plan);
     const items = rows.slice(0, plan.limit);
     let nextCursor: string | undefined;
     if (rows.length > plan.limit) {
@@ -201,7 +215,7 @@ export class RegistryService {
     if (plan.fields && sortTop !== '_id' && !plan.fields.includes(sortTop)) {
       for (const item of items) delete (item as unknown as Record<string, unknown>)[sortTop];
     }
-    return { items, nextCursor };
+    return { items, nextCursor, revision };
   }
 
   /**

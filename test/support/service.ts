@@ -69,8 +69,10 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
     logs: () => chunks.join(''),
     parts,
     close: async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      parts.lifecycle.beginStop();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
+      await closed;
       await parts.lifecycle.stop(logger);
       await db.dropDatabase().catch(() => undefined);
       await client.close();

@@ -56,6 +56,7 @@ export function registryRoutes(service: RegistryService, opts: { bodyLimit: numb
       next.set('cursor', page.nextCursor);
       res.setHeader('Link', `</container_registries?${next.toString()}>; rel="next"`);
     }
+    if (page.revision !== undefined) res.setHeader('X-Catalog-Revision', String(page.revision));
     res.json(page.items.map(toApi));
   });
 

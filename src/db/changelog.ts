@@ -1,0 +1,376 @@
+/**
+ * The change log: one ordered history of a keyed collection, built from the only write FerretDB v1 makes
+ * atomically (a unique-index insert). It is both the revision allocator and the per-key compare-and-set.
+ * The design, and why no consumer can skip a change, is in docs/change-feed.md; in short:
+ *
+ * - A change is one record `{_id: r, key, prev, op, doc}` inserted in one insert. `_id` is the catalog
+ *   revision r; the unique index on `(key, prev)` makes "the change that follows state `prev` of `key`"
+ *   winnable once, so two writers that read the same state cannot both commit (no lost update).
+ * - Revisions may commit out of order (r+1 before r), but readers only ever advance over a contiguous
+ *   prefix of revisions (LogTail). A revision nobody commits within `holeFillMs` (its writer died or
+ *   stalled) is filled by any reader with a `fill` record; the late writer then loses the insert and
+ *   retries at another revision. So a reader never moves past a revision that can still appear later.
+ * - Compaction removes records that a later record of the same key supersedes (and fills), only when
+ *   older than `compactAfterMs`, after raising `floor` (gaps at or below it are compaction, not holes);
+ *   deletes ("tombstones") are removed after the retention, after raising `retained` (the 410 boundary).
+ *
+ * This module knows nothing of registries: keys are strings and documents are opaque.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MongoBulkWriteError, type Collection, type Db, type Document, type Filter } from 'mongodb';
+import { isDuplicateKey } from './atomic';
+import { ensureIndexes } from './indexes';
+
+export type ChangeOp = 'upsert' | 'delete' | 'fill';
+
+export interface LogRecord<D = Document> {
+  /** The revision. */
+  _id: number;
+  /** The changed document's key; `~fill` for fill records. */
+  key: string;
+  /** The revision of the state of `key` this change follows (0: the key had no state). */
+  prev: number;
+  op: ChangeOp;
+  /** The state after the change (upserts only). */
+  doc?: D;
+  at: Date;
+  /** The appending process, to recognise one's own record after an ambiguous failure. */
+  w: string;
+}
+
+export interface Change<D> {
+  key: string;
+  prev: number;
+  op: 'upsert' | 'delete';
+  /** The document as of this change; its revision is set by `stamp` once the revision is known. */
+  doc?: D;
+}
+
+export interface ChangeLogOptions {
+  /** A revision missing this long while a later one exists is filled (its writer died). */
+  holeFillMs?: number;
+  /** Superseded records are compacted only when older than this. */
+  compactAfterMs?: number;
+  /** Sets the revision into a document before it is written (the log stores the stamped document). */
+  stamp?: (doc: Document, revision: number) => void;
+  name?: string;
+}
+
+/** The change that follows `(key, prev)` was already written by another writer: re-read and re-plan. */
+export class ChangeConflict extends Error {
+  constructor(readonly key: string, readonly prev: number) {
+    super(`another change of ${key} after revision ${prev} was written first`);
+  }
+}
+
+const FILL_KEY = '~fill';
+const META_FLOOR = 'floor';
+const META_RETAINED = 'retained';
+const META_HEAD = 'head';
+
+interface MetaDoc {
+  _id: string;
+  r: number;
+  at: Date;
+}
+
+export class ChangeLog<D extends Document = Document> {
+  readonly records: Collection<LogRecord<D>>;
+  readonly meta: Collection<MetaDoc>;
+  readonly holeFillMs: number;
+  readonly compactAfterMs: number;
+  private readonly stamp: (doc: Document, revision: number) => void;
+  private readonly writerId = randomBytes(8).toString('hex');
+  /** The lowest revision this process may still hand out; grows with everything it sees. */
+  private nextLocal = 1;
+
+  constructor(db: Db, opts: ChangeLogOptions = {}) {
+    const name = opts.name ?? 'catalog_changes';
+    this.records = db.collection<LogRecord<D>>(name);
+    this.meta = db.collection<MetaDoc>(`${name}_meta`);
+    this.holeFillMs = opts.holeFillMs ?? 2000;
+    this.compactAfterMs = opts.compactAfterMs ?? 10 * 60_000;
+    this.stamp = opts.stamp ?? ((doc, r) => void (doc.revision = r));
+  }
+
+  async ensureIndexes(): Promise<void> {
+    await ensureIndexes(this.records, [{ key: { key: 1, prev: 1 }, name: 'key_prev_unique', unique: true }]);
+  }
+
+  /**
+   * Positions the allocator at the head of the log (from the head hint the readers keep, then forward):
+   * without it a new process would collide with every existing revision once. Answers the head.
+   */
+  async init(): Promise<number> {
+    const tail = new LogTail(this, await this.startHint());
+    while ((await tail.poll()).length > 0);
+    this.observe(tail.revision);
+    return tail.revision;
+  }
+
+  /** Tells the allocator that revision `r` exists (seen by a reader, or collided with). */
+  observe(r: number): void {
+    if (r >= this.nextLocal) this.nextLocal = r + 1;
+  }
+
+  /** A revision to try for a change that follows `prev`: above everything this process knows of. */
+  private allocate(prev: number): number {
+    const r = Math.max(this.nextLocal, prev + 1);
+    this.nextLocal = r + 1;
+    return r;
+  }
+
+  /**
+   * Appends one change. Resolves to its revision; throws ChangeConflict when the change after
+   * `(key, prev)` exists already. `deadline` bounds the retries over revisions taken by other writers.
+   */
+  async append(change: Change<D>, deadline = Date.now() + 8000): Promise<number> {
+    for (;;) {
+      const r = this.allocate(change.prev);
+      const rec = this.record(change, r);
+      try {
+        await this.records.insertOne(rec);
+        return r;
+      } catch (e) {
+        if (!isDuplicateKey(e)) throw e;
+      }
+      const outcome = await this.afterDuplicate(rec);
+      if (outcome === 'ours') return r;
+      if (outcome === 'conflict') throw new ChangeConflict(change.key, change.prev);
+      if (Date.now() > deadline) throw new Error(`no free revision found before the deadline (last tried ${r})`);
+    }
+  }
+
+  /**
+   * Appends changes of distinct keys in one unordered insertMany (onboarding). Each result is the revision
+   * or a ChangeConflict; changes whose revision another writer took are appended again one by one.
+   */
+  async appendMany(changes: Change<D>[]): Promise<Array<number | ChangeConflict>> {
+    const out: Array<number | ChangeConflict> = [];
+    if (changes.length === 0) return out;
+    const recs = changes.map((c) => this.record(c, this.allocate(c.prev)));
+    let failed = new Set<number>();
+    try {
+      await this.records.insertMany(recs, { ordered: false });
+    } catch (e) {
+      const errors = e instanceof MongoBulkWriteError ? (Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors]) : undefined;
+      if (!errors) throw e;
+      failed = new Set(errors.map((w) => w.index));
+    }
+    for (const [i, rec] of recs.entries()) {
+      if (!failed.has(i)) {
+        out[i] = rec._id;
+        continue;
+      }
+      const outcome = await this.afterDuplicate(rec);
+      if (outcome === 'ours') out[i] = rec._id;
+      else if (outcome === 'conflict') out[i] = new ChangeConflict(rec.key, rec.prev);
+      else {
+        try {
+          out[i] = await this.append(changes[i]!);
+        } catch (err) {
+          if (!(err instanceof ChangeConflict)) throw err;
+          out[i] = err;
+        }
+      }
+    }
+    return out;
+  }
+
+  private record(change: Change<D>, r: number): LogRecord<D> {
+    let doc = change.doc;
+    if (doc) {
+      doc = { ...doc };
+      this.stamp(doc, r);
+    }
+    const rec: LogRecord<D> = { _id: r, key: change.key, prev: change.prev, op: change.op, at: new Date(), w: this.writerId };
+    if (doc) rec.doc = doc;
+    return rec;
+  }
+
+  /**
+   * Why the insert of `rec` was refused. The revision exists: ours (an earlier attempt did land) or
+   * another writer's (try another revision). It does not: the `(key, prev)` index refused it — our
+   * revision is now a hole that we fill at once rather than make readers wait for `holeFillMs`.
+   */
+  private async afterDuplicate(rec: LogRecord<D>): Promise<'ours' | 'taken' | 'conflict'> {
+    const at = await this.records.findOne({ _id: rec._id } as Filter<LogRecord<D>>);
+    if (at) {
+      this.observe(rec._id);
+      return at.w === rec.w && at.key === rec.key && at.prev === rec.prev ? 'ours' : 'taken';
+    }
+    await this.fill(rec._id).catch(() => undefined);
+    return 'conflict';
+  }
+
+  /** Writes a fill record at `r` unless something is there; true when this call filled it. */
+  async fill(r: number): Promise<boolean> {
+    try {
+      await this.records.insertOne({ _id: r, key: FILL_KEY, prev: r, op: 'fill', at: new Date(), w: this.writerId });
+      return true;
+    } catch (e) {
+      if (isDuplicateKey(e)) return false;
+      throw e;
+    }
+  }
+
+  async read(r: number): Promise<LogRecord<D> | null> {
+    return this.records.findOne({ _id: r } as Filter<LogRecord<D>>);
+  }
+
+  /** The record that follows state `prev` of `key` (a scan on FerretDB v1: used only to repair). */
+  async findAfter(key: string, prev: number): Promise<LogRecord<D> | null> {
+    return this.records.findOne({ key, prev } as Filter<LogRecord<D>>);
+  }
+
+  async metaValue(id: 'floor' | 'retained' | 'head'): Promise<number> {
+    const d = await this.meta.findOne({ _id: id });
+    return d?.r ?? 0;
+  }
+
+  /** Raises a meta value (never lowers it). Only the compacting replica writes floor and retained. */
+  async raiseMeta(id: 'floor' | 'retained' | 'head', r: number): Promise<void> {
+    const cur = await this.metaValue(id);
+    if (r > cur) await this.meta.replaceOne({ _id: id }, { r, at: new Date() }, { upsert: true });
+  }
+
+  /** Where a new reader starts probing: every revision up to here is committed, filled or compacted. */
+  async startHint(): Promise<number> {
+    const [head, floor] = await Promise.all([this.metaValue(META_HEAD), this.metaValue(META_FLOOR)]);
+    return Math.max(head, floor);
+  }
+
+  /**
+   * Removes the records at `revisions` (superseded or fills, all older than compactAfterMs, chosen by the
+   * caller), after raising the floor over them; one delete by `_id` each (pushed down on FerretDB v1).
+   */
+  async compact(revisions: number[]): Promise<number> {
+    if (revisions.length === 0) return 0;
+    await this.raiseMeta(META_FLOOR, revisions.reduce((a, b) => Math.max(a, b), 0));
+    return this.deleteEach(revisions);
+  }
+
+  /** Removes expired delete records after raising `retained` over them: `since` below it is a 410. */
+  async expire(revisions: number[]): Promise<number> {
+    if (revisions.length === 0) return 0;
+    const top = revisions.reduce((a, b) => Math.max(a, b), 0);
+    await this.raiseMeta(META_RETAINED, top);
+    await this.raiseMeta(META_FLOOR, top);
+    return this.deleteEach(revisions);
+  }
+
+  private async deleteEach(revisions: number[]): Promise<number> {
+    let n = 0;
+    for (let i = 0; i < revisions.length; i += 8) {
+      const rs = await Promise.all(revisions.slice(i, i + 8).map((r) => this.records.deleteOne({ _id: r } as Filter<LogRecord<D>>)));
+      n += rs.reduce((s, x) => s + x.deletedCount, 0);
+    }
+    return n;
+  }
+}
+
+/**
+ * Follows the log: hands out records in revision order, only ever over a contiguous prefix. Fetches the
+ * next revisions by `_id` (the only lookup FerretDB v1 pushes down), several at a time while there is a
+ * backlog; skips gaps at or below the compaction floor; fills a hole (a missing revision with a later one
+ * present) once it is older than holeFillMs. Later revisions are looked for beyond a persisting gap, so a
+ * hole left by a writer that died is found even when nothing is written after it.
+ */
+export class LogTail<D extends Document = Document> {
+  /** Every revision up to here has been handed out (or was a fill or compacted). */
+  revision: number;
+  private readonly stash = new Map<number, LogRecord<D>>();
+  private batch = 2;
+  private gap?: { r: number; since: number };
+  private floor = 0;
+  private floorReadAt = 0;
+  private probedAt = 0;
+  private probeEveryMs: number;
+
+  constructor(private readonly log: ChangeLog<D>, from: number) {
+    this.revision = from;
+    this.probeEveryMs = Math.max(100, log.holeFillMs / 2);
+  }
+
+  /** The records that became contiguous since the last call, in order (fills and compacted gaps advance silently). */
+  async poll(max = 5000): Promise<LogRecord<D>[]> {
+    const out: LogRecord<D>[] = [];
+    while (out.length < max) {
+      const want: number[] = [];
+      for (let r = this.revision + 1; want.length < this.batch; r++) if (!this.stash.has(r)) want.push(r);
+      await this.fetch(want);
+      const before = this.revision;
+      for (let r = this.revision + 1; this.stash.has(r); r++) {
+        const rec = this.stash.get(r)!;
+        this.stash.delete(r);
+        this.revision = r;
+        if (rec.op !== 'fill') out.push(rec);
+      }
+      const advanced = this.revision > before;
+      if (advanced) {
+        this.gap = undefined;
+        this.batch = Math.min(64, this.batch * 2);
+        continue;
+      }
+      if (!(await this.overGap())) {
+        this.batch = 2;
+        break;
+      }
+    }
+    return out;
+  }
+
+  private async fetch(revisions: number[]): Promise<void> {
+    const found = await Promise.all(revisions.map((r) => this.log.read(r)));
+    for (const rec of found) {
+      if (!rec) continue;
+      this.stash.set(rec._id, rec);
+      this.log.observe(rec._id);
+    }
+  }
+
+  /**
+   * The next revision is missing. True when the tail may go on: the gap is compaction (at or below the
+   * floor), or a hole older than holeFillMs, now filled. A gap with nothing after it is no hole.
+   */
+  private async overGap(): Promise<boolean> {
+    const r = this.revision + 1;
+    const now = Date.now();
+    if (this.stash.size === 0 && now - this.probedAt >= this.probeEveryMs) {
+      this.probedAt = now;
+      // Near offsets densely (writers allocate upwards from the head), far ones exponentially.
+      const offsets = [2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 20, 24, 32, 48, 64, 128, 256, 512, 1024, 4096];
+      await this.fetch(offsets.map((o) => this.revision + o));
+      // An idle log answers nothing: look less often, up to every 10 s (a dead writer's hole then waits at most that).
+      this.probeEveryMs = this.stash.size > 0 ? Math.max(100, this.log.holeFillMs / 2) : Math.min(10_000, this.probeEveryMs * 2);
+    }
+    if (this.stash.size === 0) {
+      this.gap = undefined;
+      return false;
+    }
+    if (now - this.floorReadAt > 500) {
+      this.floor = await this.log.metaValue('floor');
+      this.floorReadAt = now;
+    }
+    if (r <= this.floor) {
+      this.revision = r;
+      this.gap = undefined;
+      return true;
+    }
+    if (this.gap?.r !== r) this.gap = { r, since: now };
+    if (now - this.gap.since < this.log.holeFillMs) return false;
+    await this.log.fill(r);
+    this.gap = undefined;
+    return true;
+  }
+}
+
+export async function waitFor(cond: () => boolean, ms: number, step = 10): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() >= until) return false;
+    await sleep(step);
+  }
+  return true;
+}

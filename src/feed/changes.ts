@@ -1,0 +1,163 @@
+/**
+ * GET /container_registries/changes, the pure part: its query parameters, and the changes one consumer
+ * gets from the view (SPEC 12). A consumer sees an entry as an upsert while it matches the consumer's
+ * filter (and, with origin=local, is not mirrored from a peer); an entry that was deleted, or stopped
+ * matching, is a delete. Catching up from since=0 is a list: only upserts.
+ */
+import { InputError, RevisionExpiredError } from '../errors';
+import { toApi, type StoredRegistry } from '../registries/model';
+import { parseFilter } from '../registries/query';
+import { originPeer, type CatalogView, type ViewChange, type ViewItem } from '../view/catalog-view';
+import { compileFilter } from '../view/filter';
+
+export const DEFAULT_CHANGES_LIMIT = 500;
+export const MAX_CHANGES_LIMIT = 5000;
+export const MAX_WAIT_S = 60;
+
+export interface ChangesQuery {
+  since: number;
+  limit: number;
+  /** Long poll: seconds to wait for a change when there is none (0: answer at once). */
+  wait: number;
+  localOnly: boolean;
+  /** The validated filter (stored field names), if any. */
+  filter?: Record<string, unknown>;
+}
+
+export interface ChangeOut {
+  revision: number;
+  type: 'upsert' | 'delete';
+  container_registry_id: string;
+  entry?: Record<string, unknown>;
+  at: string;
+}
+
+export interface ChangesPage {
+  revision: number;
+  changes: ChangeOut[];
+}
+
+const PARAMS = new Set(['since', 'limit', 'wait', 'filter', 'origin']);
+
+function single(query: Record<string, unknown>, name: string): string | undefined {
+  const v = query[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new InputError(`Give ${name} once, as a plain value.`, [{ path: name, message: 'must be given once' }]);
+  return v;
+}
+
+function integer(query: Record<string, unknown>, name: string, min: number, max: number, dflt: number): number {
+  const raw = single(query, name);
+  if (raw === undefined) return dflt;
+  if (!/^\d{1,15}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new InputError(`${name} must be an integer from ${min} to ${max}.`, [{ path: name, message: `must be an integer from ${min} to ${max}` }]);
+  }
+  return Number(raw);
+}
+
+/** Parses the query string; `lastEventId` (SSE resume) stands for `since` when given. */
+export function parseChangesQuery(query: Record<string, unknown>, lastEventId?: string): ChangesQuery {
+  const unknown = Object.keys(query).filter((k) => !PARAMS.has(k));
+  if (unknown.length > 0) {
+    throw new InputError(`Unknown query parameters: ${unknown.join(', ')}.`, unknown.map((p) => ({ path: p, message: 'unknown query parameter; use since, limit, wait, filter or origin' })));
+  }
+  let since = integer(query, 'since', 0, Number.MAX_SAFE_INTEGER, 0);
+  if (lastEventId !== undefined && lastEventId !== '') {
+    if (!/^\d{1,15}$/.test(lastEventId)) throw new InputError('Last-Event-ID must be a revision sent as an event id.', [{ path: 'Last-Event-ID', message: 'must be an integer revision' }]);
+    since = Number(lastEventId);
+  }
+  const origin = single(query, 'origin');
+  if (origin !== undefined && origin !== 'local') throw new InputError('origin can only be "local".', [{ path: 'origin', message: 'must be "local" (leave out entries mirrored from peers)' }]);
+  const rawFilter = single(query, 'filter');
+  let filter: Record<string, unknown> | undefined;
+  if (rawFilter !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(rawFilter);
+    } catch {
+      throw new InputError('filter must be a JSON object (URL-encoded), as in POST /container_registries.', [{ path: 'filter', message: 'is not valid JSON' }]);
+    }
+    try {
+      filter = parseFilter(parsed);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      const errors = (e.errors ?? []).map((x) => ({ path: `filter${x.path === '/' ? '' : x.path}`, message: x.message }));
+      throw new InputError(`The filter is invalid: ${e.message}`, errors.length > 0 ? errors : [{ path: 'filter', message: e.message }]);
+    }
+  }
+  return {
+    since,
+    limit: integer(query, 'limit', 1, MAX_CHANGES_LIMIT, DEFAULT_CHANGES_LIMIT),
+    wait: integer(query, 'wait', 0, MAX_WAIT_S, 0),
+    localOnly: origin === 'local',
+    filter: filter && Object.keys(filter).length > 0 ? filter : undefined,
+  };
+}
+
+/** What one consumer sees of the catalog: whether an entry's state is visible to it. */
+export class ConsumerLens {
+  private readonly match?: (doc: object) => boolean;
+
+  constructor(private readonly q: Pick<ChangesQuery, 'filter' | 'localOnly'>) {
+    if (q.filter) this.match = compileFilter(q.filter);
+  }
+
+  visible(doc: Readonly<StoredRegistry> | undefined): boolean {
+    if (!doc) return false;
+    if (this.q.localOnly && originPeer(doc) !== undefined) return false;
+    return this.match ? this.match(doc) : true;
+  }
+
+  /** The change this consumer sees for `item` (whose previous state it may or may not have had), or null. */
+  fromItem(item: ViewItem, listing: boolean): ChangeOut | null {
+    if (this.visible(item.doc)) return upsert(item);
+    if (listing) return null;
+    if (this.q.localOnly && (item.peer !== undefined || (item.doc && originPeer(item.doc) !== undefined))) return null;
+    return remove(item);
+  }
+
+  /** The change this consumer sees for a live change, knowing the entry's previous state. */
+  fromChange(c: ViewChange): ChangeOut | null {
+    if (this.visible(c.item.doc)) return upsert(c.item);
+    if (c.before && this.visible(c.before.doc)) return remove(c.item);
+    return null;
+  }
+}
+
+function upsert(item: ViewItem): ChangeOut {
+  return { revision: item.revision, type: 'upsert', container_registry_id: item.id, entry: toApi(item.doc as StoredRegistry), at: item.at.toISOString() };
+}
+
+function remove(item: ViewItem): ChangeOut {
+  return { revision: item.revision, type: 'delete', container_registry_id: item.id, at: item.at.toISOString() };
+}
+
+/** 410 when `since` is older than the view's retained history (since=0 is a list and always works). */
+export function checkRetained(view: CatalogView, since: number): void {
+  if (since > 0 && since < view.retained) {
+    throw new RevisionExpiredError(
+      `Changes after revision ${since} are no longer kept (deletes are kept for the retention; the oldest position that can be resumed is ${view.retained}). List again with since=0; the current revision is ${view.revision}.`,
+      view.revision,
+    );
+  }
+}
+
+/**
+ * The changes after `since` for one consumer, at most `limit`, and the revision to continue from. Items
+ * up to `listUpTo` are a list (a consumer that starts from 0 holds nothing yet, so they need no deletes);
+ * by default that is the case only when `since` is 0.
+ */
+export function collectChanges(view: CatalogView, lens: ConsumerLens, since: number, limit: number, listUpTo = since === 0 ? view.revision : 0): ChangesPage {
+  const changes: ChangeOut[] = [];
+  let revision = view.revision;
+  view.forEachSince(since, (item) => {
+    const c = lens.fromItem(item, item.revision <= listUpTo);
+    if (c) changes.push(c);
+    if (changes.length >= limit) {
+      revision = item.revision;
+      return false;
+    }
+    return true;
+  });
+  return { revision: Math.max(revision, since), changes };
+}

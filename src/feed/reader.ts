@@ -1,0 +1,275 @@
+/**
+ * The change feed of one replica: the one reader of the change log (src/db/changelog.ts) that keeps the
+ * in-memory view (src/view/catalog-view.ts) current and fans every change out to in-process subscribers
+ * (the changes route's long polls and SSE streams, the query view, and later webhooks and federation).
+ * No subscriber reads the database on its own. See docs/change-feed.md.
+ *
+ * Life cycle: warm-up (find the head of the log, then scan the log into the view), then a poll loop that
+ * follows the log a few revisions at a time (at once when this replica wrote something), and, on the one
+ * replica that claims it each period, compaction of superseded records and expired tombstones.
+ */
+import type { Claims } from '../db/atomic';
+import { LogTail, type LogRecord } from '../db/changelog';
+import type { Logger } from '../logger';
+import type { StoredRegistry } from '../registries/model';
+import { revisionOf, type EntryWriter } from '../registries/writes';
+import type { CatalogView, ViewChange } from '../view/catalog-view';
+
+export type FeedListener = (changes: ViewChange[]) => void;
+
+export interface FeedOptions {
+  /** How often the log is polled when nothing is known to be new. */
+  pollMs: number;
+  /** Tombstones (and the 410 boundary) are kept this long. */
+  retentionMs: number;
+  /** How often compaction runs (on one replica per period). */
+  compactEveryMs: number;
+}
+
+export class CatalogFeed {
+  private tail?: LogTail<StoredRegistry>;
+  private readonly listeners = new Set<FeedListener>();
+  private readonly closers = new Set<() => void>();
+  private readonly waiters = new Set<{ revision: number; resolve: () => void }>();
+  private running = false;
+  private wake?: () => void;
+  private loop?: Promise<void>;
+  private lastPollOkAt = 0;
+  private headWrittenAt = 0;
+  /** The highest revision this replica acknowledged to a client (read-your-writes). */
+  acked = 0;
+  /** Superseded records and fills, oldest first: what compaction may remove once old enough. */
+  private superseded: Array<{ revision: number; at: Date }> = [];
+  private compactTimer?: NodeJS.Timeout;
+  private warmingUp = true;
+
+  constructor(
+    private readonly writer: EntryWriter,
+    readonly view: CatalogView,
+    private readonly claims: Claims,
+    private readonly logger: Logger,
+    private readonly opts: FeedOptions,
+  ) {
+    writer.onWritten((r) => {
+      if (r > this.acked) this.acked = r;
+      this.nudge();
+    });
+    writer.nameOwner = (name) => (this.isFresh() ? view.nameOwner(name) : undefined);
+    writer.latestKnown = (id) => {
+      const item = this.ready ? view.get(id) : undefined;
+      return item && { revision: item.revision, doc: item.doc as StoredRegistry | undefined };
+    };
+  }
+
+  /** True once the view holds the whole catalog. */
+  get ready(): boolean {
+    return !this.warmingUp;
+  }
+
+  /** Ready and in touch with the database within the last second (else reads go to the database). */
+  isFresh(): boolean {
+    return !this.warmingUp && Date.now() - this.lastPollOkAt < Math.max(1000, this.opts.pollMs * 5);
+  }
+
+  subscribe(listener: FeedListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** `close` runs when the service stops: watchers end their streams and long polls answer. */
+  onClose(close: () => void): () => void {
+    this.closers.add(close);
+    return () => this.closers.delete(close);
+  }
+
+  /** Ends every watcher (the service is stopping; they reconnect to another replica). */
+  closeWatchers(): void {
+    for (const c of [...this.closers]) c();
+  }
+
+  /** Resolves true once the view reached `revision`, false after `ms`. */
+  waitFor(revision: number, ms: number): Promise<boolean> {
+    if (this.view.revision >= revision && this.ready) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const w = { revision, resolve: () => resolve(true) };
+      this.waiters.add(w);
+      this.nudge();
+      setTimeout(() => {
+        if (this.waiters.delete(w)) resolve(false);
+      }, ms).unref();
+    });
+  }
+
+  nudge(): void {
+    this.wake?.();
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+    this.compactTimer = setInterval(() => void this.compact().catch((e) => this.logger.warn('change log compaction failed', { error: String(e) })), this.opts.compactEveryMs);
+    this.compactTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearInterval(this.compactTimer);
+    this.nudge();
+    await this.loop;
+    for (const w of this.waiters) w.resolve();
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 100;
+    while (this.running) {
+      try {
+        if (this.warmingUp) await this.warmUp();
+        await this.pollOnce();
+        backoff = 100;
+        await this.idle(this.opts.pollMs);
+      } catch (e) {
+        this.logger.warn('change feed: reading the change log failed; retrying', { error: String(e), retry_in_ms: backoff });
+        await this.idle(backoff);
+        backoff = Math.min(5000, backoff * 2);
+      }
+    }
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  /**
+   * Entries written before the change log existed (or imported from an older export) have no revision:
+   * each is written once through the log, unchanged, so that the view and the feed know them.
+   */
+  private async backfill(): Promise<number> {
+    const legacy = await this.writer.collection.find({ revision: { $exists: false } } as never, { projection: { _id: 1 } }).toArray();
+    for (const { _id } of legacy) {
+      await this.writer.modify(String(_id), (doc) => (!doc || revisionOf(doc) > 0 ? { kind: 'none', result: undefined } : { kind: 'replace', next: { ...doc }, result: undefined }));
+    }
+    return legacy.length;
+  }
+
+  /** Finds the head of the log, then loads every entry's latest change and every tombstone into the view. */
+  private async warmUp(): Promise<void> {
+    const started = Date.now();
+    const backfilled = await this.backfill();
+    const log = this.writer.log;
+    const tail = new LogTail(log, await log.startHint());
+    for (;;) if ((await tail.poll()).length === 0) break;
+    const head = tail.revision;
+    const latest = new Map<string, LogRecord<StoredRegistry>>();
+    const superseded: Array<{ revision: number; at: Date }> = [];
+    for await (const rec of log.records.find({}, { batchSize: 2000 })) {
+      if (rec._id > head) continue;
+      if (rec.op === 'fill') {
+        superseded.push({ revision: rec._id, at: rec.at });
+        continue;
+      }
+      const cur = latest.get(rec.key);
+      if (cur && cur._id > rec._id) {
+        superseded.push({ revision: rec._id, at: rec.at });
+        continue;
+      }
+      if (cur) superseded.push({ revision: cur._id, at: cur.at });
+      latest.set(rec.key, rec);
+    }
+    const ordered = [...latest.values()].sort((a, b) => a._id - b._id);
+    for (const rec of ordered) this.view.apply({ revision: rec._id, id: rec.key, op: rec.op === 'delete' ? 'delete' : 'upsert', at: rec.at, doc: rec.doc });
+    this.view.revision = head;
+    this.view.retained = await log.metaValue('retained');
+    this.superseded = superseded.sort((a, b) => a.revision - b.revision);
+    this.tail = tail;
+    this.lastPollOkAt = Date.now();
+    this.warmingUp = false;
+    this.logger.info('change feed: view ready', { revision: head, entries: this.view.size, records: latest.size, backfilled, duration_ms: Date.now() - started });
+  }
+
+  private async pollOnce(): Promise<void> {
+    const tail = this.tail!;
+    for (;;) {
+      const recs = await tail.poll(2000);
+      this.lastPollOkAt = Date.now();
+      const changes: ViewChange[] = [];
+      for (const rec of recs) {
+        const c = this.view.apply({ revision: rec._id, id: rec.key, op: rec.op === 'delete' ? 'delete' : 'upsert', at: rec.at, doc: rec.doc });
+        if (!c) continue;
+        if (c.before) this.superseded.push({ revision: c.before.revision, at: c.before.at });
+        changes.push(c);
+      }
+      if (tail.revision > this.view.revision) this.view.revision = tail.revision;
+      if (changes.length > 0) this.publish(changes);
+      this.release();
+      if (recs.length < 2000) break;
+    }
+    if (Date.now() - this.headWrittenAt > 1000 && this.view.revision > 0) {
+      this.headWrittenAt = Date.now();
+      await this.writer.log.raiseMeta('head', this.view.revision);
+    }
+  }
+
+  private publish(changes: ViewChange[]): void {
+    for (const l of this.listeners) {
+      try {
+        l(changes);
+      } catch (e) {
+        this.logger.error('change feed: a subscriber failed', { error: String(e) });
+      }
+    }
+  }
+
+  private release(): void {
+    for (const w of this.waiters) {
+      if (this.view.revision >= w.revision) {
+        this.waiters.delete(w);
+        w.resolve();
+      }
+    }
+  }
+
+  /**
+   * Compaction (one replica per period, through a claim): superseded records and fills older than the
+   * log's compactAfterMs, and tombstones older than the retention. Every replica drops its own expired
+   * tombstones from its view.
+   */
+  async compact(now = new Date()): Promise<{ compacted: number; expired: number }> {
+    if (!this.ready) return { compacted: 0, expired: 0 };
+    const log = this.writer.log;
+    const horizon = now.getTime() - log.compactAfterMs;
+    let cut = 0;
+    while (cut < this.superseded.length && this.superseded[cut]!.at.getTime() < horizon) cut++;
+    const due = this.superseded.slice(0, cut).map((s) => s.revision);
+    const cutoff = new Date(now.getTime() - this.opts.retentionMs);
+    const expired = this.view.dropTombstones(cutoff);
+    const bucket = Math.floor(now.getTime() / this.opts.compactEveryMs);
+    if (!(await this.claims.claimOnce(`feed-compact@${bucket}`))) {
+      // Another replica compacts this period; forget what is long past its turn.
+      const keepFrom = now.getTime() - 2 * log.compactAfterMs - this.opts.compactEveryMs;
+      this.superseded = this.superseded.filter((s) => s.at.getTime() >= keepFrom);
+      return { compacted: 0, expired: 0 };
+    }
+    const compacted = await log.compact(due);
+    this.superseded.splice(0, cut);
+    let gone = 0;
+    if (expired.length > 0) {
+      gone = await log.expire(expired);
+      await this.writer.pruneTombstones(cutoff);
+    }
+    if (compacted + gone > 0) this.logger.info('change log compacted', { superseded_removed: compacted, tombstones_expired: gone, floor: await log.metaValue('floor') });
+    return { compacted, expired: gone };
+  }
+
+  /** Whether revision `r` exists in the log (tells a `since` from another replica from a made-up one). */
+  async revisionExists(r: number): Promise<boolean> {
+    return r <= this.view.revision || (await this.writer.log.read(r)) !== null;
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Queries answered from the in-memory view (SPEC 13), with the consistency the spec promises:
+ * - a read includes every write this replica acknowledged before it began (it waits for the view to
+ *   reach that revision; the replica's own writes nudge the reader, so this takes milliseconds);
+ * - `min_revision=R` waits up to 5 s for the view to reach R, then answers 503;
+ * - while the view loads, or has lost touch with the database, queries go to the database.
+ */
+import { ServiceUnavailableError } from '../errors';
+import type { StoredRegistry } from '../registries/model';
+import type { QueryPlan } from '../registries/query';
+import type { FastReads } from '../registries/service';
+import type { CatalogFeed } from './reader';
+
+const MIN_REVISION_WAIT_MS = 5000;
+/** How long a read waits for this replica's own acknowledged writes before asking the database instead. */
+const OWN_WRITES_WAIT_MS = 2000;
+
+export function viewReads(feed: CatalogFeed): FastReads {
+  return {
+    async query(plan: QueryPlan): Promise<{ rows: StoredRegistry[]; revision: number } | undefined> {
+      const min = plan.minRevision ?? 0;
+      const need = Math.max(feed.acked, min);
+      const serve = () => ({ rows: feed.view.engine.query(plan), revision: feed.view.revision });
+      if (feed.isFresh() && feed.view.revision >= need) return serve();
+      if (!feed.ready && min === 0) return undefined;
+      const reached = await feed.waitFor(need, min > 0 ? MIN_REVISION_WAIT_MS : OWN_WRITES_WAIT_MS);
+      if (reached && feed.isFresh()) return serve();
+      if (!reached && min > 0) {
+        throw new ServiceUnavailableError(`The catalog has not reached revision ${min} within ${MIN_REVISION_WAIT_MS / 1000} s (it is at ${feed.view.revision}); try again.`, 1);
+      }
+      return undefined;
+    },
+    revisionFloor(): number | undefined {
+      return feed.ready ? feed.view.revision : undefined;
+    },
+  };
+}

@@ -1,0 +1,286 @@
+/**
+ * The one door for every write of a registry entry: client writes, onboarding, probe results and storage
+ * refreshes all come through here. Each write is first appended to the change log (src/db/changelog.ts),
+ * which gives it its catalog revision and settles concurrent writers of the same entry (the change that
+ * follows revision `prev` of an entry can be written once); then the entry is written ("materialized")
+ * into `container_registries`, which the database-served reads, the sweeps and the writers themselves read.
+ * See docs/change-feed.md.
+ *
+ * - A writer reads the entry (its `revision` is `prev`), plans the next state, appends it, materializes it.
+ * - A writer that loses the race re-reads and re-plans. When the entry stays at `prev` although a change
+ *   after it exists (its writer died between the two steps), the writer materializes that change itself
+ *   (repair) and goes on.
+ * - Deletes leave a tombstone `{_id, revision}` in `container_registry_tombstones`, so that a later create
+ *   of the same id follows the delete (and concurrent creates of one id cannot both win).
+ * - A name taken by another entry is found before the append where possible (`nameOwner`); a race that
+ *   gets past it is undone by a compensating change (the entry's previous state) and answered with 409.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Collection, Db, Filter } from 'mongodb';
+import { ChangeConflict, ChangeLog, type LogRecord } from '../db/changelog';
+import { isDuplicateKey, type Claims } from '../db/atomic';
+import { ensureIndexes } from '../db/indexes';
+import { ConflictError, ServiceUnavailableError } from '../errors';
+import { COLLECTION, type StoredRegistry } from './model';
+
+export const TOMBSTONES = 'container_registry_tombstones';
+export const CHANGES = 'catalog_changes';
+
+export interface Tombstone {
+  _id: string;
+  revision: number;
+  at: Date;
+}
+
+/** What a planner asks for: nothing, the entry's whole next state, or its deletion. */
+export type EntryPlan<R> = { kind: 'none'; result: R } | { kind: 'replace'; next: StoredRegistry; result: R } | { kind: 'delete'; result: R };
+
+/** The entry as the caller read it, and when: the first attempt starts from it instead of a read. */
+export interface KnownEntry {
+  doc: StoredRegistry | null;
+  readAt: number;
+}
+
+/** Called with every revision this process wrote, once it is materialized (read-your-writes). */
+export type WrittenListener = (revision: number) => void;
+
+const DEADLINE_MS = 8000;
+/** A plan read longer ago than this is not appended (a stalled process re-reads). */
+const MAX_PLAN_AGE_MS = 5000;
+
+export function revisionOf(doc: { revision?: unknown } | null | undefined): number {
+  return typeof doc?.revision === 'number' ? doc.revision : 0;
+}
+
+export class EntryWriter {
+  readonly collection: Collection<StoredRegistry>;
+  readonly tombstones: Collection<Tombstone>;
+  readonly log: ChangeLog<StoredRegistry>;
+  private readonly listeners: WrittenListener[] = [];
+  /** Optional fast lookup of which entry holds a name (the in-memory view), used before appending. */
+  nameOwner?: (name: string) => string | undefined;
+  /**
+   * Optional: the latest change of an entry this replica's feed has read (the in-memory view). Repairs
+   * use it instead of searching the log, which FerretDB v1 can only do by scanning it.
+   */
+  latestKnown?: (id: string) => { revision: number; doc?: StoredRegistry } | undefined;
+
+  constructor(
+    db: Db,
+    private readonly claims: Claims,
+    opts: { holeFillMs?: number; compactAfterMs?: number } = {},
+  ) {
+    this.collection = db.collection<StoredRegistry>(COLLECTION);
+    this.tombstones = db.collection<Tombstone>(TOMBSTONES);
+    this.log = new ChangeLog<StoredRegistry>(db, { name: CHANGES, ...opts });
+  }
+
+  async ensureIndexes(): Promise<void> {
+    await this.log.ensureIndexes();
+    await ensureIndexes(this.tombstones, [{ key: { at: 1 }, name: 'at' }]);
+  }
+
+  onWritten(listener: WrittenListener): void {
+    this.listeners.push(listener);
+  }
+
+  private written(r: number): void {
+    for (const l of this.listeners) l(r);
+  }
+
+  /** The revision a create of `id` follows: its tombstone's, or 0 for an id never used. */
+  private async createPrev(id: string): Promise<number> {
+    const t = await this.tombstones.findOne({ _id: id });
+    return t?.revision ?? 0;
+  }
+
+  /**
+   * Creates entry `doc` (its `_id` must be new). 409 when the id or name is taken.
+   */
+  async create(doc: StoredRegistry): Promise<StoredRegistry> {
+    await this.checkName(doc);
+    const existing = await this.collection.findOne({ _id: doc._id } as Filter<StoredRegistry>);
+    if (existing) throw idTaken(doc._id);
+    let r: number;
+    try {
+      r = await this.log.append({ key: doc._id, prev: await this.createPrev(doc._id), op: 'upsert', doc });
+    } catch (e) {
+      if (e instanceof ChangeConflict) throw idTaken(doc._id);
+      throw e;
+    }
+    const stored = { ...doc, revision: r } as StoredRegistry;
+    await this.materializeNew([stored]);
+    this.written(r);
+    return stored;
+  }
+
+  /**
+   * Creates new entries in one append and one insertMany (onboarding). Answers, per document, the stored
+   * entry or the error (409 for a taken id or name).
+   */
+  async createMany(docs: StoredRegistry[]): Promise<Array<StoredRegistry | Error>> {
+    const out: Array<StoredRegistry | Error> = [];
+    const tombstones = new Map((await this.tombstones.find({ _id: { $in: docs.map((d) => d._id) } }).toArray()).map((t) => [t._id, t.revision]));
+    const candidates: number[] = [];
+    for (const [i, doc] of docs.entries()) {
+      const owner = this.nameOwner?.(doc.container_registry_name);
+      if (owner !== undefined && owner !== doc._id) out[i] = nameTaken(doc);
+      else candidates.push(i);
+    }
+    const revs = await this.log.appendMany(candidates.map((i) => ({ key: docs[i]!._id, prev: tombstones.get(docs[i]!._id) ?? 0, op: 'upsert' as const, doc: docs[i]! })));
+    const stored: Array<{ i: number; doc: StoredRegistry }> = [];
+    for (const [k, i] of candidates.entries()) {
+      const r = revs[k]!;
+      if (r instanceof ChangeConflict) out[i] = idTaken(docs[i]!._id);
+      else stored.push({ i, doc: { ...docs[i]!, revision: r } as StoredRegistry });
+    }
+    const failed = await this.materializeNew(stored.map((s) => s.doc), false);
+    for (const [k, s] of stored.entries()) out[s.i] = failed.get(k) ?? s.doc;
+    const top = Math.max(0, ...stored.map((s) => s.doc.revision as number));
+    if (top > 0) this.written(top);
+    return out;
+  }
+
+  /**
+   * Inserts new entries as appended. A document the unique indexes refuse (its name was taken by a
+   * concurrent writer since the check) gets a compensating delete in the log, so the feed ends where the
+   * collection is; answers the index of each refused document with its 409.
+   */
+  private async materializeNew(docs: StoredRegistry[], throwOne = true): Promise<Map<number, Error>> {
+    const refused = new Map<number, Error>();
+    if (docs.length === 0) return refused;
+    try {
+      if (docs.length === 1) await this.collection.insertOne(docs[0]!);
+      else await this.collection.insertMany(docs, { ordered: false });
+      return refused;
+    } catch (e) {
+      if (!isDuplicateKey(e) && !(e as { writeErrors?: unknown }).writeErrors) throw e;
+    }
+    const present = new Map(
+      (await this.collection.find({ _id: { $in: docs.map((d) => d._id) } } as Filter<StoredRegistry>, { projection: { _id: 1, revision: 1 } }).toArray()).map((d) => [d._id, revisionOf(d)]),
+    );
+    for (const [i, doc] of docs.entries()) {
+      if (present.get(doc._id) === doc.revision) continue;
+      await this.undoCreate(doc).catch(() => undefined);
+      refused.set(i, nameTaken(doc));
+    }
+    if (throwOne && refused.size > 0) throw refused.values().next().value;
+    return refused;
+  }
+
+  private async undoCreate(doc: StoredRegistry): Promise<void> {
+    const r = await this.log.append({ key: doc._id, prev: doc.revision as number, op: 'delete' });
+    await this.tombstones.replaceOne({ _id: doc._id }, { revision: r, at: new Date() }, { upsert: true });
+  }
+
+  private async checkName(doc: StoredRegistry): Promise<void> {
+    const owner = this.nameOwner ? this.nameOwner(doc.container_registry_name) : undefined;
+    if (owner !== undefined && owner !== doc._id) throw nameTaken(doc);
+  }
+
+  /**
+   * Atomic read-plan-write of entry `id`. `plan` sees the current entry (null when missing) and answers
+   * nothing, its next state, or its deletion; it is called again when another writer got in first.
+   */
+  async modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known?: KnownEntry): Promise<R> {
+    const giveUpAt = Date.now() + DEADLINE_MS;
+    let stuck: { prev: number; since: number } | undefined;
+    for (let attempt = 0; Date.now() < giveUpAt; attempt++) {
+      const reuse = attempt === 0 && known !== undefined && Date.now() - known.readAt < MAX_PLAN_AGE_MS / 2;
+      const readAt = reuse ? known.readAt : Date.now();
+      const doc = reuse ? known.doc : await this.collection.findOne({ _id: id } as Filter<StoredRegistry>);
+      const p = await plan(doc);
+      if (p.kind === 'none' || !doc) return p.result;
+      const prev = revisionOf(doc);
+      if (p.kind === 'replace' && p.next.container_registry_name !== doc.container_registry_name) await this.checkName(p.next);
+      if (Date.now() - readAt > MAX_PLAN_AGE_MS) continue;
+      let r: number;
+      try {
+        r = await this.log.append({ key: id, prev, op: p.kind === 'delete' ? 'delete' : 'upsert', doc: p.kind === 'replace' ? p.next : undefined }, giveUpAt);
+      } catch (e) {
+        if (!(e instanceof ChangeConflict)) throw e;
+        // Another writer's change follows `prev`. Normally it is materialized within milliseconds; if the
+        // entry stays at `prev`, that writer died in between: write its change ourselves.
+        if (stuck?.prev !== prev) stuck = { prev, since: Date.now() };
+        else if (Date.now() - stuck.since > this.log.holeFillMs / 2) await this.repair(id, prev);
+        await sleep(Math.min(100, 2 + Math.random() * (attempt + 1) * 4));
+        continue;
+      }
+      if (p.kind === 'delete') {
+        await this.materializeDelete(id, r);
+      } else {
+        p.next.revision = r;
+        if (!(await this.materializeReplace(p.next))) {
+          // The name was taken by a concurrent writer between the check and now: put the entry back.
+          await this.log
+            .append({ key: id, prev: r, op: 'upsert', doc })
+            .then((back) => this.materializeReplace({ ...doc, revision: back }))
+            .catch(() => undefined);
+          throw nameTaken(p.next);
+        }
+      }
+      this.written(r);
+      return p.result;
+    }
+    throw new ServiceUnavailableError(`Entry ${id} is being written too often to apply this change now; try again.`, 1);
+  }
+
+  /** Writes the entry's state after the change that follows `prev` (found in the log) when the entry is still at `prev`. */
+  async repair(id: string, prev: number): Promise<boolean> {
+    if (this.latestKnown) {
+      const known = this.latestKnown(id);
+      if (!known || known.revision <= prev) return false;
+      return this.materializeRecord({ _id: known.revision, key: id, prev, op: known.doc ? 'upsert' : 'delete', doc: known.doc, at: new Date(), w: '' });
+    }
+    const rec = await this.log.findAfter(id, prev);
+    if (!rec) return false;
+    return this.materializeRecord(rec);
+  }
+
+  /** Brings the entry to the state of log record `rec` unless it is already there or later. */
+  async materializeRecord(rec: LogRecord<StoredRegistry>): Promise<boolean> {
+    const cur = await this.collection.findOne({ _id: rec.key } as Filter<StoredRegistry>, { projection: { revision: 1 } });
+    if (rec.op === 'delete') {
+      if (!cur || revisionOf(cur) > rec._id) return false;
+      await this.materializeDelete(rec.key, rec._id);
+      return true;
+    }
+    if (rec.op !== 'upsert' || !rec.doc || (cur && revisionOf(cur) >= rec._id)) return false;
+    if (!cur) await this.collection.insertOne(rec.doc).catch(() => undefined);
+    else await this.materializeReplace(rec.doc);
+    return true;
+  }
+
+  /** Replaces the entry by `next` (stamped with its revision); false when a unique index (the name) refuses it. */
+  private async materializeReplace(next: StoredRegistry): Promise<boolean> {
+    // Where the server checks a filter atomically (MongoDB) the write is also fenced on the revision it
+    // follows; FerretDB v1 checks nothing atomically and scans for any filter but _id.
+    const fenced = await this.claims.filteredUpdatesAreAtomic();
+    const filter = (fenced ? { _id: next._id, $or: [{ revision: { $lt: next.revision } }, { revision: { $exists: false } }] } : { _id: next._id }) as Filter<StoredRegistry>;
+    try {
+      await this.collection.replaceOne(filter, next);
+      return true;
+    } catch (e) {
+      if (isDuplicateKey(e)) return false;
+      throw e;
+    }
+  }
+
+  private async materializeDelete(id: string, r: number): Promise<void> {
+    await this.tombstones.replaceOne({ _id: id }, { revision: r, at: new Date() }, { upsert: true });
+    await this.collection.deleteOne({ _id: id } as Filter<StoredRegistry>);
+  }
+
+  /** Drops tombstones older than the retention (their log records expire at the same age). */
+  async pruneTombstones(olderThan: Date): Promise<number> {
+    return (await this.tombstones.deleteMany({ at: { $lt: olderThan } })).deletedCount;
+  }
+}
+
+function nameTaken(doc: StoredRegistry): ConflictError {
+  return new ConflictError(`A registry named "${doc.container_registry_name}" already exists.`, [{ path: '/container_registry_name', message: 'is already used by another entry' }]);
+}
+
+function idTaken(id: string): ConflictError {
+  return new ConflictError(`A registry with id ${id} already exists.`, [{ path: '/container_registry_id', message: 'is already used by another entry' }]);
+}
