@@ -120,13 +120,42 @@ function paths(has: (name: string) => boolean): Json {
           { name: 'cursor', in: 'query', description: 'Opaque; from the previous page’s Link header.', schema: { type: 'string' } },
           { name: 'sort', in: 'query', description: 'A whitelisted field, `-` for descending.', schema: { type: 'string' } },
           { name: 'fields', in: 'query', description: 'Comma-separated projection.', schema: { type: 'string' } },
+          { name: 'min_revision', in: 'query', description: 'Wait (up to 5 s) until the answer includes every change up to this catalog revision; 503 if it does not.', schema: { type: 'integer', minimum: 0 } },
         ],
         requestBody: { required: false, content: { 'application/json': { schema: ref('ContainerRegistryFilter') } } },
         responses: {
-          '200': json({ type: 'array', items: entry }, 'The matching entries.', { Link: { description: '`<...>; rel="next"` when there is a next page.', schema: { type: 'string' } } }),
+          '200': json({ type: 'array', items: entry }, 'The matching entries.', {
+            Link: { description: '`<...>; rel="next"` when there is a next page.', schema: { type: 'string' } },
+            'X-Catalog-Revision': { description: 'The answer includes every change up to this catalog revision.', schema: { type: 'string' } },
+          }),
           '400': problem('Invalid filter or query option.'),
           '413': problem('Body too large.'),
           '415': problem('Body is not JSON.'),
+        },
+      }),
+    },
+    '/container_registries/changes': {
+      get: op('read', 'Follow the catalog: the changes after a revision (JSON page, long poll, or Server-Sent Events)', {
+        operationId: 'catalogChanges',
+        description:
+          'List-then-watch (SPEC 12): start with since=0 (a list of every entry), then pass the returned `revision` as `since`. With `wait` the request waits for a change. With `Accept: text/event-stream` the same URL streams events `upsert`, `delete` and `bookmark` (heartbeat) with `id:` = revision; reconnect with `Last-Event-ID` to resume.',
+        parameters: [
+          { name: 'since', in: 'query', description: 'Revision to continue from (0: list everything).', schema: { type: 'integer', minimum: 0, default: 0 } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 5000, default: 500 } },
+          { name: 'wait', in: 'query', description: 'Long poll: seconds to wait when nothing is newer than `since`.', schema: { type: 'integer', minimum: 0, maximum: 60, default: 0 } },
+          { name: 'filter', in: 'query', description: 'A query filter as JSON (same rules as POST /container_registries); an entry that stops matching is a delete.', schema: { type: 'string' } },
+          { name: 'origin', in: 'query', description: '`local`: leave out entries mirrored from peer catalogs.', schema: { type: 'string', enum: ['local'] } },
+          { name: 'Last-Event-ID', in: 'header', required: false, description: 'SSE resume: the id of the last event received (stands for `since`).', schema: { type: 'string' } },
+        ],
+        responses: {
+          '200': {
+            description: 'The changes after `since` (JSON), or an event stream.',
+            headers: { 'X-Catalog-Revision': { description: 'The revision this replica has read up to.', schema: { type: 'string' } } },
+            content: { 'application/json': { schema: ref('ChangePage') }, 'text/event-stream': { schema: { type: 'string' } } },
+          },
+          '400': problem('Invalid parameter, or `since` beyond the latest revision.'),
+          '410': problem('`since` is older than the retained history (type ends in /revision-expired; `revision` carries the current revision): list again from since=0.'),
+          '503': problem('The replica is loading the catalog or has not yet read `since`; retry.'),
         },
       }),
     },

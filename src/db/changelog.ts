@@ -47,6 +47,13 @@ export interface Change<D> {
   doc?: D;
 }
 
+interface Pending<D> {
+  change: Change<D>;
+  deadline: number;
+  resolve: (r: number) => void;
+  reject: (e: unknown) => void;
+}
+
 export interface ChangeLogOptions {
   /** A revision missing this long while a later one exists is filled (its writer died). */
   holeFillMs?: number;
@@ -63,6 +70,9 @@ export class ChangeConflict extends Error {
     super(`another change of ${key} after revision ${prev} was written first`);
   }
 }
+
+/** Every revision tried was taken by other writers until the deadline (heavy contention). */
+export class AppendTimeout extends Error {}
 
 const FILL_KEY = '~fill';
 const META_FLOOR = 'floor';
@@ -124,58 +134,70 @@ export class ChangeLog<D extends Document = Document> {
   /**
    * Appends one change. Resolves to its revision; throws ChangeConflict when the change after
    * `(key, prev)` exists already. `deadline` bounds the retries over revisions taken by other writers.
+   *
+   * Appends are grouped: the changes queued while one insertMany is in flight go out together in the next
+   * one, at consecutive revisions. So a replica competes with other replicas for revisions once per batch
+   * rather than once per writer (48 concurrent writers on three replicas otherwise collide on the same
+   * few revisions over and over), and a burst of writes costs one round trip per batch.
    */
-  async append(change: Change<D>, deadline = Date.now() + 8000): Promise<number> {
-    for (;;) {
-      const r = this.allocate(change.prev);
-      const rec = this.record(change, r);
-      try {
-        await this.records.insertOne(rec);
-        return r;
-      } catch (e) {
-        if (!isDuplicateKey(e)) throw e;
-      }
-      const outcome = await this.afterDuplicate(rec);
-      if (outcome === 'ours') return r;
-      if (outcome === 'conflict') throw new ChangeConflict(change.key, change.prev);
-      if (Date.now() > deadline) throw new Error(`no free revision found before the deadline (last tried ${r})`);
+  append(change: Change<D>, deadline = Date.now() + 8000): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ change, deadline, resolve, reject });
+      if (!this.flushing) this.flushing = this.flushLoop();
+    });
+  }
+
+  /** Appends changes of distinct keys together. Each result is the revision or a ChangeConflict. */
+  async appendMany(changes: Change<D>[]): Promise<Array<number | ChangeConflict>> {
+    return Promise.all(
+      changes.map((c) =>
+        this.append(c).catch((e: unknown) => {
+          if (e instanceof ChangeConflict) return e;
+          throw e;
+        }),
+      ),
+    );
+  }
+
+  private readonly queue: Pending<D>[] = [];
+  private flushing?: Promise<void>;
+
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.queue.length > 0) await this.flushBatch(this.queue.splice(0, 500));
+    } finally {
+      this.flushing = undefined;
+      if (this.queue.length > 0) this.flushing = this.flushLoop();
     }
   }
 
-  /**
-   * Appends changes of distinct keys in one unordered insertMany (onboarding). Each result is the revision
-   * or a ChangeConflict; changes whose revision another writer took are appended again one by one.
-   */
-  async appendMany(changes: Change<D>[]): Promise<Array<number | ChangeConflict>> {
-    const out: Array<number | ChangeConflict> = [];
-    if (changes.length === 0) return out;
-    const recs = changes.map((c) => this.record(c, this.allocate(c.prev)));
+  private async flushBatch(batch: Pending<D>[]): Promise<void> {
+    const recs = batch.map((p) => this.record(p.change, this.allocate(p.change.prev)));
     let failed = new Set<number>();
     try {
-      await this.records.insertMany(recs, { ordered: false });
+      if (recs.length === 1) await this.records.insertOne(recs[0]!);
+      else await this.records.insertMany(recs, { ordered: false });
     } catch (e) {
-      const errors = e instanceof MongoBulkWriteError ? (Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors]) : undefined;
-      if (!errors) throw e;
-      failed = new Set(errors.map((w) => w.index));
-    }
-    for (const [i, rec] of recs.entries()) {
-      if (!failed.has(i)) {
-        out[i] = rec._id;
-        continue;
-      }
-      const outcome = await this.afterDuplicate(rec);
-      if (outcome === 'ours') out[i] = rec._id;
-      else if (outcome === 'conflict') out[i] = new ChangeConflict(rec.key, rec.prev);
+      if (recs.length === 1 && isDuplicateKey(e)) failed = new Set([0]);
       else {
-        try {
-          out[i] = await this.append(changes[i]!);
-        } catch (err) {
-          if (!(err instanceof ChangeConflict)) throw err;
-          out[i] = err;
+        const errors = e instanceof MongoBulkWriteError ? (Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors]) : undefined;
+        if (!errors || errors.some((w) => w.code !== 11000 && !/UNIQUE constraint failed|duplicate key/i.test(w.errmsg ?? ''))) {
+          // Unknown outcome (the database went away...): each record is ours or a hole (filled by readers).
+          for (const p of batch) p.reject(e);
+          return;
         }
+        failed = new Set(errors.map((w) => w.index));
       }
     }
-    return out;
+    const outcomes = await Promise.all(recs.map((rec, i) => (failed.has(i) ? this.afterDuplicate(rec).catch((e: unknown) => e) : 'stored')));
+    for (const [i, p] of batch.entries()) {
+      const o = outcomes[i];
+      if (o === 'stored' || o === 'ours') p.resolve(recs[i]!._id);
+      else if (o === 'conflict') p.reject(new ChangeConflict(p.change.key, p.change.prev));
+      else if (o !== 'taken') p.reject(o);
+      else if (Date.now() > p.deadline) p.reject(new AppendTimeout(`no free revision found before the deadline (last tried ${recs[i]!._id})`));
+      else this.queue.push(p);
+    }
   }
 
   private record(change: Change<D>, r: number): LogRecord<D> {
@@ -232,7 +254,13 @@ export class ChangeLog<D extends Document = Document> {
   /** Raises a meta value (never lowers it). Only the compacting replica writes floor and retained. */
   async raiseMeta(id: 'floor' | 'retained' | 'head', r: number): Promise<void> {
     const cur = await this.metaValue(id);
-    if (r > cur) await this.meta.replaceOne({ _id: id }, { r, at: new Date() }, { upsert: true });
+    if (r <= cur) return;
+    try {
+      await this.meta.replaceOne({ _id: id }, { r, at: new Date() }, { upsert: true });
+    } catch (e) {
+      // Two replicas creating the same meta document at once: the other one's value is as good.
+      if (!isDuplicateKey(e)) throw e;
+    }
   }
 
   /** Where a new reader starts probing: every revision up to here is committed, filled or compacted. */

@@ -17,7 +17,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Collection, Db, Filter } from 'mongodb';
-import { ChangeConflict, ChangeLog, type LogRecord } from '../db/changelog';
+import { AppendTimeout, ChangeConflict, ChangeLog, type LogRecord } from '../db/changelog';
 import { isDuplicateKey, type Claims } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
 import { ConflictError, ServiceUnavailableError } from '../errors';
@@ -106,6 +106,7 @@ export class EntryWriter {
       r = await this.log.append({ key: doc._id, prev: await this.createPrev(doc._id), op: 'upsert', doc });
     } catch (e) {
       if (e instanceof ChangeConflict) throw idTaken(doc._id);
+      if (e instanceof AppendTimeout) throw new ServiceUnavailableError('The catalog is being written too often to take this entry now; try again.', 1);
       throw e;
     }
     const stored = { ...doc, revision: r } as StoredRegistry;
@@ -198,6 +199,7 @@ export class EntryWriter {
       try {
         r = await this.log.append({ key: id, prev, op: p.kind === 'delete' ? 'delete' : 'upsert', doc: p.kind === 'replace' ? p.next : undefined }, giveUpAt);
       } catch (e) {
+        if (e instanceof AppendTimeout) break;
         if (!(e instanceof ChangeConflict)) throw e;
         // Another writer's change follows `prev`. Normally it is materialized within milliseconds; if the
         // entry stays at `prev`, that writer died in between: write its change ourselves.

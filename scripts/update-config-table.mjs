@@ -1,0 +1,9 @@
+// Rewrites the configuration table of README.md from src/config.ts (npm run config:doc prints it).
+// Used after adding a variable: node scripts/update-config-table.mjs (after npm run build).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+const { configTable } = require('../dist/src/config.js');
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+const next = readme.replace(/<!-- config-table:start -->\n[\s\S]*?\n<!-- config-table:end -->/, `<!-- config-table:start -->\n${configTable()}\n<!-- config-table:end -->`);
+writeFileSync(new URL('../README.md', import.meta.url), next);
