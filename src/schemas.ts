@@ -15,6 +15,7 @@ import updateSchema from '../schemas/container_registry_update.schema.json';
 import cursorSchema from '../schemas/query_cursor.schema.json';
 import problemSchema from '../schemas/problem.schema.json';
 import credentialsViewSchema from '../schemas/container_registry_credentials_view.schema.json';
+import healthHistorySchema from '../schemas/container_registry_health_history.schema.json';
 
 /** Every schema of schemas/, by $id (the OpenAPI document is built from these). */
 export const schemas = {
@@ -26,6 +27,7 @@ export const schemas = {
   cursor: cursorSchema,
   problem: problemSchema,
   credentialsView: credentialsViewSchema,
+  healthHistory: healthHistorySchema,
 } as const;
 
 const MAX_ERRORS = 20;
