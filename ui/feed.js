@@ -10,6 +10,7 @@ import { ApiError, authHeaders } from './api.js';
 export class SseParser {
   constructor() {
     this.buffer = '';
+    this.afterCr = false;
     this.reset();
     this.lastEventId = '';
   }
@@ -22,15 +23,17 @@ export class SseParser {
 
   /** Feeds decoded text; returns the events completed by it: { type, data, id }. */
   push(text) {
+    // A CR that ended the previous chunk may have been the first half of a CRLF.
+    if (this.afterCr && text.startsWith('\n')) text = text.slice(1);
+    this.afterCr = false;
     this.buffer += text;
     const out = [];
     for (;;) {
       const m = /\r\n|\r|\n/.exec(this.buffer);
       if (!m) break;
-      // A lone CR at the very end may be the first half of CRLF: wait for more.
-      if (m[0] === '\r' && m.index === this.buffer.length - 1) break;
       const line = this.buffer.slice(0, m.index);
       this.buffer = this.buffer.slice(m.index + m[0].length);
+      if (m[0] === '\r' && this.buffer === '') this.afterCr = true;
       const ev = this.line(line);
       if (ev) out.push(ev);
     }
@@ -135,8 +138,8 @@ export function followChanges({ since, filter, onChange, onRevision = () => {}, 
   }
 
   (async () => {
+    onState('connecting');
     while (!stopped) {
-      onState(attempt === 0 ? 'connecting' : 'retrying');
       try {
         await once();
       } catch (e) {
