@@ -8,10 +8,11 @@
  */
 import type { Browser, Route } from 'playwright-core';
 import { launchBrowser, openPage, type Recorded } from '../support/browser';
-import { startTestService, type TestService } from '../support/service';
+import { call, startTestService, type TestService } from '../support/service';
 
 // Browser globals of the functions run inside the page (the project compiles without the DOM library).
 declare const window: any;
+declare const document: any;
 declare const sessionStorage: any;
 
 let svc: TestService;
@@ -127,5 +128,48 @@ test('When the server has no feed (404), then the client says it is unavailable 
   });
   expect(states).toEqual(['connecting', 'unavailable']);
   expect(calls).toBe(1);
+  await rec.context.close();
+});
+
+test('When the feed delivers changes, then the table follows them without a reload: a status flips, a deleted entry goes, a new one appears', async () => {
+  const make = async (name: string) =>
+    (await call(svc.url, 'POST', '/container_registry', { container_registry_name: name, container_registry_public_url: 'http://127.0.0.1:5999', container_registry_tags: ['live'] })).body;
+  const a = await make('live-a');
+  const b = await make('live-b');
+  const rec = await openPage(browser);
+  // The service has no feed yet: its query answer is given the revision header, and the feed is played here.
+  await rec.page.route('**/container_registries?*', async (route: Route) => {
+    const res = await route.fetch();
+    await route.fulfill({ response: res, headers: { ...res.headers(), 'x-catalog-revision': '100' } });
+  });
+  const at = new Date().toISOString();
+  const changed = { ...a, revision: 101, container_registry_health: { status: 'unhealthy', checked_at: at, latency_ms: 3, http_status: null, error: 'connection_refused', detail: 'refused' } };
+  const added = { ...b, container_registry_id: '11111111-2222-4333-8444-555555555555', container_registry_name: 'live-c', revision: 103 };
+  let calls = 0;
+  await rec.page.route('**/container_registries/changes?*', async (route: Route) => {
+    calls++;
+    const body =
+      calls === 1
+        ? [
+            `id: 101\nevent: upsert\ndata: ${JSON.stringify({ revision: 101, type: 'upsert', container_registry_id: a.container_registry_id, entry: changed, at })}\n\n`,
+            `id: 102\nevent: delete\ndata: ${JSON.stringify({ revision: 102, type: 'delete', container_registry_id: b.container_registry_id, at })}\n\n`,
+            `id: 103\nevent: upsert\ndata: ${JSON.stringify({ revision: 103, type: 'upsert', container_registry_id: added.container_registry_id, entry: added, at })}\n\n`,
+          ].join('')
+        : 'id: 103\nevent: bookmark\ndata: {"revision":103}\n\n';
+    await route.fulfill({ status: 200, headers: { 'Content-Type': 'text/event-stream' }, body });
+  });
+  await rec.page.goto(`${svc.url}/`);
+  const rows = () =>
+    rec.page.$$eval('table.registries tbody tr', (trs) =>
+      Object.fromEntries(trs.map((tr) => [tr.querySelector('th')!.textContent, `${tr.querySelector('.badge')!.getAttribute('data-status')} ${tr.querySelector('td.error code')?.textContent ?? '-'}`])),
+    );
+  // The changes arrive on the first connection, right after the list: well within 2 s of the page's first answer.
+  await rec.page.waitForFunction(() => [...document.querySelectorAll('table.registries tbody th')].some((th: any) => th.textContent === 'live-c'), undefined, { timeout: 2000 });
+  expect(await rows()).toEqual({ 'live-a': 'unhealthy connection_refused', 'live-c': 'unknown -' });
+  expect(await rec.page.$eval('.total-button[data-status="unhealthy"] .n', (n) => n.textContent)).toBe('1');
+  expect(await rec.page.getAttribute('#live', 'data-state')).not.toBe('off');
+  // No reload happened: the document was loaded once.
+  expect(rec.requests.filter((r) => new URL(r.url).pathname === '/')).toHaveLength(1);
+  expect(rec.problems).toEqual([]);
   await rec.context.close();
 });
