@@ -98,3 +98,14 @@ test('When the page and its modules are read, then there is no inline script, in
     for (const m of js.matchAll(/^import .* from '([^']+)';$/gm)) expect(m[1]).toMatch(/^\.\/[A-Za-z0-9.]+\.js$/);
   }
 });
+
+test('When the Docker image is built, then its runtime stage has the page and the chart library (a production dependency)', () => {
+  const root = path.resolve(__dirname, '..', '..');
+  const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
+  const runtime = dockerfile.slice(dockerfile.indexOf(' AS runtime'));
+  expect(runtime).toMatch(/^COPY ui \.\/ui$/m);
+  expect(runtime).toMatch(/npm ci --omit=dev/);
+  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+  expect(pkg.dependencies.uplot).toBeDefined();
+  expect(pkg.devDependencies['playwright-core']).toBeDefined();
+});

@@ -1,15 +1,15 @@
 /**
  * The status page in real headless Chromium (SPEC section 17), against the real service in protected
  * mode (loopback: served as admin) and statuses from real probes: a real docker-registry with an image
- * pushed (healthy, storage observed), an HTML web server on loopback (unhealthy, not_a_registry) and a dead
- * port (unhealthy, connection_refused). Screenshots (desktop 1280 and phone 375, light and dark) go to
+ * pushed (healthy, storage observed), an HTML web server on loopback (unhealthy, not_a_registry), a dead
+ * port (unhealthy, connection_refused) and a server answering 429 (degraded, rate_limited). Screenshots (desktop 1280 and phone 375, light and dark) go to
  * test-artifacts/ (gitignored).
  */
 import { randomBytes } from 'node:crypto';
 import type { Browser, Page } from 'playwright-core';
 import { refusedUrl } from '../health/loopback';
 import { launchBrowser, openPage, screenshot, type Recorded } from '../support/browser';
-import { closeAllFakeServers, htmlPage, startFakeServer } from '../support/fake-servers';
+import { closeAllFakeServers, htmlPage, startFakeServer, tooManyRequests } from '../support/fake-servers';
 import { content, pushImage, startRegistry, stopAllRegistries, type RunningRegistry } from '../support/registries';
 import { call, startTestService, type TestService } from '../support/service';
 
@@ -39,15 +39,18 @@ beforeAll(async () => {
   [svc, browser, registry] = await Promise.all([startTestService(), launchBrowser(), startRegistry()]);
   await pushImage(registry, 'team/app', 'v1', { config: content(JSON.stringify({ architecture: 'amd64', os: 'linux' })), layers: [content(randomBytes(300_000)), content(randomBytes(120_000))] });
   const html = await startFakeServer(htmlPage);
+  const limited = await startFakeServer(tooManyRequests);
   ids.alpha = await create('alpha-registry', registry.url, ['ai', 'internal']);
   ids.web = await create('web-server', html.url, ['web']);
   ids.dead = await create('dead-port', await refusedUrl(), ['internal']);
   ids.fresh = await create('fresh-registry', registry.url, ['new']);
+  ids.limited = await create('rate-limited', limited.url, ['edge']);
   // Three probes each: history for the chart and the uptime figures.
   for (let i = 0; i < 3; i++) {
     expect(await check(ids.alpha)).toBe('healthy');
     expect(await check(ids.web)).toBe('unhealthy');
     expect(await check(ids.dead)).toBe('unhealthy');
+    expect(await check(ids.limited)).toBe('degraded');
   }
   const doc = await svc.parts.registries.get(ids.alpha);
   const { observed } = await svc.parts.health.checker.refreshStorage(doc);
@@ -102,16 +105,19 @@ test('When the page opens, then the table lists every entry with the status its 
     'web-server': { status: 'unhealthy', error: 'not_a_registry', tags: 'web' },
     'dead-port': { status: 'unhealthy', error: 'connection_refused', tags: 'internal' },
     'fresh-registry': { status: 'unknown', error: '', tags: 'new' },
+    'rate-limited': { status: 'degraded', error: 'rate_limited', tags: 'edge' },
   });
   const totals = await rec.page.$$eval('.totals .total-button', (bs) => Object.fromEntries(bs.map((b) => [b.getAttribute('data-status'), b.querySelector('.n')!.textContent])));
-  expect(totals).toEqual({ healthy: '1', degraded: '0', unhealthy: '2', unknown: '1' });
+  expect(totals).toEqual({ healthy: '1', degraded: '1', unhealthy: '2', unknown: '1' });
   // Uptime from GET /health_report: 3 healthy probes of 3, 0 of 3.
   const uptime = await rec.page.$$eval('table.registries tbody tr', (trs) => Object.fromEntries(trs.map((tr) => [tr.querySelector('th')!.textContent!.trim(), tr.querySelectorAll('td.num')[0]!.textContent])));
   expect(uptime['alpha-registry']).toBe('100 %');
   expect(uptime['dead-port']).toBe('0 %');
   expect(uptime['fresh-registry']).toBe('—');
+  expect(uptime['rate-limited']).toBe('100 %'); // degraded: it answered
   // Default order: worst status first.
   expect((await names(rec.page)).slice(0, 2).sort()).toEqual(['dead-port', 'web-server']);
+  expect((await names(rec.page)).slice(2)).toEqual(['rate-limited', 'fresh-registry', 'alpha-registry']);
   expect(await rec.page.textContent('#who')).toContain('protected mode');
   await screenshot(rec.page, 'list-desktop-light');
   expectClean(rec);
@@ -122,11 +128,11 @@ test('When a column header is clicked or activated from the keyboard, then the r
   const rec = await openPage(browser);
   await openList(rec);
   await rec.page.click('button.sort[data-key="name"]');
-  expect(await names(rec.page)).toEqual(['alpha-registry', 'dead-port', 'fresh-registry', 'web-server']);
+  expect(await names(rec.page)).toEqual(['alpha-registry', 'dead-port', 'fresh-registry', 'rate-limited', 'web-server']);
   expect(await rec.page.getAttribute('th:has(button[data-key="name"])', 'aria-sort')).toBe('ascending');
   // Keyboard: the header keeps focus after the redraw; Enter sorts the other way, Tab + Space sorts by URL.
   await rec.page.keyboard.press('Enter');
-  expect(await names(rec.page)).toEqual(['web-server', 'fresh-registry', 'dead-port', 'alpha-registry']);
+  expect(await names(rec.page)).toEqual(['web-server', 'rate-limited', 'fresh-registry', 'dead-port', 'alpha-registry']);
   expect(await rec.page.getAttribute('th:has(button[data-key="name"])', 'aria-sort')).toBe('descending');
   await rec.page.keyboard.press('Tab');
   await rec.page.keyboard.press(' ');
@@ -159,7 +165,7 @@ test('When the filter box is used (name text, tags, status), then the table show
   expect(await rec.page.textContent('.summary')).toContain('1 registry matches the filter');
   // A total is a button that filters by its status.
   await rec.page.click('button:has-text("Clear")');
-  await settle(['alpha-registry', 'dead-port', 'fresh-registry', 'web-server']);
+  await settle(['alpha-registry', 'dead-port', 'fresh-registry', 'rate-limited', 'web-server']);
   await rec.page.click('.total-button[data-status="healthy"]');
   await settle(['alpha-registry']);
   expect(await rec.page.inputValue('#f-status')).toBe('healthy');

@@ -53,10 +53,13 @@ function asset(file: string): Asset {
   return { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
 }
 
-/** The repository's ui/ folder: found by walking up from this file (src/http/routes in tests, dist/src/http/routes when built). */
+/**
+ * The repository's ui/ folder: found by walking up from this file (src/http/routes under ts-jest,
+ * dist/src/http/routes when built, or a build folder elsewhere in the repository).
+ */
 export function findUiDir(from: string = __dirname): string {
   let dir = from;
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 8; i++) {
     const candidate = path.join(dir, 'ui');
     if (existsSync(path.join(candidate, 'index.html'))) return candidate;
     dir = path.dirname(dir);
