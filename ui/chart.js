@@ -57,6 +57,7 @@ export function historyChart(el, items) {
           scale: 'st',
           stroke: cssVar('--chart-status'),
           width: 2,
+          dash: [6, 4],
           paths: uPlot.paths.stepped({ align: 1 }),
           points: { show: false },
           value: (_u, v) => (v === null ? '—' : LABEL[v]),
@@ -64,8 +65,8 @@ export function historyChart(el, items) {
       ],
       axes: [
         { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
-        { scale: 'ms', stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, values: (_u, vals) => vals.map((v) => `${v} ms`), size: 64 },
-        { scale: 'st', side: 1, stroke: axis, grid: { show: false }, ticks: { stroke: grid }, splits: () => [1, 2, 3], values: (_u, vals) => vals.map((v) => LABEL[v] ?? ''), size: 80 },
+        { scale: 'ms', stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, values: (_u, vals) => vals.map((v) => `${v} ms`), size: width < 500 ? 50 : 64 },
+        { scale: 'st', side: 1, stroke: axis, grid: { show: false }, ticks: { stroke: grid }, splits: () => [1, 2, 3], values: (_u, vals) => vals.map((v) => LABEL[v] ?? ''), size: width < 500 ? 70 : 80 },
       ],
     };
     plot = new uPlot(opts, data, el);
