@@ -24,6 +24,7 @@ const state = {
   more: false,
   loading: true,
   revision: null,
+  reportAt: null,
 };
 let view = null; // what is on screen: { kind: 'list'|'registry', ... }
 let feed = null;
@@ -123,11 +124,30 @@ async function loadCatalog() {
   if (seq !== loadSeq) return false; // a newer filter won
   state.entries = new Map(q.entries.map((e) => [e.container_registry_id, e]));
   state.more = q.more;
-  state.report = new Map((report?.data.registries ?? []).map((r) => [r.container_registry_id, r]));
+  setReport(report?.data);
   state.loading = false;
   if (!feed) startFeed(q.revision);
   return true;
 }
+
+function setReport(report) {
+  state.reportAt = report?.generated_at ?? null;
+  state.report = new Map((report?.registries ?? []).map((r) => [r.container_registry_id, r]));
+}
+
+// Uptime and latency figures come from the health report, made after each sweep: look for a new one every minute.
+setInterval(async () => {
+  if (!state.session || document.hidden || state.loading) return;
+  try {
+    const { data } = await api('/health_report');
+    if (data.generated_at === state.reportAt) return;
+    setReport(data);
+    view?.list?.refresh();
+    view?.page?.refresh();
+  } catch {
+    // The next load or action explains what is wrong.
+  }
+}, 60_000);
 
 function setLive(kind, text) {
   liveEl.dataset.state = kind;
@@ -256,6 +276,7 @@ async function start() {
     route();
     await loadCatalog();
     view?.list?.refresh();
+    view?.page?.refresh();
   } catch (e) {
     if (e instanceof ApiError && e.status === 403 && !state.session) {
       main.replaceChildren(

@@ -193,6 +193,10 @@ export async function renderRegistry(main, id, ctx) {
       }
       update(next);
     },
+    /** Redraws with the latest health report (uptime and latency figures). */
+    refresh() {
+      uptimeBox.replaceChildren(uptimeFacts(ctx.report(id)));
+    },
     destroy() {
       chart?.destroy();
     },

@@ -217,6 +217,8 @@ test('When a registry page is opened, then it shows its health, a chart with its
   await rec.page.goto(`${svc.url}/#/registry/${ids.dead}`);
   await rec.page.waitForSelector('ol.errors li');
   expect(await rec.page.$$eval('ol.errors li code', (cs) => cs.map((c) => c.textContent))).toEqual(['connection_refused', 'connection_refused', 'connection_refused']);
+  // Opened directly (not from the list), it still gets the report's figures once the report has loaded.
+  await rec.page.waitForFunction(() => document.querySelector('#c-uptime + div')?.textContent.includes('Uptime 24 h0 % of 3 probes'));
   // Back to the list by keyboard: the breadcrumb is a link.
   await rec.page.focus('.crumbs a');
   await rec.page.keyboard.press('Enter');
