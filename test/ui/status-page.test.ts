@@ -135,6 +135,8 @@ test('When a column header is clicked or activated from the keyboard, then the r
   expect(await names(rec.page)).toEqual(['web-server', 'rate-limited', 'fresh-registry', 'dead-port', 'alpha-registry']);
   expect(await rec.page.getAttribute('th:has(button[data-key="name"])', 'aria-sort')).toBe('descending');
   await rec.page.keyboard.press('Tab');
+  // The focused control shows a focus ring.
+  expect(await rec.page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle)).toBe('solid');
   await rec.page.keyboard.press(' ');
   expect(await rec.page.getAttribute('th:has(button[data-key="url"])', 'aria-sort')).toBe('ascending');
   expect(await rec.page.evaluate(() => document.activeElement.dataset.key)).toBe('url');
