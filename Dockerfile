@@ -25,6 +25,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The status page (GET /): plain ES modules and CSS, served as they are (its chart library, uplot, is a
+# production dependency installed above).
+COPY ui ./ui
 # uid/gid 1000 is the image's `node` user; numeric so that Kubernetes can verify runAsNonRoot.
 RUN mkdir -p /data && chown 1000:1000 /data
 USER 1000:1000

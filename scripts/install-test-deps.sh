@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the registry tests start for real (SPEC section 10): the CNCF distribution
-# registry (docker-registry), htpasswd (apache2-utils) and openssl. Idempotent: a fast no-op when all are present.
+# Installs the Debian packages the tests start for real (SPEC sections 10 and 17): the CNCF distribution
+# registry (docker-registry), htpasswd (apache2-utils), openssl, and chromium (the status page's browser
+# tests drive it through playwright-core with executablePath=/usr/bin/chromium; no browser download).
+# Idempotent: a fast no-op when all are present.
 set -euo pipefail
 
-missing=0
-for tool in docker-registry htpasswd openssl; do
-  command -v "$tool" >/dev/null 2>&1 || missing=1
+# tool → Debian package
+declare -A PACKAGE=([docker-registry]=docker-registry [htpasswd]=apache2-utils [openssl]=openssl [chromium]=chromium)
+needed=()
+for tool in docker-registry htpasswd openssl chromium; do
+  command -v "$tool" >/dev/null 2>&1 || needed+=("${PACKAGE[$tool]}")
 done
-[ "$missing" = 0 ] && exit 0
+[ "${#needed[@]}" = 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-    echo "install-test-deps: docker-registry, htpasswd or openssl is missing and this user cannot install packages" >&2
+    echo "install-test-deps: missing ${needed[*]} and this user cannot install packages" >&2
     exit 1
   fi
 else
@@ -20,4 +24,4 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
-$SUDO apt-get install -y --no-install-recommends docker-registry apache2-utils openssl
+$SUDO apt-get install -y --no-install-recommends "${needed[@]}"

@@ -11,6 +11,8 @@ import { createAccess } from './http/auth';
 import { createRateLimits } from './http/rate-limit';
 import { healthRoutes } from './http/routes/health';
 import { metricsRoutes, publicOpsRoutes } from './http/routes/ops';
+import { statusPageRoutes } from './http/routes/status-page';
+import { whoamiRoutes } from './http/routes/whoami';
 import { Lifecycle } from './lifecycle';
 import type { Logger } from './logger';
 import { buildOpenApi } from './openapi';
@@ -57,8 +59,13 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     trustProxy: config.TRUST_PROXY,
     access,
     rateLimits,
-    publicRoutes: [publicOpsRoutes({ db, openapi: buildOpenApi(pkg.version), isStopping: () => lifecycle.stopping })],
-    extraRoutes: [changesRoutes({ feed, can: access.can, bookmarkSeconds: config.FEED_BOOKMARK_S }), metricsRoutes(access.can), healthRoutes({ registries, checker: health.checker, reporter: health.reporter, can: access.can })],
+    publicRoutes: [publicOpsRoutes({ db, openapi: buildOpenApi(pkg.version), isStopping: () => lifecycle.stopping }), statusPageRoutes()],
+    extraRoutes: [
+      changesRoutes({ feed, can: access.can, bookmarkSeconds: config.FEED_BOOKMARK_S }),
+      metricsRoutes(access.can),
+      healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),
+      whoamiRoutes(access),
+    ],
   });
   return { app, repository, registries, cipher, access, lifecycle, health, feed };
 }

@@ -4,6 +4,7 @@
  * components `<Title>_<def>`, and `$id`-relative references (`#/$defs/x`, `other.schema.json`,
  * `other.schema.json#/$defs/x`) are rewritten to point at those components.
  */
+import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from './health/history';
 import { PERMISSIONS, type Permission } from './http/auth';
 import { schemas } from './schemas';
 
@@ -164,6 +165,61 @@ function paths(has: (name: string) => boolean): Json {
       get: op('probe', 'Probe the registry now (GET /v2/) and store the result', {
         operationId: 'checkRegistryHealth',
         responses: { '200': json(ref('ContainerRegistryHealth'), 'The probe result.'), '404': problem('No such entry.') },
+      }),
+    },
+    '/container_registry/{id}/health_history': {
+      parameters: [idParam],
+      get: op('read', 'One registry’s recorded probes in a window, oldest first (the status page’s chart)', {
+        operationId: 'getRegistryHealthHistory',
+        parameters: [
+          { name: 'since', in: 'query', description: 'ISO-8601 date-time, start of the window; default: the whole kept history (HEALTH_HISTORY_DAYS).', schema: { type: 'string', format: 'date-time' } },
+          { name: 'limit', in: 'query', description: 'Most probes returned (the newest when the window holds more; then `truncated` is true).', schema: { type: 'integer', minimum: 1, maximum: HISTORY_MAX_LIMIT, default: HISTORY_DEFAULT_LIMIT } },
+        ],
+        responses: {
+          '200': json(ref('ContainerRegistryHealthHistory'), 'The probes of the window.'),
+          '400': problem('`since` or `limit` is invalid.'),
+          '404': problem('No such entry.'),
+        },
+      }),
+    },
+    '/whoami': {
+      get: op('read', 'The caller’s role and what it may do (the status page asks this first)', {
+        operationId: 'whoami',
+        responses: {
+          '200': json(
+            {
+              type: 'object',
+              required: ['role', 'key_id', 'protected_mode', 'permissions'],
+              properties: {
+                role: { enum: ['reader', 'writer', 'admin'] },
+                key_id: { type: 'string', description: 'Non-secret id of the key (first 16 hex digits of its SHA-256), or `loopback` in protected mode.' },
+                protected_mode: { type: 'boolean', description: 'No API keys configured: loopback clients only, served as admin.' },
+                permissions: { type: 'object', additionalProperties: { type: 'boolean' }, description: 'Each permission (read, write, probe, delete) and whether the role has it.' },
+              },
+            },
+            'Who the caller is.',
+          ),
+        },
+      }),
+    },
+    '/': {
+      get: op(null, 'The status page (HTML; its scripts ask for an API key when one is needed)', {
+        operationId: 'statusPage',
+        responses: { '200': { description: 'The page, with a strict Content-Security-Policy.', content: { 'text/html': { schema: { type: 'string' } } } }, '304': { description: 'Not modified (If-None-Match).' } },
+      }),
+    },
+    '/ui/{file}': {
+      parameters: [{ name: 'file', in: 'path', required: true, description: 'A file of the status page (ui/ and the chart library).', schema: { type: 'string' } }],
+      get: op(null, 'A static file of the status page (ES module, stylesheet or icon)', {
+        operationId: 'statusPageAsset',
+        responses: {
+          '200': {
+            description: 'The file, with a strict Content-Security-Policy, `Cache-Control: no-cache` and an ETag.',
+            content: { 'text/javascript': { schema: { type: 'string' } }, 'text/css': { schema: { type: 'string' } }, 'image/svg+xml': { schema: { type: 'string' } } },
+          },
+          '304': { description: 'Not modified (If-None-Match).' },
+          '404': problem('No such file.'),
+        },
       }),
     },
     '/health_report': {

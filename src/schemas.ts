@@ -16,6 +16,7 @@ import cursorSchema from '../schemas/query_cursor.schema.json';
 import problemSchema from '../schemas/problem.schema.json';
 import credentialsViewSchema from '../schemas/container_registry_credentials_view.schema.json';
 import changePageSchema from '../schemas/change_page.schema.json';
+import healthHistorySchema from '../schemas/container_registry_health_history.schema.json';
 
 /** Every schema of schemas/, by $id (the OpenAPI document is built from these). */
 export const schemas = {
@@ -28,6 +29,7 @@ export const schemas = {
   problem: problemSchema,
   credentialsView: credentialsViewSchema,
   changePage: changePageSchema,
+  healthHistory: healthHistorySchema,
 } as const;
 
 const MAX_ERRORS = 20;

@@ -9,6 +9,7 @@ import type { Prober, StorageCrawler } from '../probe/types';
 import type { CredentialCipher } from '../registries/credentials';
 import type { EntryWriter } from '../registries/writes';
 import { HealthChecker } from './check';
+import { HealthHistoryReader } from './history';
 import { LeaseStore } from './leases';
 import { HealthReporter } from './report';
 import { Scheduler } from './scheduler';
@@ -38,8 +39,9 @@ export async function createHealthService(deps: HealthServiceDeps) {
   const leases = new LeaseStore(db);
   const writer = new ResultWriter(db, deps.entries, leases, { historyDays: config.HEALTH_HISTORY_DAYS });
   const reporter = new HealthReporter(db, { keep: deps.reportsKept ?? 100, queryTimeoutMs: config.QUERY_TIMEOUT_MS });
+  const history = new HealthHistoryReader(db, { queryTimeoutMs: config.QUERY_TIMEOUT_MS, historyDays: config.HEALTH_HISTORY_DAYS });
   const checker = new HealthChecker({ prober: deps.prober, crawler: deps.crawler, cipher: deps.cipher, writer, probeDeadlineMs, crawlDeadlineMs });
   const scheduler = new Scheduler({ config, leases, checker, writer, reporter, logger: deps.logger, probeDeadlineMs, crawlDeadlineMs });
   await Promise.all([writer.ensureIndexes(), leases.ensureIndexes(), reporter.ensureIndexes()]);
-  return { checker, writer, leases, reporter, scheduler };
+  return { checker, writer, leases, reporter, scheduler, history };
 }

@@ -58,6 +58,7 @@ function requestContext(logger: Logger): RequestHandler {
 const KNOWN: Array<[RegExp, string[]]> = [
   [/^\/container_registry\/?$/, ['POST']],
   [/^\/container_registry\/[^/]+\/?$/, ['GET', 'HEAD', 'PUT', 'DELETE']],
+  [/^\/container_registry\/[^/]+\/health_history\/?$/, ['GET', 'HEAD']],
   [/^\/container_registries\/?$/, ['POST']],
 ];
 

@@ -31,6 +31,11 @@ export type Permission = keyof typeof PERMISSIONS;
 
 const RANK: Record<Role, number> = { reader: 1, writer: 2, admin: 3 };
 
+/** True when `role` has `permission`. */
+export function roleCan(role: Role, permission: Permission): boolean {
+  return RANK[role] >= RANK[PERMISSIONS[permission]];
+}
+
 export interface Principal {
   role: Role;
   /** Stable, non-secret id of the key (first 16 hex digits of its SHA-256), or `loopback` in protected mode. */
@@ -120,7 +125,7 @@ export function createAccess(keys: readonly ApiKey[]): Access {
     return (_req, res, next) => {
       const who = principalOf(res);
       if (!who) throw unauthorized('This route needs an API key.');
-      if (RANK[who.role] < RANK[needed]) {
+      if (!roleCan(who.role, permission)) {
         throw new ForbiddenError(`The ${who.role} role cannot ${permission} here; it needs the ${needed} role or higher.`);
       }
       next();

@@ -1,16 +1,24 @@
 /**
  * Health routes (SPEC sections 5-7): GET /check_container_health/:id probes the stored registry now (stored
  * URL and credentials only), stores the result through the one writer and returns the stored health;
- * GET /health_report returns the latest report.
+ * GET /health_report returns the latest report; GET /container_registry/:id/health_history returns one
+ * registry's recorded probes in a window (the status page's chart).
  */
 import { Router } from 'express';
 import type { HealthChecker } from '../../health/check';
+import type { HealthHistoryReader } from '../../health/history';
 import type { HealthReporter } from '../../health/report';
 import { NotFoundError } from '../../errors';
 import type { RegistryService } from '../../registries/service';
 import type { Access } from '../auth';
 
-export function healthRoutes(deps: { registries: RegistryService; checker: HealthChecker; reporter: HealthReporter; can: Access['can'] }): Router {
+export function healthRoutes(deps: {
+  registries: RegistryService;
+  checker: HealthChecker;
+  reporter: HealthReporter;
+  history: HealthHistoryReader;
+  can: Access['can'];
+}): Router {
   const r = Router();
   const { can } = deps;
 
@@ -23,6 +31,13 @@ export function healthRoutes(deps: { registries: RegistryService; checker: Healt
 
   r.get('/health_report', can('read'), async (_req, res) => {
     res.json(await deps.reporter.latest());
+  });
+
+  r.get('/container_registry/:id/health_history', can('read'), async (req, res) => {
+    const window = deps.history.window(req.query as Record<string, unknown>);
+    // 404 for an id the catalog does not hold (its leftover history is not served).
+    const doc = await deps.registries.get(String(req.params.id));
+    res.json(await deps.history.list(doc._id, window));
   });
 
   return r;
