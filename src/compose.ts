@@ -11,12 +11,15 @@ import { createAccess } from './http/auth';
 import { createRateLimits } from './http/rate-limit';
 import { healthRoutes } from './http/routes/health';
 import { metricsRoutes, publicOpsRoutes } from './http/routes/ops';
+import { resolveRoutes } from './http/routes/resolve';
 import { Lifecycle } from './lifecycle';
 import type { Logger } from './logger';
 import { buildOpenApi } from './openapi';
 import pkg from '../package.json';
 import { createProber, createStorageCrawler } from './probe';
 import { createCatalog } from './registries/catalog';
+import { PrefixIndex } from './resolve';
+import { feedResolverInterim } from './resolve-interim-feed';
 
 export async function compose(config: Config, db: Db, logger: Logger) {
   const { cipher, repository, registries } = await createCatalog(config, db, logger);
@@ -34,6 +37,9 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   const health = await createHealthService({ config, db, logger, cipher, prober, crawler, claims: repository.claims });
   lifecycle.onStop('scheduler', () => health.scheduler.stop());
   lifecycle.onStop('probe clients', () => Promise.all([prober.close(), crawler.close()]));
+  // The resolver's prefix index; fed by a temporary loader until the change feed (SPEC 12) feeds it.
+  const resolver = new PrefixIndex();
+  await feedResolverInterim({ index: resolver, repository, registries, writer: health.writer, logger });
   const app = buildApp({
     logger,
     registries,
@@ -42,7 +48,11 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     access,
     rateLimits,
     publicRoutes: [publicOpsRoutes({ db, openapi: buildOpenApi(pkg.version), isStopping: () => lifecycle.stopping })],
-    extraRoutes: [metricsRoutes(access.can), healthRoutes({ registries, checker: health.checker, reporter: health.reporter, can: access.can })],
+    extraRoutes: [
+      metricsRoutes(access.can),
+      healthRoutes({ registries, checker: health.checker, reporter: health.reporter, can: access.can }),
+      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES }),
+    ],
   });
-  return { app, repository, registries, cipher, access, lifecycle, health };
+  return { app, repository, registries, cipher, access, lifecycle, health, resolver };
 }

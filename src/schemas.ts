@@ -15,6 +15,9 @@ import updateSchema from '../schemas/container_registry_update.schema.json';
 import cursorSchema from '../schemas/query_cursor.schema.json';
 import problemSchema from '../schemas/problem.schema.json';
 import credentialsViewSchema from '../schemas/container_registry_credentials_view.schema.json';
+import resolveRequestSchema from '../schemas/resolve_request.schema.json';
+import resolveResultSchema from '../schemas/resolve_result.schema.json';
+import resolveBatchResultSchema from '../schemas/resolve_batch_result.schema.json';
 
 /** Every schema of schemas/, by $id (the OpenAPI document is built from these). */
 export const schemas = {
@@ -26,6 +29,9 @@ export const schemas = {
   cursor: cursorSchema,
   problem: problemSchema,
   credentialsView: credentialsViewSchema,
+  resolveRequest: resolveRequestSchema,
+  resolveResult: resolveResultSchema,
+  resolveBatchResult: resolveBatchResultSchema,
 } as const;
 
 const MAX_ERRORS = 20;
@@ -129,6 +135,7 @@ export const validateEntry = validator<import('./generated').ContainerRegistry>(
 export const validateUpdate = validator<import('./generated').ContainerRegistryUpdate>('container_registry_update.schema.json', 'The update');
 export const validateFilter = validator<Record<string, unknown>>('container_registry_filter.schema.json', 'The filter');
 export const validateCursor = validator<import('./generated').QueryCursor>('query_cursor.schema.json', 'The cursor', 'cursor');
+export const validateResolveRequest = validator<import('./generated').ResolveRequest>('resolve_request.schema.json', 'The resolve request');
 
 /** Dotted paths of the entry that only the service may set (every `readOnly: true` property of the entry schema). */
 export const readOnlyPaths: readonly string[] = (() => {

@@ -59,6 +59,7 @@ const KNOWN: Array<[RegExp, string[]]> = [
   [/^\/container_registry\/?$/, ['POST']],
   [/^\/container_registry\/[^/]+\/?$/, ['GET', 'HEAD', 'PUT', 'DELETE']],
   [/^\/container_registries\/?$/, ['POST']],
+  [/^\/resolve\/?$/, ['GET', 'HEAD', 'POST']],
 ];
 
 export function buildApp(deps: AppDeps): Express {
