@@ -11,7 +11,7 @@
  * as the change feed delivers them. Pure and in memory: no database, no HTTP.
  */
 import type { ResolveResult } from '../generated';
-import { domainKey, parsePrefix, parseReference, type ImagePrefix, type ImageReference } from './reference';
+import { domainKey, parsePrefix, parseReference, PATH_MAX, type ImagePrefix, type ImageReference } from './reference';
 
 export type Candidate = ResolveResult['candidates'][number];
 export type HealthStatus = Candidate['status'];
@@ -47,14 +47,15 @@ interface Slot {
   own: ImagePrefix | null;
   /** Keys of the buckets this slot is filed in (for removal). */
   keys: string[];
+  /** The lookup that last found this slot, and where its candidate is in that lookup's list (deduplication without a map). */
+  seenBy: number;
+  seenAt: number;
 }
 
 interface Filed {
   slot: Slot;
   /** The prefix this bucket stands for, as the entry declared it (normalised). */
   prefix: ImagePrefix;
-  /** Path components of `prefix`. */
-  depth: number;
 }
 
 interface Bucket {
@@ -70,36 +71,56 @@ function keyOf(p: { domain: string; path: string }): string {
   return p.path ? `${d}/${p.path}` : d;
 }
 
-const depthOf = (path: string) => (path === '' ? 0 : path.split('/').length);
 
 export interface ResolveOptions {
   /** Entry tags to prefer among otherwise equal candidates, earlier first. */
   prefer?: readonly string[];
 }
 
-/** A candidate with its sort keys. */
+/** A match with its sort keys; turned into a Candidate once the order is known. */
 interface Ranked {
-  candidate: Candidate;
+  slot: Slot;
+  match: Candidate['match'];
+  pull: string;
+  prefix: string;
   status: number;
   mirror: number;
   depth: number;
   prefer: number;
 }
 
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 function better(a: Ranked, b: Ranked): number {
-  return (
-    a.status - b.status ||
-    a.mirror - b.mirror ||
-    b.depth - a.depth ||
-    a.prefer - b.prefer ||
-    (a.candidate.container_registry_name < b.candidate.container_registry_name ? -1 : a.candidate.container_registry_name > b.candidate.container_registry_name ? 1 : 0) ||
-    (a.candidate.container_registry_id < b.candidate.container_registry_id ? -1 : a.candidate.container_registry_id > b.candidate.container_registry_id ? 1 : 0)
-  );
+  return a.status - b.status || a.mirror - b.mirror || b.depth - a.depth || a.prefer - b.prefer || cmp(a.slot.name, b.slot.name) || cmp(a.slot.id, b.slot.id);
+}
+
+const NOT_PREFERRED = Number.MAX_SAFE_INTEGER;
+/** tag → its rank in a `prefer` list (first occurrence wins), kept per list so a batch builds it once. */
+const preferRanks = new WeakMap<readonly string[], Map<string, number>>();
+
+function rankOfTags(prefer: readonly string[] | undefined): Map<string, number> | null {
+  if (!prefer || prefer.length === 0) return null;
+  let m = preferRanks.get(prefer);
+  if (!m) {
+    m = new Map();
+    for (let i = 0; i < prefer.length; i++) if (!m.has(prefer[i]!)) m.set(prefer[i]!, i);
+    preferRanks.set(prefer, m);
+  }
+  return m;
+}
+
+function preferRank(slot: Slot, ranks: Map<string, number> | null): number {
+  let best = NOT_PREFERRED;
+  if (ranks) for (const t of slot.tags) best = Math.min(best, ranks.get(t) ?? NOT_PREFERRED);
+  return best;
 }
 
 export class PrefixIndex {
   private readonly buckets = new Map<string, Bucket>();
   private readonly slots = new Map<string, Slot>();
+  /** Counts lookups, to tell which slots the current one has found already. */
+  private lookups = 0;
 
   /** Number of entries indexed. */
   get size(): number {
@@ -130,6 +151,8 @@ export class PrefixIndex {
       origin: entry.container_registry_origin?.peer ?? null,
       own: tryPrefix(entry.container_registry_image_prefix),
       keys: [],
+      seenBy: 0,
+      seenAt: 0,
     };
     this.slots.set(id, slot);
     if (slot.own) this.file(slot, slot.own, 'own');
@@ -148,7 +171,7 @@ export class PrefixIndex {
     let bucket = this.buckets.get(key);
     if (!bucket) this.buckets.set(key, (bucket = { own: new Map(), mirror: new Map() }));
     if (bucket[kind].has(slot.id)) return;
-    bucket[kind].set(slot.id, { slot, prefix, depth: depthOf(prefix.path) });
+    bucket[kind].set(slot.id, { slot, prefix });
     slot.keys.push(key);
   }
 
@@ -172,35 +195,54 @@ export class PrefixIndex {
    */
   resolve(ref: string | ImageReference, opts: ResolveOptions = {}): ResolveResult {
     const r = typeof ref === 'string' ? parseReference(ref) : ref;
-    const components = r.path.split('/');
     const suffix = (r.tag !== undefined ? `:${r.tag}` : '') + (r.digest !== undefined ? `@${r.digest}` : '');
-    const preferRank = rankOfTags(opts.prefer);
-    const best = new Map<string, Ranked>();
-    const consider = (ranked: Ranked) => {
-      const id = ranked.candidate.container_registry_id;
-      const seen = best.get(id);
-      if (!seen || better(ranked, seen) < 0) best.set(id, ranked);
+    const ranks = rankOfTags(opts.prefer);
+    const lookup = ++this.lookups;
+    const found: Ranked[] = [];
+    const consider = (x: Ranked) => {
+      const s = x.slot;
+      if (s.seenBy !== lookup) {
+        s.seenBy = lookup;
+        s.seenAt = found.length;
+        found.push(x);
+      } else if (better(x, found[s.seenAt]!) < 0) {
+        found[s.seenAt] = x;
+      }
     };
-    // The reference's prefixes on component boundaries: the bare domain, then one more component each step.
-    let key = domainKey(r.domain);
-    for (let depth = 0; depth <= components.length; depth++) {
-      if (depth > 0) key = depth === 1 && r.domain === '' ? components[0]! : `${key}/${components[depth - 1]}`;
+    // The reference's prefixes on component boundaries: the bare domain, then one more path component each step.
+    const domain = domainKey(r.domain);
+    const path = r.path;
+    for (let depth = 0, end = -1; ; depth++) {
+      // end: where the prefix of this depth stops in `path` (-1: the bare domain).
+      const key = end < 0 ? domain : domain ? `${domain}/${path.slice(0, end)}` : path.slice(0, end);
       const bucket = this.buckets.get(key);
-      if (!bucket) continue;
-      for (const f of bucket.own.values()) {
-        consider(ranked(f, 'prefix', r.reference, f.prefix.name, preferRank));
+      if (bucket) {
+        for (const f of bucket.own.values()) {
+          consider({ slot: f.slot, match: 'prefix', pull: r.reference, prefix: f.prefix.name, status: STATUS_RANK[f.slot.status], mirror: 1, depth, prefer: preferRank(f.slot, ranks) });
+        }
+        const rest = end < 0 ? path : path.slice(end + 1);
+        for (const f of bucket.mirror.values()) {
+          const own = f.slot.own!;
+          // The mirror's own prefix takes the place of the matched one (containers-registries.conf).
+          const pulled = own.path && rest ? `${own.path}/${rest}` : own.path || rest;
+          if (pulled === '' || pulled.length > PATH_MAX) continue; // no valid reference to pull
+          consider({ slot: f.slot, match: 'mirror', pull: `${own.domain}/${pulled}${suffix}`, prefix: f.prefix.name, status: STATUS_RANK[f.slot.status], mirror: 0, depth, prefer: preferRank(f.slot, ranks) });
+        }
       }
-      if (bucket.mirror.size === 0) continue;
-      const rest = components.slice(depth).join('/');
-      for (const f of bucket.mirror.values()) {
-        const own = f.slot.own!;
-        // The mirror's own prefix takes the place of the matched one (containers-registries.conf).
-        const path = own.path && rest ? `${own.path}/${rest}` : own.path || rest;
-        if (path === '' || path.length > 255) continue; // no valid reference to pull
-        consider(ranked(f, 'mirror', `${own.domain}/${path}${suffix}`, f.prefix.name, preferRank));
-      }
+      if (end === path.length) break;
+      const next = path.indexOf('/', end + 1);
+      end = next < 0 ? path.length : next;
     }
-    const candidates = [...best.values()].sort(better).map((x) => x.candidate);
+    found.sort(better);
+    const candidates: Candidate[] = found.map((x) => ({
+      container_registry_id: x.slot.id,
+      container_registry_name: x.slot.name,
+      pull_reference: x.pull,
+      match: x.match,
+      prefix: x.prefix,
+      status: x.slot.status,
+      origin: x.slot.origin,
+    }));
     return { image: r.reference, candidates };
   }
 }
@@ -212,27 +254,4 @@ function tryPrefix(s: unknown): ImagePrefix | null {
   } catch {
     return null;
   }
-}
-
-/** tag → its rank in the `prefer` list (first occurrence wins). */
-function rankOfTags(prefer: readonly string[] | undefined): Map<string, number> | null {
-  if (!prefer || prefer.length === 0) return null;
-  const m = new Map<string, number>();
-  prefer.forEach((t, i) => {
-    if (!m.has(t)) m.set(t, i);
-  });
-  return m;
-}
-
-function ranked(f: Filed, match: Candidate['match'], pull: string, prefix: string, preferRank: Map<string, number> | null): Ranked {
-  const s = f.slot;
-  let prefer = Number.MAX_SAFE_INTEGER;
-  if (preferRank) for (const t of s.tags) prefer = Math.min(prefer, preferRank.get(t) ?? Number.MAX_SAFE_INTEGER);
-  return {
-    candidate: { container_registry_id: s.id, container_registry_name: s.name, pull_reference: pull, match, prefix, status: s.status, origin: s.origin },
-    status: STATUS_RANK[s.status],
-    mirror: match === 'mirror' ? 0 : 1,
-    depth: f.depth,
-    prefer,
-  };
 }

@@ -200,10 +200,19 @@ export function isHostLike(component: string): boolean {
  */
 export function domainKey(domain: string): string {
   if (!domain.startsWith('[')) return domain.toLowerCase();
-  const close = domain.indexOf(']');
-  try {
-    return new URL(`http://${domain.slice(0, close + 1)}/`).hostname + domain.slice(close + 1);
-  } catch {
-    return domain.toLowerCase();
+  let key = ipv6Keys.get(domain);
+  if (key === undefined) {
+    const close = domain.indexOf(']');
+    try {
+      key = new URL(`http://${domain.slice(0, close + 1)}/`).hostname + domain.slice(close + 1);
+    } catch {
+      key = domain.toLowerCase();
+    }
+    if (ipv6Keys.size >= 4096) ipv6Keys.clear();
+    ipv6Keys.set(domain, key);
   }
+  return key;
 }
+
+/** IPv6 domains seen recently → their keys (URL parsing costs more than the rest of a lookup). */
+const ipv6Keys = new Map<string, string>();
