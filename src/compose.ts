@@ -39,7 +39,8 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   lifecycle.onStop('probe clients', () => Promise.all([prober.close(), crawler.close()]));
   // The resolver's prefix index; fed by a temporary loader until the change feed (SPEC 12) feeds it.
   const resolver = new PrefixIndex();
-  await feedResolverInterim({ index: resolver, repository, registries, writer: health.writer, logger });
+  const resolverFeed = feedResolverInterim({ index: resolver, repository, registries, writer: health.writer, logger });
+  lifecycle.onStop('resolve index loader', () => resolverFeed.stop());
   const app = buildApp({
     logger,
     registries,
@@ -51,8 +52,8 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     extraRoutes: [
       metricsRoutes(access.can),
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, can: access.can }),
-      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES }),
+      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, isReady: resolverFeed.ready }),
     ],
   });
-  return { app, repository, registries, cipher, access, lifecycle, health, resolver };
+  return { app, repository, registries, cipher, access, lifecycle, health, resolver, resolverFeed };
 }

@@ -50,7 +50,7 @@ const guarded = {
   '401': problem('No API key, or an unknown one (see WWW-Authenticate).'),
   '403': problem('The key’s role is too low for this route, or protected mode refuses a non-loopback client.'),
   '429': problem('Rate limit exceeded (see RateLimit and Retry-After).'),
-  '503': problem('The database is unreachable, or a query exceeded its time limit; retry after Retry-After seconds.'),
+  '503': problem('The database is unreachable, a query exceeded its time limit, or (GET/POST /resolve) the resolver is still loading the catalog after start-up; retry after Retry-After seconds.'),
 };
 
 function op(permission: Permission | null, summary: string, rest: Json): Json {

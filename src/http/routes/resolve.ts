@@ -4,8 +4,8 @@
  * item per image in order, each a result or the problem GET would have answered for that image. Both read
  * the in-memory prefix index (src/resolve), never the database.
  */
-import { Router } from 'express';
-import { InputError, NotFoundError } from '../../errors';
+import { Router, type RequestHandler } from 'express';
+import { InputError, NotFoundError, ServiceUnavailableError } from '../../errors';
 import type { ResolveBatchResult, ResolveResult } from '../../generated';
 import { InvalidReferenceError, parseReference, type ImageReference, type ResolveOptions } from '../../resolve';
 import { validateResolveRequest } from '../../schemas';
@@ -49,18 +49,26 @@ function parseQuery(query: Record<string, unknown>): { image: string; prefer?: s
   return { image, ...(prefer ? { prefer } : {}) };
 }
 
-export function resolveRoutes(deps: { resolver: Resolver; can: Access['can']; bodyLimit: number }): Router {
+/**
+ * `isReady`: false while the index is still being filled (the routes answer 503 with Retry-After rather
+ * than a 404 that only means "not loaded yet"); absent: always ready.
+ */
+export function resolveRoutes(deps: { resolver: Resolver; can: Access['can']; bodyLimit: number; isReady?: () => boolean }): Router {
   const r = Router();
   const { can, resolver } = deps;
+  const ready: RequestHandler = (_req, _res, next) => {
+    if (deps.isReady && !deps.isReady()) throw new ServiceUnavailableError('The resolver is still loading the catalog; try again shortly.', 2);
+    next();
+  };
 
-  r.get('/resolve', can('read'), (req, res) => {
+  r.get('/resolve', can('read'), ready, (req, res) => {
     const { image, prefer } = parseQuery(req.query as Record<string, unknown>);
     const result = resolver.resolve(parseImage(image, 'image'), { prefer });
     if (result.candidates.length === 0) throw nothingServes(result.image);
     res.json(result);
   });
 
-  r.post('/resolve', can('read'), jsonBody(deps.bodyLimit), (req, res) => {
+  r.post('/resolve', can('read'), ready, jsonBody(deps.bodyLimit), (req, res) => {
     const { images, prefer } = validateResolveRequest(req.body);
     const results: ResolveBatchResult['results'] = images.map((input, i) => {
       let ref: ImageReference;
