@@ -11,7 +11,7 @@
  * as the change feed delivers them. Pure and in memory: no database, no HTTP.
  */
 import type { ResolveResult } from '../generated';
-import { domainKey, parsePrefix, parseReference, PATH_MAX, type ImagePrefix, type ImageReference } from './reference';
+import { domainKey, parsePrefix, parseReference, PATH_MAX, type ImageReference } from './reference';
 
 export type Candidate = ResolveResult['candidates'][number];
 export type HealthStatus = Candidate['status'];
@@ -36,41 +36,58 @@ function statusOf(entry: ApiEntry): HealthStatus {
   return s !== undefined && s in STATUS_RANK ? (s as HealthStatus) : 'unknown';
 }
 
-/** An entry as the index keeps it: only what matching and ordering need. */
+/** An entry as the index keeps it: only what matching and ordering need (about 200 bytes of its own). */
 interface Slot {
   id: string;
   name: string;
   status: HealthStatus;
   tags: readonly string[];
   origin: string | null;
-  /** The entry's own image prefix, when it is a valid prefix (else the entry can neither match nor mirror). */
-  own: ImagePrefix | null;
-  /** Keys of the buckets this slot is filed in (for removal). */
-  keys: string[];
+  /** The entry's own image prefix, normalised, when it is a valid prefix (else the entry can neither match nor mirror). */
+  own: string | null;
+  /** The normalised prefixes it mirrors (only with an own prefix: that is what they are rewritten to). */
+  mirrors: string[] | null;
   /** The lookup that last found this slot, and where its candidate is in that lookup's list (deduplication without a map). */
   seenBy: number;
   seenAt: number;
 }
 
-interface Filed {
+/** A mirror filed under a prefix: the entry and the prefix as it declared it (normalised). */
+interface Mirror {
   slot: Slot;
-  /** The prefix this bucket stands for, as the entry declared it (normalised). */
-  prefix: ImagePrefix;
+  prefix: string;
 }
 
-interface Bucket {
-  /** Entries whose own image prefix is this key, by id. */
-  own: Map<string, Filed>;
-  /** Entries that mirror this key, by id. */
-  mirror: Map<string, Filed>;
+/** One entry, or several (most prefixes belong to one entry: no array for those). */
+type OneOrMore<T> = T | T[];
+
+function add<T>(map: Map<string, OneOrMore<T>>, key: string, item: T): void {
+  const at = map.get(key);
+  if (at === undefined) map.set(key, item);
+  else if (Array.isArray(at)) at.push(item);
+  else map.set(key, [at, item]);
 }
 
-/** The key of a prefix: case-insensitive, canonical host; path as is. */
-function keyOf(p: { domain: string; path: string }): string {
-  const d = domainKey(p.domain);
-  return p.path ? `${d}/${p.path}` : d;
+function removeWhere<T>(map: Map<string, OneOrMore<T>>, key: string, gone: (item: T) => boolean): void {
+  const at = map.get(key);
+  if (at === undefined) return;
+  if (!Array.isArray(at)) {
+    if (gone(at)) map.delete(key);
+    return;
+  }
+  const kept = at.filter((x) => !gone(x));
+  if (kept.length === 0) map.delete(key);
+  else map.set(key, kept.length === 1 ? kept[0]! : kept);
 }
 
+/** The key of a normalised prefix: case-insensitive, canonical host; path as is. Mostly the prefix itself. */
+function keyOf(prefix: string): string {
+  const slash = prefix.indexOf('/');
+  const domain = slash < 0 ? prefix : prefix.slice(0, slash);
+  const key = domainKey(domain);
+  if (key === domain) return prefix;
+  return slash < 0 ? key : key + prefix.slice(slash);
+}
 
 export interface ResolveOptions {
   /** Entry tags to prefer among otherwise equal candidates, earlier first. */
@@ -117,7 +134,10 @@ function preferRank(slot: Slot, ranks: Map<string, number> | null): number {
 }
 
 export class PrefixIndex {
-  private readonly buckets = new Map<string, Bucket>();
+  /** Entries by their own image prefix (key). */
+  private readonly owners = new Map<string, OneOrMore<Slot>>();
+  /** Entries by a prefix they mirror (key). */
+  private readonly mirrors = new Map<string, OneOrMore<Mirror>>();
   private readonly slots = new Map<string, Slot>();
   /** Counts lookups, to tell which slots the current one has found already. */
   private lookups = 0;
@@ -129,7 +149,8 @@ export class PrefixIndex {
 
   /** Replaces the whole content with these entries (a fresh list of the catalog). */
   reset(entries: Iterable<ApiEntry>): void {
-    this.buckets.clear();
+    this.owners.clear();
+    this.mirrors.clear();
     this.slots.clear();
     for (const e of entries) this.upsert(e);
   }
@@ -143,49 +164,40 @@ export class PrefixIndex {
   private upsert(entry: ApiEntry): void {
     const id = entry.container_registry_id;
     this.remove(id);
+    const own = tryPrefix(entry.container_registry_image_prefix);
+    const declared = entry.container_registry_config?.mirror_of;
+    let mirrors: string[] | null = null;
+    if (own !== null && Array.isArray(declared)) {
+      const keys = new Set<string>();
+      for (const m of declared) {
+        const p = tryPrefix(m);
+        if (p === null || keys.has(keyOf(p))) continue;
+        keys.add(keyOf(p));
+        (mirrors ??= []).push(p);
+      }
+    }
     const slot: Slot = {
       id,
       name: entry.container_registry_name,
       status: statusOf(entry),
       tags: entry.container_registry_tags ?? [],
       origin: entry.container_registry_origin?.peer ?? null,
-      own: tryPrefix(entry.container_registry_image_prefix),
-      keys: [],
+      own,
+      mirrors,
       seenBy: 0,
       seenAt: 0,
     };
     this.slots.set(id, slot);
-    if (slot.own) this.file(slot, slot.own, 'own');
-    const mirrors = entry.container_registry_config?.mirror_of;
-    // Mirroring needs the entry's own prefix: it is what the mirrored prefix is rewritten to.
-    if (slot.own && Array.isArray(mirrors)) {
-      for (const m of mirrors) {
-        const p = tryPrefix(m);
-        if (p) this.file(slot, p, 'mirror');
-      }
-    }
-  }
-
-  private file(slot: Slot, prefix: ImagePrefix, kind: keyof Bucket): void {
-    const key = keyOf(prefix);
-    let bucket = this.buckets.get(key);
-    if (!bucket) this.buckets.set(key, (bucket = { own: new Map(), mirror: new Map() }));
-    if (bucket[kind].has(slot.id)) return;
-    bucket[kind].set(slot.id, { slot, prefix });
-    slot.keys.push(key);
+    if (own !== null) add(this.owners, keyOf(own), slot);
+    for (const m of mirrors ?? []) add(this.mirrors, keyOf(m), { slot, prefix: m });
   }
 
   private remove(id: string): void {
     const slot = this.slots.get(id);
     if (!slot) return;
     this.slots.delete(id);
-    for (const key of slot.keys) {
-      const bucket = this.buckets.get(key);
-      if (!bucket) continue;
-      bucket.own.delete(id);
-      bucket.mirror.delete(id);
-      if (bucket.own.size === 0 && bucket.mirror.size === 0) this.buckets.delete(key);
-    }
+    if (slot.own !== null) removeWhere(this.owners, keyOf(slot.own), (s) => s === slot);
+    for (const m of slot.mirrors ?? []) removeWhere(this.mirrors, keyOf(m), (x) => x.slot === slot);
   }
 
   /**
@@ -215,18 +227,24 @@ export class PrefixIndex {
     for (let depth = 0, end = -1; ; depth++) {
       // end: where the prefix of this depth stops in `path` (-1: the bare domain).
       const key = end < 0 ? domain : domain ? `${domain}/${path.slice(0, end)}` : path.slice(0, end);
-      const bucket = this.buckets.get(key);
-      if (bucket) {
-        for (const f of bucket.own.values()) {
-          consider({ slot: f.slot, match: 'prefix', pull: r.reference, prefix: f.prefix.name, status: STATUS_RANK[f.slot.status], mirror: 1, depth, prefer: preferRank(f.slot, ranks) });
+      const owners = this.owners.get(key);
+      if (owners !== undefined) {
+        for (const slot of Array.isArray(owners) ? owners : [owners]) {
+          consider({ slot, match: 'prefix', pull: r.reference, prefix: slot.own!, status: STATUS_RANK[slot.status], mirror: 1, depth, prefer: preferRank(slot, ranks) });
         }
+      }
+      const mirrors = this.mirrors.get(key);
+      if (mirrors !== undefined) {
         const rest = end < 0 ? path : path.slice(end + 1);
-        for (const f of bucket.mirror.values()) {
-          const own = f.slot.own!;
+        for (const { slot, prefix } of Array.isArray(mirrors) ? mirrors : [mirrors]) {
           // The mirror's own prefix takes the place of the matched one (containers-registries.conf).
-          const pulled = own.path && rest ? `${own.path}/${rest}` : own.path || rest;
+          const own = slot.own!;
+          const slash = own.indexOf('/');
+          const ownPath = slash < 0 ? '' : own.slice(slash + 1);
+          const pulled = ownPath && rest ? `${ownPath}/${rest}` : ownPath || rest;
           if (pulled === '' || pulled.length > PATH_MAX) continue; // no valid reference to pull
-          consider({ slot: f.slot, match: 'mirror', pull: `${own.domain}/${pulled}${suffix}`, prefix: f.prefix.name, status: STATUS_RANK[f.slot.status], mirror: 0, depth, prefer: preferRank(f.slot, ranks) });
+          const ownDomain = slash < 0 ? own : own.slice(0, slash);
+          consider({ slot, match: 'mirror', pull: `${ownDomain}/${pulled}${suffix}`, prefix, status: STATUS_RANK[slot.status], mirror: 0, depth, prefer: preferRank(slot, ranks) });
         }
       }
       if (end === path.length) break;
@@ -247,10 +265,11 @@ export class PrefixIndex {
   }
 }
 
-function tryPrefix(s: unknown): ImagePrefix | null {
+/** The normalised prefix, or null when `s` is not one (such an entry or mirror_of item never matches). */
+function tryPrefix(s: unknown): string | null {
   if (typeof s !== 'string') return null;
   try {
-    return parsePrefix(s);
+    return parsePrefix(s).name;
   } catch {
     return null;
   }

@@ -182,7 +182,9 @@ export function parsePrefix(input: string): ImagePrefix {
   const domain = m[1] === LEGACY_DEFAULT_DOMAIN ? DEFAULT_DOMAIN : m[1]!;
   const path = m[2] ?? '';
   if (path.length > PATH_MAX) throw new InvalidReferenceError('name-too-long', `repository path must not be more than ${PATH_MAX} characters`);
-  return { domain, path, name: path ? `${domain}/${path}` : domain };
+  // The input itself when normalisation changed nothing (an index keeps it without a copy).
+  const name = domain === m[1] ? input : path ? `${domain}/${path}` : domain;
+  return { domain, path, name };
 }
 
 /**
