@@ -3,7 +3,7 @@
  * embedded database (FerretDB, throw-away data directory). See README "Benchmark" for what is measured.
  *   --quick    smaller data and shorter loads (under two minutes)
  *   --profile  runs the service children under `node --cpu-prof` (profiles in bench/profiles/)
- *   --only=sweep,catalog,onboard   those phases alone, figures printed (results.json untouched)
+ *   --only=sweep,catalog,onboard,resolve   those phases alone, figures printed (results.json untouched)
  * SERVICE_NODE_OPTIONS: extra node flags for the service children (e.g. --trace-gc).
  * Writes bench/results.json and prints a table.
  */
@@ -21,11 +21,12 @@ import { apiEntry, prng, QUERY, storedDocs } from './data';
 import { startFakeRegistries } from './fake-registries';
 import type { LoadResult } from './load';
 import { DIST, productionNodeFlags, rssMb, runLoad, startChild, startLoad, type Child } from './proc';
+import { inProcess as resolveInProcess, overHttp as resolveOverHttp } from './resolve';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const PROFILE = argv.includes('--profile');
-/** `--only=sweep,catalog,onboard`: run those phases alone and print their figures (results.json untouched). */
+/** `--only=sweep,catalog,onboard,resolve`: run those phases alone and print their figures (results.json untouched). */
 const ONLY = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const SIZE = QUICK
   ? { entries: 10_000, sweep: 200, onboard: 10_000, loadSec: 3, warmSec: 1, firstWarmSec: 4, rounds: 3, maxQuerySec: 10, sweepLeadSec: 12 }
@@ -330,6 +331,13 @@ async function onboardPhase(client: MongoClient, uri: string) {
   };
 }
 
+/** Resolution: the prefix index in process at three catalog sizes, then POST /resolve over HTTP at 10,000 entries. */
+async function resolvePhase(client: MongoClient, uri: string) {
+  const in_process = resolveInProcess(log);
+  const http = await resolveOverHttp({ uri, startService, insert: (docs) => insertInBatches(client.db('bench_resolve'), docs), auth: AUTH, log });
+  return { in_process, http };
+}
+
 function machine(backend: string) {
   const cpus = os.cpus();
   return {
@@ -359,6 +367,10 @@ function table(r: Record<string, any>): string {
   }
   const o = r.onboard;
   rows.push([`onboard ${o.entries} entries/s`, String(o.seed_per_sec), String(o.insert_many_per_sec), String(o.ratio), '>= 0.5', ok(o.ratio >= 0.5)]);
+  const rv = r.resolve;
+  const at10k = rv.in_process['10000'];
+  rows.push([`resolve, ${at10k.entries} entries: µs per reference`, `${at10k.mean_us} (p99 ${at10k.p99_us})`, `1,000: ${rv.in_process['1000'].mean_us}, 100,000: ${rv.in_process['100000'].mean_us}`, '', '< 1000', ok(at10k.p99_us < 1000)]);
+  rows.push([`POST /resolve, ${rv.http.batch} references ms`, `${rv.http.p50_ms} (p99 ${rv.http.p99_ms})`, '', '', '< 100', ok(rv.http.p99_ms < 100)]);
   const m = r.memory;
   rows.push([`RSS idle, ${m.entries} entries MB`, String(m.idle_rss_mb), '', '', '< 200', ok(m.idle_rss_mb < 200)]);
   rows.push(['RSS peak of the sweep MB', String(m.sweep_peak_rss_mb ?? 'n/a'), '', '', '< 200', ok((m.sweep_peak_rss_mb ?? 0) < 200)]);
@@ -377,9 +389,14 @@ async function main(): Promise<void> {
   try {
     log(`${QUICK ? 'quick' : 'full'} run; database ${database.backend} at ${database.uri}`);
     if (ONLY) {
-      const phases: Record<string, () => Promise<unknown>> = { sweep: () => sweepPhase(client, database.uri), catalog: () => catalogPhase(client, database.uri), onboard: () => onboardPhase(client, database.uri) };
+      const phases: Record<string, () => Promise<unknown>> = {
+        sweep: () => sweepPhase(client, database.uri),
+        catalog: () => catalogPhase(client, database.uri),
+        onboard: () => onboardPhase(client, database.uri),
+        resolve: () => resolvePhase(client, database.uri),
+      };
       for (const name of ONLY) {
-        if (!phases[name]) throw new Error(`--only: unknown phase ${name} (sweep, catalog, onboard)`);
+        if (!phases[name]) throw new Error(`--only: unknown phase ${name} (${Object.keys(phases).join(', ')})`);
         process.stdout.write(`${name}: ${JSON.stringify(await phases[name]!(), null, 2)}\n`);
       }
       return;
@@ -398,6 +415,7 @@ async function main(): Promise<void> {
     }
     const catalog = await catalogPhase(client, database.uri);
     const onboard = await onboardPhase(client, database.uri);
+    const resolve = await resolvePhase(client, database.uri);
     const results = {
       mode: QUICK ? 'quick' : 'full',
       finished_at: new Date().toISOString(),
@@ -407,6 +425,7 @@ async function main(): Promise<void> {
       query: catalog.query,
       sweep,
       onboard,
+      resolve,
       memory: { ...catalog.memory, sweep_peak_rss_mb: sweepPeak, sweep_peak_heap_mb: sweepHeap, sweep_registries: SIZE.sweep, ratio: round(catalog.memory.idle_rss_mb / 200), target_mb: 200 },
       data_load_s: round(catalog.loadS, 1),
     };

@@ -11,6 +11,7 @@ import { createAccess } from './http/auth';
 import { createRateLimits } from './http/rate-limit';
 import { healthRoutes } from './http/routes/health';
 import { metricsRoutes, publicOpsRoutes } from './http/routes/ops';
+import { resolveRoutes } from './http/routes/resolve';
 import { statusPageRoutes } from './http/routes/status-page';
 import { whoamiRoutes } from './http/routes/whoami';
 import { Lifecycle } from './lifecycle';
@@ -21,8 +22,10 @@ import { createProber, createStorageCrawler } from './probe';
 import { createCatalog } from './registries/catalog';
 import { CatalogFeed } from './feed/reader';
 import { viewReads } from './feed/reads';
+import { feedResolver } from './feed/resolver';
 import { changesRoutes } from './http/routes/changes';
 import { SORT_FIELDS } from './registries/query';
+import { PrefixIndex } from './resolve';
 import { CatalogView } from './view/catalog-view';
 
 export async function compose(config: Config, db: Db, logger: Logger) {
@@ -52,6 +55,9 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   const health = await createHealthService({ config, db, logger, cipher, prober, crawler, entries: repository.writer });
   lifecycle.onStop('scheduler', () => health.scheduler.stop());
   lifecycle.onStop('probe clients', () => Promise.all([prober.close(), crawler.close()]));
+  // The resolver's prefix index, kept current by the change feed (loaded with the view; 503 until then).
+  const resolver = new PrefixIndex();
+  feedResolver(feed, resolver);
   const app = buildApp({
     logger,
     registries,
@@ -65,7 +71,8 @@ export async function compose(config: Config, db: Db, logger: Logger) {
       metricsRoutes(access.can),
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),
       whoamiRoutes(access),
+      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, isReady: () => feed.ready }),
     ],
   });
-  return { app, repository, registries, cipher, access, lifecycle, health, feed };
+  return { app, repository, registries, cipher, access, lifecycle, health, feed, resolver };
 }

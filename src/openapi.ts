@@ -51,7 +51,7 @@ const guarded = {
   '401': problem('No API key, or an unknown one (see WWW-Authenticate).'),
   '403': problem('The key’s role is too low for this route, or protected mode refuses a non-loopback client.'),
   '429': problem('Rate limit exceeded (see RateLimit and Retry-After).'),
-  '503': problem('The database is unreachable, or a query exceeded its time limit; retry after Retry-After seconds.'),
+  '503': problem('The database is unreachable, a query exceeded its time limit, or (GET/POST /resolve) the resolver is still loading the catalog after start-up; retry after Retry-After seconds.'),
 };
 
 function op(permission: Permission | null, summary: string, rest: Json): Json {
@@ -219,6 +219,30 @@ function paths(has: (name: string) => boolean): Json {
           },
           '304': { description: 'Not modified (If-None-Match).' },
           '404': problem('No such file.'),
+        },
+      }),
+    },
+    '/resolve': {
+      get: op('read', 'Where to pull an image from: the registries that serve it, best first', {
+        operationId: 'resolveImage',
+        parameters: [
+          { name: 'image', in: 'query', required: true, description: 'An image reference as given to `docker pull` (`nginx`, `quay.io/org/app:1.2`, `host:5000/app@sha256:...`); normalised as Docker does.', schema: { type: 'string' } },
+          { name: 'prefer', in: 'query', required: false, description: 'Comma-separated entry tags: among otherwise equal candidates, an entry carrying an earlier one comes first.', schema: { type: 'string' } },
+        ],
+        responses: {
+          '200': json(ref('ResolveResult'), 'The normalised image and its candidates, best first.'),
+          '400': problem('Missing or invalid `image` (distribution’s reference grammar), or invalid `prefer`.'),
+          '404': problem('No entry’s image prefix or `mirror_of` is a prefix of the image.'),
+        },
+      }),
+      post: op('read', 'Resolve up to 1,000 images at once', {
+        operationId: 'resolveImages',
+        requestBody: { required: true, content: { 'application/json': { schema: ref('ResolveRequest') } } },
+        responses: {
+          '200': json(ref('ResolveBatchResult'), 'One item per image, in order: a result, or the problem GET /resolve would answer for that image.'),
+          '400': problem('Invalid body (not a list of 1 to 1,000 strings, or invalid `prefer`), or malformed JSON.'),
+          '413': problem('Body too large.'),
+          '415': problem('Body is not JSON.'),
         },
       }),
     },

@@ -17,6 +17,9 @@ import problemSchema from '../schemas/problem.schema.json';
 import credentialsViewSchema from '../schemas/container_registry_credentials_view.schema.json';
 import changePageSchema from '../schemas/change_page.schema.json';
 import healthHistorySchema from '../schemas/container_registry_health_history.schema.json';
+import resolveRequestSchema from '../schemas/resolve_request.schema.json';
+import resolveResultSchema from '../schemas/resolve_result.schema.json';
+import resolveBatchResultSchema from '../schemas/resolve_batch_result.schema.json';
 
 /** Every schema of schemas/, by $id (the OpenAPI document is built from these). */
 export const schemas = {
@@ -30,6 +33,9 @@ export const schemas = {
   credentialsView: credentialsViewSchema,
   changePage: changePageSchema,
   healthHistory: healthHistorySchema,
+  resolveRequest: resolveRequestSchema,
+  resolveResult: resolveResultSchema,
+  resolveBatchResult: resolveBatchResultSchema,
 } as const;
 
 const MAX_ERRORS = 20;
@@ -133,6 +139,7 @@ export const validateEntry = validator<import('./generated').ContainerRegistry>(
 export const validateUpdate = validator<import('./generated').ContainerRegistryUpdate>('container_registry_update.schema.json', 'The update');
 export const validateFilter = validator<Record<string, unknown>>('container_registry_filter.schema.json', 'The filter');
 export const validateCursor = validator<import('./generated').QueryCursor>('query_cursor.schema.json', 'The cursor', 'cursor');
+export const validateResolveRequest = validator<import('./generated').ResolveRequest>('resolve_request.schema.json', 'The resolve request');
 
 /** Dotted paths of the entry that only the service may set (every `readOnly: true` property of the entry schema). */
 export const readOnlyPaths: readonly string[] = (() => {

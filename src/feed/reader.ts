@@ -30,6 +30,7 @@ export class CatalogFeed {
   private tail?: LogTail<StoredRegistry>;
   private readonly listeners = new Set<FeedListener>();
   private readonly closers = new Set<() => void>();
+  private readonly readyListeners: Array<() => void> = [];
   private readonly waiters = new Set<{ revision: number; resolve: () => void }>();
   private running = false;
   private wake?: () => void;
@@ -74,6 +75,12 @@ export class CatalogFeed {
   subscribe(listener: FeedListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** `ready` runs once the view holds the whole catalog (before any change is published after it). */
+  onReady(ready: () => void): void {
+    if (this.ready) ready();
+    else this.readyListeners.push(ready);
   }
 
   /** `close` runs when the service stops: watchers end their streams and long polls answer. */
@@ -191,6 +198,7 @@ export class CatalogFeed {
     this.tail = tail;
     this.lastPollOkAt = Date.now();
     this.warmingUp = false;
+    for (const l of this.readyListeners.splice(0)) l();
     this.logger.info('change feed: view ready', { revision: head, entries: this.view.size, records: latest.size, backfilled, duration_ms: Date.now() - started });
   }
 

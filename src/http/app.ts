@@ -60,6 +60,7 @@ const KNOWN: Array<[RegExp, string[]]> = [
   [/^\/container_registry\/[^/]+\/?$/, ['GET', 'HEAD', 'PUT', 'DELETE']],
   [/^\/container_registry\/[^/]+\/health_history\/?$/, ['GET', 'HEAD']],
   [/^\/container_registries\/?$/, ['POST']],
+  [/^\/resolve\/?$/, ['GET', 'HEAD', 'POST']],
 ];
 
 export function buildApp(deps: AppDeps): Express {

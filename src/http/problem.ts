@@ -5,29 +5,33 @@
 import type { ErrorRequestHandler, Response } from 'express';
 import { MongoClientClosedError, MongoError, MongoExpiredSessionError, MongoNetworkError, MongoServerError, MongoServerSelectionError, MongoNotConnectedError, MongoTopologyClosedError } from 'mongodb';
 import { AppError, InputError, ServiceUnavailableError, type FieldError } from '../errors';
+import type { Problem } from '../generated';
 import type { Logger } from '../logger';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
-export function sendProblem(
-  res: Response,
-  status: number,
-  p: { slug: string; title: string; detail: string; errors?: FieldError[]; instance?: string; extensions?: Record<string, unknown> },
-): void {
-  res
-    .status(status)
-    .type(PROBLEM_CONTENT_TYPE)
-    .send(
-      JSON.stringify({
-        type: `/problems/${p.slug}`,
-        title: p.title,
-        status,
-        detail: p.detail,
-        ...(p.instance ? { instance: p.instance } : {}),
-        ...(p.errors ? { errors: p.errors } : {}),
-        ...(p.extensions ?? {}),
-      }),
-    );
+type ProblemFields = { slug: string; title: string; detail: string; errors?: FieldError[]; instance?: string; extensions?: Record<string, unknown> };
+
+/** The RFC 9457 body of a problem (also used as one item's error inside a batch answer, e.g. POST /resolve). */
+export function problemBody(status: number, p: ProblemFields): Problem {
+  return {
+    type: `/problems/${p.slug}`,
+    title: p.title,
+    status,
+    detail: p.detail,
+    ...(p.instance ? { instance: p.instance } : {}),
+    ...(p.errors ? { errors: p.errors } : {}),
+    ...(p.extensions ?? {}),
+  };
+}
+
+/** The problem body of a typed error (a batch item's error). */
+export function problemOf(err: AppError): Problem {
+  return problemBody(err.status, { slug: err.slug, title: err.title, detail: err.message, errors: err.errors, extensions: err.extensions });
+}
+
+export function sendProblem(res: Response, status: number, p: ProblemFields): void {
+  res.status(status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problemBody(status, p)));
 }
 
 /** True for driver errors that mean "the database cannot be reached right now". */

@@ -96,6 +96,15 @@ export class RegistryRepository {
       .toArray();
   }
 
+  /**
+   * Every entry with only the `projection` fields, read in one pass (start-up loads of in-memory indexes).
+   * A whole-catalog read may take longer than one query's QUERY_TIMEOUT_MS on a large catalog, so it gets
+   * at least two minutes.
+   */
+  async findAllFields(projection: Record<string, 1>): Promise<Partial<StoredRegistry>[]> {
+    return this.collection.find({}, { projection, batchSize: 5000, maxTimeMS: Math.max(this.queryTimeoutMs, 120_000) }).toArray();
+  }
+
   async count(): Promise<number> {
     return this.collection.countDocuments({}, { maxTimeMS: this.queryTimeoutMs });
   }

@@ -47,6 +47,9 @@ const ROUTES: Route[] = [
   { method: 'GET', path: '/check_container_health/:id', role: 'writer', ok: 200, request: async () => ({ path: `/check_container_health/${await newEntry()}` }) },
   { method: 'GET', path: '/health_report', role: 'reader', ok: 200, request: async () => ({ path: '/health_report' }) },
   { method: 'GET', path: '/metrics', role: 'reader', ok: 200, request: async () => ({ path: '/metrics' }) },
+  // newEntry's image prefix is its URL's host:port, 127.0.0.1:9
+  { method: 'GET', path: '/resolve', role: 'reader', ok: 200, request: async () => (await newEntry(), { path: '/resolve?image=127.0.0.1:9/team/app:1' }) },
+  { method: 'POST', path: '/resolve', role: 'reader', ok: 200, request: async () => ({ path: '/resolve', body: { images: ['127.0.0.1:9/app', 'nginx'] } }) },
 ];
 
 beforeAll(async () => {

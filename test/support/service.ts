@@ -57,6 +57,8 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
   stream.on('data', (c: Buffer) => chunks.push(c.toString('utf8')));
   const logger = createLogger(config.LOG_LEVEL, stream);
   const parts = await compose(config, db, logger);
+  // The view (and the resolver's index it feeds) loads in the background; tests start from a loaded one.
+  await parts.feed.waitFor(0, 30_000);
   const server: Server = await new Promise((resolve) => {
     const s = parts.app.listen(0, opts.host ?? '127.0.0.1', () => resolve(s));
   });

@@ -1,0 +1,8 @@
+/**
+ * Image resolution (SPEC section 14): "where do I pull this image from?". `reference.ts` parses and
+ * normalises image references (distribution's grammar, Docker's normalisation); `prefix-index.ts` keeps the
+ * catalog's image prefixes and mirrors in memory and answers a reference with its candidates, best first.
+ * Pure and in memory: fed entries (reset, then one change at a time), it imports no database and no HTTP.
+ */
+export { InvalidReferenceError, parsePrefix, parseReference, type ImagePrefix, type ImageReference, type ReferenceErrorCode } from './reference';
+export { PrefixIndex, type ApiEntry, type Candidate, type IndexChange, type ResolveOptions } from './prefix-index';

@@ -1,0 +1,276 @@
+/**
+ * The prefix index behind GET/POST /resolve (SPEC section 14): which entries serve an image reference.
+ *
+ * Entries are filed under the normalised prefixes they answer for: their own image prefix (match `prefix`)
+ * and each `container_registry_config.mirror_of` (match `mirror`). A lookup walks the reference's own
+ * prefixes on path-component boundaries (`host`, `host/a`, `host/a/b`...) and reads one map slot per step,
+ * so its cost depends on the reference's depth and on how many entries match, never on the catalog's size.
+ * `host/team` therefore matches `host/team/app` and never `host/teamx/app`.
+ *
+ * Kept current incrementally: `reset` with the whole catalog, then `apply` each change (upsert or delete),
+ * as the change feed delivers them. Pure and in memory: no database, no HTTP.
+ */
+import type { ResolveResult } from '../generated';
+import { domainKey, parsePrefix, parseReference, PATH_MAX, type ImageReference } from './reference';
+
+export type Candidate = ResolveResult['candidates'][number];
+export type HealthStatus = Candidate['status'];
+
+/** The fields of an entry's API representation (registries/model.ts toApi) that resolution reads. */
+export interface ApiEntry {
+  container_registry_id: string;
+  container_registry_name: string;
+  container_registry_image_prefix?: string;
+  container_registry_config?: { mirror_of?: readonly string[] } & Record<string, unknown>;
+  container_registry_health?: { status?: string } & Record<string, unknown>;
+  container_registry_tags?: readonly string[];
+  container_registry_origin?: ({ peer?: string } & Record<string, unknown>) | null;
+}
+
+export type IndexChange = { type: 'upsert'; entry: ApiEntry } | { type: 'delete'; container_registry_id: string };
+
+const STATUS_RANK: Record<HealthStatus, number> = { healthy: 0, degraded: 1, unknown: 2, unhealthy: 3 };
+
+function statusOf(entry: ApiEntry): HealthStatus {
+  const s = entry.container_registry_health?.status;
+  return s !== undefined && s in STATUS_RANK ? (s as HealthStatus) : 'unknown';
+}
+
+/** An entry as the index keeps it: only what matching and ordering need (about 200 bytes of its own). */
+interface Slot {
+  id: string;
+  name: string;
+  status: HealthStatus;
+  tags: readonly string[];
+  origin: string | null;
+  /** The entry's own image prefix, normalised, when it is a valid prefix (else the entry can neither match nor mirror). */
+  own: string | null;
+  /** The normalised prefixes it mirrors (only with an own prefix: that is what they are rewritten to). */
+  mirrors: string[] | null;
+  /** The lookup that last found this slot, and where its candidate is in that lookup's list (deduplication without a map). */
+  seenBy: number;
+  seenAt: number;
+}
+
+/** A mirror filed under a prefix: the entry and the prefix as it declared it (normalised). */
+interface Mirror {
+  slot: Slot;
+  prefix: string;
+}
+
+/** One entry, or several (most prefixes belong to one entry: no array for those). */
+type OneOrMore<T> = T | T[];
+
+function add<T>(map: Map<string, OneOrMore<T>>, key: string, item: T): void {
+  const at = map.get(key);
+  if (at === undefined) map.set(key, item);
+  else if (Array.isArray(at)) at.push(item);
+  else map.set(key, [at, item]);
+}
+
+function removeWhere<T>(map: Map<string, OneOrMore<T>>, key: string, gone: (item: T) => boolean): void {
+  const at = map.get(key);
+  if (at === undefined) return;
+  if (!Array.isArray(at)) {
+    if (gone(at)) map.delete(key);
+    return;
+  }
+  const kept = at.filter((x) => !gone(x));
+  if (kept.length === 0) map.delete(key);
+  else map.set(key, kept.length === 1 ? kept[0]! : kept);
+}
+
+/** The key of a normalised prefix: case-insensitive, canonical host; path as is. Mostly the prefix itself. */
+function keyOf(prefix: string): string {
+  const slash = prefix.indexOf('/');
+  const domain = slash < 0 ? prefix : prefix.slice(0, slash);
+  const key = domainKey(domain);
+  if (key === domain) return prefix;
+  return slash < 0 ? key : key + prefix.slice(slash);
+}
+
+export interface ResolveOptions {
+  /** Entry tags to prefer among otherwise equal candidates, earlier first. */
+  prefer?: readonly string[];
+}
+
+/** A match with its sort keys; turned into a Candidate once the order is known. */
+interface Ranked {
+  slot: Slot;
+  match: Candidate['match'];
+  pull: string;
+  prefix: string;
+  status: number;
+  mirror: number;
+  depth: number;
+  prefer: number;
+}
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+function better(a: Ranked, b: Ranked): number {
+  return a.status - b.status || a.mirror - b.mirror || b.depth - a.depth || a.prefer - b.prefer || cmp(a.slot.name, b.slot.name) || cmp(a.slot.id, b.slot.id);
+}
+
+const NOT_PREFERRED = Number.MAX_SAFE_INTEGER;
+/** tag → its rank in a `prefer` list (first occurrence wins), kept per list so a batch builds it once. */
+const preferRanks = new WeakMap<readonly string[], Map<string, number>>();
+
+function rankOfTags(prefer: readonly string[] | undefined): Map<string, number> | null {
+  if (!prefer || prefer.length === 0) return null;
+  let m = preferRanks.get(prefer);
+  if (!m) {
+    m = new Map();
+    for (let i = 0; i < prefer.length; i++) if (!m.has(prefer[i]!)) m.set(prefer[i]!, i);
+    preferRanks.set(prefer, m);
+  }
+  return m;
+}
+
+function preferRank(slot: Slot, ranks: Map<string, number> | null): number {
+  let best = NOT_PREFERRED;
+  if (ranks) for (const t of slot.tags) best = Math.min(best, ranks.get(t) ?? NOT_PREFERRED);
+  return best;
+}
+
+export class PrefixIndex {
+  /** Entries by their own image prefix (key). */
+  private readonly owners = new Map<string, OneOrMore<Slot>>();
+  /** Entries by a prefix they mirror (key). */
+  private readonly mirrors = new Map<string, OneOrMore<Mirror>>();
+  private readonly slots = new Map<string, Slot>();
+  /** Counts lookups, to tell which slots the current one has found already. */
+  private lookups = 0;
+
+  /** Number of entries indexed. */
+  get size(): number {
+    return this.slots.size;
+  }
+
+  /** Replaces the whole content with these entries (a fresh list of the catalog). */
+  reset(entries: Iterable<ApiEntry>): void {
+    this.owners.clear();
+    this.mirrors.clear();
+    this.slots.clear();
+    for (const e of entries) this.upsert(e);
+  }
+
+  /** Applies one change of the catalog. Deleting an unknown id is a no-op. */
+  apply(change: IndexChange): void {
+    if (change.type === 'upsert') this.upsert(change.entry);
+    else this.remove(change.container_registry_id);
+  }
+
+  private upsert(entry: ApiEntry): void {
+    const id = entry.container_registry_id;
+    this.remove(id);
+    const own = tryPrefix(entry.container_registry_image_prefix);
+    const declared = entry.container_registry_config?.mirror_of;
+    let mirrors: string[] | null = null;
+    if (own !== null && Array.isArray(declared)) {
+      const keys = new Set<string>();
+      for (const m of declared) {
+        const p = tryPrefix(m);
+        if (p === null || keys.has(keyOf(p))) continue;
+        keys.add(keyOf(p));
+        (mirrors ??= []).push(p);
+      }
+    }
+    const slot: Slot = {
+      id,
+      name: entry.container_registry_name,
+      status: statusOf(entry),
+      tags: entry.container_registry_tags ?? [],
+      origin: entry.container_registry_origin?.peer ?? null,
+      own,
+      mirrors,
+      seenBy: 0,
+      seenAt: 0,
+    };
+    this.slots.set(id, slot);
+    if (own !== null) add(this.owners, keyOf(own), slot);
+    for (const m of mirrors ?? []) add(this.mirrors, keyOf(m), { slot, prefix: m });
+  }
+
+  private remove(id: string): void {
+    const slot = this.slots.get(id);
+    if (!slot) return;
+    this.slots.delete(id);
+    if (slot.own !== null) removeWhere(this.owners, keyOf(slot.own), (s) => s === slot);
+    for (const m of slot.mirrors ?? []) removeWhere(this.mirrors, keyOf(m), (x) => x.slot === slot);
+  }
+
+  /**
+   * The registries that serve `ref` (a reference string, normalised here, or an already parsed one), best
+   * first. Throws InvalidReferenceError for an invalid reference string. An entry appears once, by its best
+   * match. No candidates: nothing serves the image.
+   */
+  resolve(ref: string | ImageReference, opts: ResolveOptions = {}): ResolveResult {
+    const r = typeof ref === 'string' ? parseReference(ref) : ref;
+    const suffix = (r.tag !== undefined ? `:${r.tag}` : '') + (r.digest !== undefined ? `@${r.digest}` : '');
+    const ranks = rankOfTags(opts.prefer);
+    const lookup = ++this.lookups;
+    const found: Ranked[] = [];
+    const consider = (x: Ranked) => {
+      const s = x.slot;
+      if (s.seenBy !== lookup) {
+        s.seenBy = lookup;
+        s.seenAt = found.length;
+        found.push(x);
+      } else if (better(x, found[s.seenAt]!) < 0) {
+        found[s.seenAt] = x;
+      }
+    };
+    // The reference's prefixes on component boundaries: the bare domain, then one more path component each step.
+    const domain = domainKey(r.domain);
+    const path = r.path;
+    for (let depth = 0, end = -1; ; depth++) {
+      // end: where the prefix of this depth stops in `path` (-1: the bare domain).
+      const key = end < 0 ? domain : domain ? `${domain}/${path.slice(0, end)}` : path.slice(0, end);
+      const owners = this.owners.get(key);
+      if (owners !== undefined) {
+        for (const slot of Array.isArray(owners) ? owners : [owners]) {
+          consider({ slot, match: 'prefix', pull: r.reference, prefix: slot.own!, status: STATUS_RANK[slot.status], mirror: 1, depth, prefer: preferRank(slot, ranks) });
+        }
+      }
+      const mirrors = this.mirrors.get(key);
+      if (mirrors !== undefined) {
+        const rest = end < 0 ? path : path.slice(end + 1);
+        for (const { slot, prefix } of Array.isArray(mirrors) ? mirrors : [mirrors]) {
+          // The mirror's own prefix takes the place of the matched one (containers-registries.conf).
+          const own = slot.own!;
+          const slash = own.indexOf('/');
+          const ownPath = slash < 0 ? '' : own.slice(slash + 1);
+          const pulled = ownPath && rest ? `${ownPath}/${rest}` : ownPath || rest;
+          if (pulled === '' || pulled.length > PATH_MAX) continue; // no valid reference to pull
+          const ownDomain = slash < 0 ? own : own.slice(0, slash);
+          consider({ slot, match: 'mirror', pull: `${ownDomain}/${pulled}${suffix}`, prefix, status: STATUS_RANK[slot.status], mirror: 0, depth, prefer: preferRank(slot, ranks) });
+        }
+      }
+      if (end === path.length) break;
+      const next = path.indexOf('/', end + 1);
+      end = next < 0 ? path.length : next;
+    }
+    found.sort(better);
+    const candidates: Candidate[] = found.map((x) => ({
+      container_registry_id: x.slot.id,
+      container_registry_name: x.slot.name,
+      pull_reference: x.pull,
+      match: x.match,
+      prefix: x.prefix,
+      status: x.slot.status,
+      origin: x.slot.origin,
+    }));
+    return { image: r.reference, candidates };
+  }
+}
+
+/** The normalised prefix, or null when `s` is not one (such an entry or mirror_of item never matches). */
+function tryPrefix(s: unknown): string | null {
+  if (typeof s !== 'string') return null;
+  try {
+    return parsePrefix(s).name;
+  } catch {
+    return null;
+  }
+}
