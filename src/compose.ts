@@ -71,7 +71,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
       metricsRoutes(access.can),
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),
       whoamiRoutes(access),
-      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, isReady: () => feed.ready }),
+      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, isReady: () => feed.ready, caughtUp: () => feed.waitFor(feed.acked, 2000) }),
     ],
   });
   return { app, repository, registries, cipher, access, lifecycle, health, feed, resolver };

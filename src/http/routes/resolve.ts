@@ -53,11 +53,19 @@ function parseQuery(query: Record<string, unknown>): { image: string; prefer?: s
  * `isReady`: false while the index is still being filled (the routes answer 503 with Retry-After rather
  * than a 404 that only means "not loaded yet"); absent: always ready.
  */
-export function resolveRoutes(deps: { resolver: Resolver; can: Access['can']; bodyLimit: number; isReady?: () => boolean }): Router {
+export function resolveRoutes(deps: {
+  resolver: Resolver;
+  can: Access['can'];
+  bodyLimit: number;
+  isReady?: () => boolean;
+  /** Resolves once the index includes every write this replica acknowledged (read-your-writes). */
+  caughtUp?: () => Promise<unknown>;
+}): Router {
   const r = Router();
   const { can, resolver } = deps;
-  const ready: RequestHandler = (_req, _res, next) => {
+  const ready: RequestHandler = async (_req, _res, next) => {
     if (deps.isReady && !deps.isReady()) throw new ServiceUnavailableError('The resolver is still loading the catalog; try again shortly.', 2);
+    await deps.caughtUp?.();
     next();
   };
 
