@@ -181,7 +181,7 @@ async function startBackend(opts: EmbeddedOptions, backend: Backend, allowDownlo
 }
 
 /** Which backend a start uses on this DATA_DIR, and why; throws PinnedBackendError when it must not start. */
-function pinnedChoice(opts: EmbeddedOptions): { backend: Backend; why: string } | undefined {
+function pinnedChoice(opts: EmbeddedOptions): { backend: Backend; why: string; recorded: boolean } | undefined {
   const pin = readPin(opts.dataDir);
   if (!pin) return undefined;
   if ('ambiguous' in pin) {
@@ -195,7 +195,7 @@ function pinnedChoice(opts: EmbeddedOptions): { backend: Backend; why: string } 
         ].join('\n'),
       );
     }
-    return { backend: opts.mode, why: `EMBEDDED_DB=${opts.mode} chose it among data of both backends (${dirs}); pinned now` };
+    return { backend: opts.mode, why: `EMBEDDED_DB=${opts.mode} chose it among data of both backends (${dirs})`, recorded: false };
   }
   const where = backendDir(opts.dataDir, pin.backend);
   if (opts.mode !== 'auto' && opts.mode !== pin.backend) {
@@ -211,7 +211,8 @@ function pinnedChoice(opts: EmbeddedOptions): { backend: Backend; why: string } 
   }
   const others = backendsWithData(opts.dataDir).filter((b) => b !== pin.backend);
   if (others.length > 0) opts.logger.warn(`DATA_DIR also holds ${others.map((b) => backendDir(opts.dataDir, b)).join(', ')}, which this start leaves alone`, { pinned: pin.backend });
-  return { backend: pin.backend, why: pin.source === 'marker' ? `pinned by ${path.join(opts.dataDir, MARKER)}` : `existing data in ${where} (older version, no ${MARKER}); pinned now` };
+  const recorded = pin.source === 'marker';
+  return { backend: pin.backend, why: recorded ? `pinned by ${path.join(opts.dataDir, MARKER)}` : `existing data in ${where} (older version, no ${MARKER})`, recorded };
 }
 
 const DESCRIPTION: Record<Backend, string> = { mongod: 'embedded mongod (mongodb-memory-server)', ferretdb: 'embedded FerretDB v1 (SQLite backend)' };
@@ -226,6 +227,7 @@ export async function startEmbeddedDatabase(opts: EmbeddedOptions): Promise<Embe
   const pinned = pinnedChoice(opts);
   let started: { db: EmbeddedDatabase; how?: string };
   let why: string;
+  let recorded = false;
   if (pinned) {
     try {
       started = await startBackend(opts, pinned.backend, allowDownload);
@@ -241,7 +243,7 @@ export async function startEmbeddedDatabase(opts: EmbeddedOptions): Promise<Embe
         ].join('\n'),
       );
     }
-    why = pinned.why;
+    ({ why, recorded } = pinned);
   } else {
     const reasons: string[] = [];
     const order: Backend[] = opts.mode === 'auto' ? ['mongod', 'ferretdb'] : [opts.mode];
@@ -260,7 +262,10 @@ export async function startEmbeddedDatabase(opts: EmbeddedOptions): Promise<Embe
     why = opts.mode === 'auto' ? `new DATA_DIR; ${reasons.length ? 'no usable mongod on this machine' : 'a mongod is on this machine'}` : `new DATA_DIR; EMBEDDED_DB=${opts.mode}`;
   }
   const { db, how } = started;
-  writePin(opts.dataDir, db.backend);
+  if (!recorded) {
+    writePin(opts.dataDir, db.backend);
+    why += '; pinned now';
+  }
   opts.logger.info(`database: ${DESCRIPTION[db.backend]}`, { uri: db.uri, data_dir: db.dataDir, why, ...(how ? { mongod: how } : {}) });
   return db;
 }

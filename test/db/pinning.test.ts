@@ -60,11 +60,13 @@ describe('a DATA_DIR that FerretDB owns, on a machine where a mongod became avai
 
   test('When it starts again with the mongod still offered, then FerretDB serves the existing catalog and the mongod is never run', async () => {
     unlinkSync(calls);
+    const recorded = readFileSync(path.join(dataDir, 'backend.json'), 'utf8');
     const log = await withEmbedded(withFakeMongod(dataDir), async (db) => {
       expect(await db.collection('container_registries').findOne({ _id: 'kept' as never })).toMatchObject({ container_registry_name: 'kept' });
     });
     expect(log).toMatch(/"why":"pinned by [^"]*backend\.json"/);
     expect(fakeCalls()).toBe('');
+    expect(readFileSync(path.join(dataDir, 'backend.json'), 'utf8')).toBe(recorded);
   }, 120_000);
 
   test('When EMBEDDED_DB=mongod asks for the other backend, then npm run db and npm start stop non-zero saying where the data is and how to move it, and start nothing', async () => {
