@@ -2,7 +2,7 @@
  * The database commands (logs on stderr, results on stdout):
  *   npm run db                          starts the embedded default database alone and prints its MONGODB_URI
  *                                       (for benchmarks and other tools); stops on Ctrl-C / SIGTERM.
- *   npm run db:export -- FILE|-         writes every collection of the service's database to FILE (src/db/dump.ts).
+ *   npm run db:export -- FILE           writes every collection of the service's database to FILE (src/db/dump.ts).
  *   npm run db:import -- FILE [--force] reads an export into the database; refuses a non-empty one unless --force.
  * Export and import work on MONGODB_URI when set, else on the embedded default of DATA_DIR (its pinned backend).
  */
@@ -14,7 +14,7 @@ import { openDatabase } from './connect';
 import { exportDatabase, importDatabase, type CollectionCount } from './dump';
 import { startEmbeddedDatabase } from './embedded';
 
-const USAGE = 'usage: npm run db | npm run db:export -- FILE|- | npm run db:import -- FILE [--force]';
+const USAGE = 'usage: npm run db | npm run db:export -- FILE | npm run db:import -- FILE [--force]';
 
 class UsageError extends Error {}
 
@@ -44,10 +44,10 @@ async function withDatabase<T>(config: Config, logger: Logger, work: (db: Awaite
 
 async function exportTo(config: Config, logger: Logger, file: string): Promise<void> {
   const counts = await withDatabase(config, logger, async ({ db }) => {
-    if (file === '-') return exportDatabase(db, process.stdout);
     // Written beside the target and renamed when complete: FILE is either a whole export or untouched.
+    // Readable by its owner only: it holds the whole catalog (credentials sealed, usernames and URLs in clear).
     const partial = `${file}.partial`;
-    const out = createWriteStream(partial, { flags: 'w' });
+    const out = createWriteStream(partial, { flags: 'w', mode: 0o600 });
     try {
       const written = await exportDatabase(db, out);
       out.end();
@@ -60,7 +60,7 @@ async function exportTo(config: Config, logger: Logger, file: string): Promise<v
       throw e;
     }
   });
-  (file === '-' ? process.stderr : process.stdout).write(`${summary(counts)} exported${file === '-' ? '' : ` to ${file}`}\n`);
+  process.stdout.write(`${summary(counts)} exported to ${file}\n`);
 }
 
 async function importFrom(config: Config, logger: Logger, file: string, force: boolean): Promise<void> {
@@ -80,7 +80,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === undefined) return serve(config, logger);
   if (files.length !== 1) throw new UsageError(`${command} needs exactly one FILE`);
   if (command === 'export' && !force) return exportTo(config, logger, files[0]!);
-  if (command === 'import' && files[0] !== '-') return importFrom(config, logger, files[0]!, force);
+  if (command === 'import') return importFrom(config, logger, files[0]!, force);
   throw new UsageError(`unknown command or option: ${argv.join(' ')}`);
 }
 

@@ -47,7 +47,8 @@ async function contents(db: Db): Promise<Record<string, { docs: string[]; count:
   return out;
 }
 
-const atDb = (db: Db, more: Record<string, string> = {}) => cliEnv({ MONGODB_URI: uri, MONGODB_DB: db.databaseName, ...more });
+// With MONGODB_URI a CREDENTIALS_KEY is given, as every replica needs one (the commands themselves never open credentials).
+const atDb = (db: Db, more: Record<string, string> = {}) => cliEnv({ MONGODB_URI: uri, MONGODB_DB: db.databaseName, CREDENTIALS_KEY: randomBytes(32).toString('base64'), ...more });
 
 test('When a catalog is exported from one database and imported into another, then every collection, document (types, sealed credentials) and index is the same; a second import is refused; --force replaces', async () => {
   const key = randomBytes(32).toString('base64');
@@ -85,6 +86,7 @@ test('When a catalog is exported from one database and imported into another, th
     expect(exported.stdout).toMatch(/^container_registries: 5$/m);
     expect(exported.stdout).toMatch(/^change_log: 2$/m);
     expect(exported.stdout).toMatch(/^peers: 0$/m);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
     const text = readFileSync(file, 'utf8');
     expect(text).toContain('password_enc');
     expect(text).not.toContain('pw-secret');
