@@ -2,9 +2,12 @@
  * The embedded database is pinned to its DATA_DIR (SPEC section 3; src/db/pin.ts, src/db/embedded.ts), through
  * the built commands as processes: `npm run db` (dist/src/db/cli.js) and `npm start` (dist/src/main.js).
  * "A mongod became available" is a fake mongod named by MONGOMS_SYSTEM_BINARY: a script that logs every call,
- * answers `--version` and fails to start. A start must never come up on an empty catalog beside existing data.
+ * answers `--version` and fails to start. A start must never come up on an empty catalog beside existing data,
+ * and never downloads a mongod unless asked (mongodb-memory-server's download pointed at a loopback server).
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
@@ -123,4 +126,37 @@ test('When a DATA_DIR holds mongod data and no mongod starts on this machine, th
   expect(existsSync(path.join(tmp, 'never.ejsonl'))).toBe(false);
   // Pinned by its data now (recorded once a start succeeds): the message said where it is.
   expect(existsSync(path.join(dataDir, 'backend.json'))).toBe(false);
+}, 120_000);
+
+test('When no mongod is on the machine, then a start never downloads one; only EMBEDDED_DB=mongod with EMBEDDED_DB_DOWNLOAD=true tries', async () => {
+  // mongodb-memory-server's download pointed at a loopback server that counts requests and has nothing to give.
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req.url ?? '');
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const download = {
+    MONGOMS_DOWNLOAD_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mongodb-linux-x86_64-ubuntu2204-8.2.6.tgz`,
+    MONGOMS_USE_HTTP: 'true',
+    MONGOMS_DOWNLOAD_DIR: path.join(tmp, 'mongod-downloads'),
+    MONGOMS_RUNTIME_DOWNLOAD: 'true',
+  };
+  try {
+    const auto = path.join(tmp, 'no-download-auto');
+    const log = await withEmbedded(cliEnv({ DATA_DIR: auto, ...download }), async () => undefined);
+    expect(requests).toEqual([]);
+    expect(log).toContain('nothing is downloaded unless EMBEDDED_DB=mongod and EMBEDDED_DB_DOWNLOAD=true');
+    expect(marker(auto)).toBe('ferretdb');
+    const forced = await runDbCli([], cliEnv({ DATA_DIR: path.join(tmp, 'no-download-mongod'), EMBEDDED_DB: 'mongod', ...download }));
+    expect(forced.code).not.toBe(0);
+    expect(forced.stderr).toContain('nothing is downloaded unless');
+    expect(requests).toEqual([]);
+    // The operator's explicit request does download (here: tries, and fails on the 404).
+    const asked = await runDbCli([], cliEnv({ DATA_DIR: path.join(tmp, 'download-asked'), EMBEDDED_DB: 'mongod', EMBEDDED_DB_DOWNLOAD: 'true', ...download }));
+    expect(asked.code).not.toBe(0);
+    expect(requests.length).toBeGreaterThan(0);
+  } finally {
+    server.close();
+  }
 }, 120_000);
