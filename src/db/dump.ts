@@ -101,6 +101,7 @@ type Line = { kind: 'document'; doc: Document } | { kind: 'collection'; name: st
 async function* readDump(file: string): AsyncGenerator<Line & { at: number }> {
   const lines = readline.createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   let at = 0;
+  let header = false;
   let finished = false;
   for await (const text of lines) {
     at++;
@@ -114,7 +115,8 @@ async function* readDump(file: string): AsyncGenerator<Line & { at: number }> {
     } catch (e) {
       throw new DumpFileError(file, at, `not Extended JSON (${(e as Error).message})`);
     }
-    if (at === 1) {
+    if (!header) {
+      header = true;
       const [kind, body] = Array.isArray(value) ? (value as [unknown, Document]) : [];
       if (kind !== FORMAT) throw new DumpFileError(file, at, `not a registry-db export (the first line should be ["${FORMAT}", {...}])`);
       if (body?.version !== FORMAT_VERSION) throw new DumpFileError(file, at, `export format version ${String(body?.version)} (this version reads ${FORMAT_VERSION})`);
@@ -131,7 +133,7 @@ async function* readDump(file: string): AsyncGenerator<Line & { at: number }> {
     else if (kind === 'end-of-export') finished = true;
     else throw new DumpFileError(file, at, `unknown control line ${text.slice(0, 80)}`);
   }
-  if (at === 0) throw new DumpFileError(file, 0, 'empty file');
+  if (!header) throw new DumpFileError(file, at, 'empty file');
   if (!finished) throw new DumpFileError(file, at, 'ends without the end-of-export line (truncated?)');
 }
 
