@@ -8,4 +8,6 @@ module.exports = {
   globalTeardown: '<rootDir>/test/setup/global-teardown.ts',
   testTimeout: 60000,
   maxWorkers: 2,
+  // JEST_JSON_FILE set (.ci/run): the results also go there as `jest --json` writes them.
+  reporters: ['default', '<rootDir>/scripts/jest-json-reporter.js'],
 };

@@ -11,4 +11,6 @@ module.exports = {
   globalTeardown: '<rootDir>/test/reliability/global-teardown.ts',
   testTimeout: 120000,
   maxWorkers: 2,
+  // JEST_JSON_FILE set (.ci/run): the results also go there as `jest --json` writes them.
+  reporters: ['default', '<rootDir>/scripts/jest-json-reporter.js'],
 };

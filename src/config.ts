@@ -79,16 +79,21 @@ export const configSpec = {
   PORT: { doc: 'TCP port of the HTTP API.', default: '8080', parse: int(0, 65535) },
   HOST: { doc: 'Address the HTTP API listens on.', default: '0.0.0.0', parse: str },
   MONGODB_URI: {
-    doc: 'MongoDB connection string (MongoDB 5+, replica set or Atlas). Unset: the embedded default database (mongod via mongodb-memory-server, else FerretDB).',
+    doc: 'MongoDB connection string (MongoDB 5+, replica set or Atlas). Unset: the embedded default database (a mongod already on the machine, else FerretDB) under DATA_DIR.',
     default: '',
     parse: optional,
   },
   MONGODB_DB: { doc: 'Database name.', default: 'registry_db', parse: str },
   DATA_DIR: { doc: 'Where the embedded database and the generated credentials key live.', default: './data', parse: (raw: string) => path.resolve(raw) },
   EMBEDDED_DB: {
-    doc: 'Embedded backend when MONGODB_URI is unset: `auto` (mongod if one can be had, else FerretDB), `mongod` or `ferretdb`.',
+    doc: 'Embedded backend when MONGODB_URI is unset: `auto` (a mongod already on the machine, else FerretDB), `mongod` or `ferretdb`. A DATA_DIR that holds data stays with its backend (recorded in DATA_DIR/backend.json); asking for the other one stops the start.',
     default: 'auto',
     parse: oneOf('auto', 'mongod', 'ferretdb'),
+  },
+  EMBEDDED_DB_DOWNLOAD: {
+    doc: 'With `EMBEDDED_DB=mongod` only: `true` lets mongodb-memory-server download a mongod when none is on the machine. Otherwise starting never downloads anything.',
+    default: 'false',
+    parse: bool,
   },
   LOG_LEVEL: { doc: 'winston log level.', default: 'info', parse: oneOf('error', 'warn', 'info', 'http', 'debug') },
   BODY_LIMIT_BYTES: { doc: 'Largest accepted request body (413 above).', default: '262144', parse: int(1024, 16 * 1024 * 1024) },

@@ -29,7 +29,7 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
   if (uri) {
     logger.info('database: MONGODB_URI', { host: new URL(uri.replace(/^mongodb(\+srv)?:/, 'http:')).host });
   } else {
-    embedded = await startEmbeddedDatabase({ dataDir: config.DATA_DIR, mode: config.EMBEDDED_DB, logger });
+    embedded = await startEmbeddedDatabase({ dataDir: config.DATA_DIR, mode: config.EMBEDDED_DB, allowDownload: config.EMBEDDED_DB_DOWNLOAD, logger });
     uri = embedded.uri;
   }
   const client = mongoClient(uri);
