@@ -29,9 +29,13 @@ export function testDbName(): string {
   return `rdb_test_${randomBytes(6).toString('hex')}`;
 }
 
+/** One credentials key for the whole run (MONGODB_URI makes CREDENTIALS_KEY required). */
+export const TEST_CREDENTIALS_KEY = (process.env.TEST_CREDENTIALS_KEY ??= randomBytes(32).toString('base64'));
+
 /** Environment every test service starts from: loopback-only probes, no scheduler, rate-limit budgets out of the way (the limiter still runs; test/security sets real budgets). */
 export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
   return {
+    CREDENTIALS_KEY: TEST_CREDENTIALS_KEY,
     PROBE_ALLOWED_NETWORKS: '127.0.0.0/8,::1/128',
     HEALTH_CRON: 'off',
     STORAGE_CRON: 'off',
@@ -61,6 +65,7 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
     const s = parts.app.listen(0, opts.host ?? '127.0.0.1', () => resolve(s));
   });
   const { port } = server.address() as AddressInfo;
+  parts.protectPort(port);
   return {
     url: `http://127.0.0.1:${port}`,
     config,
