@@ -69,10 +69,17 @@ function parseCidr(cidr: string): Cidr {
   return { address, bits: prefix === undefined ? (family === 'ipv6' ? 128 : 32) : Number(prefix), family };
 }
 
-function blockList(cidrs: readonly Cidr[]): BlockList {
-  const list = new BlockList();
-  for (const c of cidrs) list.addSubnet(c.address, c.bits, c.family);
-  return list;
+/**
+ * CIDR ranges checked per family: node's BlockList alone matches IPv4 addresses against IPv6 rules through
+ * their mapped form (`::/0` would allow every IPv4 address), so each family gets a list of its own.
+ */
+interface RangeList {
+  check(address: string, family: Family): boolean;
+}
+function blockList(cidrs: readonly Cidr[]): RangeList {
+  const lists = { ipv4: new BlockList(), ipv6: new BlockList() };
+  for (const c of cidrs) lists[c.family].addSubnet(c.address, c.bits, c.family);
+  return { check: (address, family) => lists[family].check(address, family) };
 }
 
 /** The 16 bytes of an IPv6 address (dotted IPv4 tail allowed), or null. */
