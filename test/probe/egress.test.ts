@@ -1,11 +1,14 @@
 /**
  * The egress policy's defaults (SPEC 6, issue 9 item 4, issue 14 item 8), decided on addresses alone: no
- * test here connects anywhere (the lookups below resolve numeric forms through getaddrinfo, which sends
- * nothing).
+ * unit test here connects anywhere (the lookups resolve numeric forms through getaddrinfo, which sends
+ * nothing). The last test runs the service and shows a probe refusing its own port and its database's.
  */
 import type { LookupAddress } from 'node:dns';
 import { loadConfig } from '../../src/config';
 import { createEgressPolicy, embeddedIpv4, type EgressPolicy } from '../../src/probe/egress';
+import { entry } from '../support/entries';
+import { startFakeServer } from '../support/fake-servers';
+import { call, startTestService, type TestService } from '../support/service';
 
 const KEYS = { API_KEYS: 'admin:0123456789abcdef-admin' };
 const policyOf = (env: Record<string, string>, localPorts?: Set<number>): EgressPolicy => {
@@ -117,4 +120,33 @@ test('When loopback is allowed, then the ports of the service and of its databas
   ports.add(5000);
   expect(policy.allows('127.0.0.1', 5000)).toBe(false);
   expect(policy.protectsPort(5000)).toBe(true);
+});
+
+describe('When an entry points at the service itself or at its database', () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService({ PROBE_TIMEOUT_MS: '2000' });
+  });
+  afterAll(() => svc.close());
+
+  test('then the probe is blocked_by_policy although loopback is allowed, and other loopback ports are still reached', async () => {
+    const dbPort = new URL(process.env.TEST_MONGODB_URI!).port;
+    const ownPort = new URL(svc.url).port;
+    const other = await startFakeServer((_req, res) => void res.writeHead(200, { 'Docker-Distribution-API-Version': 'registry/2.0', 'Content-Type': 'application/json' }).end('{}'));
+    try {
+      for (const [name, url, expected] of [
+        ['self', `http://127.0.0.1:${ownPort}`, { status: 'unhealthy', error: 'blocked_by_policy' }],
+        ['self-by-name', `http://localhost:${ownPort}`, { status: 'unhealthy', error: 'blocked_by_policy' }],
+        ['database', `http://127.0.0.1:${dbPort}`, { status: 'unhealthy', error: 'blocked_by_policy' }],
+        ['other', other.url, { status: 'healthy' }],
+      ] as const) {
+        const created = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_name: `egress-${name}`, container_registry_public_url: url }));
+        expect(created.status).toBe(201);
+        const checked = await call(svc.url, 'GET', `/check_container_health/${created.body.container_registry_id}`);
+        expect([name, checked.body]).toEqual([name, expect.objectContaining(expected)]);
+      }
+    } finally {
+      await other.close();
+    }
+  });
 });
