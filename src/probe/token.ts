@@ -48,6 +48,8 @@ export async function fetchToken(client: HttpClient, req: TokenRequest): Promise
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ProbeError('token_error', `token realm has unsupported scheme ${url.protocol}`);
   if (req.service) url.searchParams.set('service', req.service);
   for (const scope of req.scopes) url.searchParams.append('scope', scope);
+  // A realm the egress policy refuses is reported as such (nothing is sent either way).
+  client.egress.checkUrl(url);
   if (req.credentials && !realmMayReceiveCredentials(req.registry, url)) {
     throw new ProbeError('auth_failed', `token realm ${url.origin} is plain http on another host than the registry (${req.registry.origin}); its credentials are not sent there`);
   }
