@@ -11,6 +11,9 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { loadConfig } from '../../src/config';
+import { createHttpClient } from '../../src/probe/client';
+import { createSession } from '../../src/probe/session';
 import { closeAllFakeServers, startFakeServer, type FakeServer } from '../support/fake-servers';
 import { entry } from '../support/entries';
 import { selfSignedCertificate } from '../support/registries';
@@ -202,5 +205,24 @@ describe('When the registry sends the probe elsewhere', () => {
     expect(check.body).toMatchObject({ status: 'degraded', error: 'auth_failed' });
     expect(realm.requests.filter((r) => r.authorization !== undefined)).toEqual([]);
     expect(leaked(attacker, realm).filter(carriesSecret)).toEqual([]);
+  });
+});
+
+describe('When a storage crawl is pointed elsewhere', () => {
+  test('When a page or Link names another origin, then the crawl session sends it no password and no token', async () => {
+    const client = createHttpClient(loadConfig({ PROBE_ALLOWED_NETWORKS: '127.0.0.0/8' }));
+    try {
+      const session = createSession(client, { id: 'crawl', url: home.url, credentials: { username: USER, password: SECRET } }, AbortSignal.timeout(5000));
+      // Home challenges with Basic: the session answers it there.
+      expect((await session.get('_catalog', 'registry:catalog:*', 'application/json', 4096)).status).toBe(200);
+      expect(home.requests.some((r) => r.authorization === HOME_AUTH)).toBe(true);
+      // An absolute URL on another origin (as a hostile Link header would give) gets nothing.
+      const before = attacker.requests.length;
+      const elsewhere = await session.get(new URL(`${attacker.url}/v2/_catalog?last=x`), 'registry:catalog:*', 'application/json', 4096);
+      expect(elsewhere.status).toBe(401);
+      expect(attacker.requests.slice(before).map((r) => r.authorization)).toEqual([undefined]);
+    } finally {
+      await client.close();
+    }
   });
 });
