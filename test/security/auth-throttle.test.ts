@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RATE_LIMITS } from '../../src/http/rate-limit-store';
-import { call, startTestService, testDbName, type TestService } from '../support/service';
+import { call, startReplicas, type TestService } from '../support/service';
 import { bearer, makeKeys } from './keys';
 
 const FAILURES = 6;
@@ -17,17 +17,14 @@ const env = {
   RATE_LIMIT_SYNC_MS: '20',
 };
 
+let replicas: TestService[] = [];
 let a: TestService;
 let b: TestService;
 beforeAll(async () => {
-  const dbName = testDbName();
-  a = await startTestService(env, { dbName });
-  b = await startTestService(env, { dbName });
+  replicas = await startReplicas(2, env);
+  [a, b] = replicas as [TestService, TestService];
 });
-afterAll(async () => {
-  await a.close();
-  await b.close();
-});
+afterAll(() => Promise.all(replicas.map((r) => r.close())));
 
 test('When one address sends wrong keys past its budget, then it gets 429 with Retry-After, on the other replica too, while a valid key still works', async () => {
   const statuses: number[] = [];

@@ -85,6 +85,14 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
   };
 }
 
+/** `count` instances of the service on one database of their own (replicas), each with `env`. */
+export async function startReplicas(count: number, env: Record<string, string> = {}): Promise<TestService[]> {
+  const dbName = testDbName();
+  const out: TestService[] = [];
+  for (let i = 0; i < count; i++) out.push(await startTestService(env, { dbName }));
+  return out;
+}
+
 /** JSON request helper over real HTTP. */
 export async function call(
   base: string,
