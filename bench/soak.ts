@@ -5,6 +5,7 @@
  * server. Samples the service's RSS and the error counts every 5 s; writes bench/soak.json.
  * "Memory flat" = the RSS trend after warm-up (the first 20%, at least 30 s), in MB per minute.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
     {
       MONGODB_URI: database.uri,
       MONGODB_DB: 'soak',
+      CREDENTIALS_KEY: randomBytes(32).toString('base64'),
       DATA_DIR: path.join(tmp, 'svc'),
       HOST: '127.0.0.1',
       PORT: '0',

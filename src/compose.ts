@@ -18,7 +18,7 @@ import { Lifecycle } from './lifecycle';
 import type { Logger } from './logger';
 import { buildOpenApi } from './openapi';
 import pkg from '../package.json';
-import { createProber, createStorageCrawler } from './probe';
+import { createHttpClient, createProber, createStorageCrawler } from './probe';
 import { createCatalog } from './registries/catalog';
 import { CatalogFeed } from './feed/reader';
 import { viewReads } from './feed/reads';
@@ -50,8 +50,12 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   const access = createAccess(config.API_KEYS);
   const rateLimits = await createRateLimits(config, db, logger);
   lifecycle.onStop('rate limits', () => rateLimits.shutdown());
-  const prober = createProber(config);
-  const crawler = createStorageCrawler(config);
+  // Probes never reach this service's own port or its database's on a local address (egress.ts); main adds
+  // the listening port once known (PORT=0).
+  const localPorts = new Set<number>(config.PORT > 0 ? [config.PORT] : []);
+  for (const h of db.client.options.hosts) if (h.port) localPorts.add(h.port);
+  const prober = createProber(config, createHttpClient(config, { localPorts }));
+  const crawler = createStorageCrawler(config, { client: createHttpClient(config, { localPorts }) });
   const health = await createHealthService({ config, db, logger, cipher, prober, crawler, entries: repository.writer });
   lifecycle.onStop('scheduler', () => health.scheduler.stop());
   lifecycle.onStop('probe clients', () => Promise.all([prober.close(), crawler.close()]));
@@ -74,5 +78,6 @@ export async function compose(config: Config, db: Db, logger: Logger) {
       resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, isReady: () => feed.ready, caughtUp: () => feed.waitFor(feed.acked, 2000) }),
     ],
   });
-  return { app, repository, registries, cipher, access, lifecycle, health, feed, resolver };
+  const protectPort = (port: number) => void localPorts.add(port);
+  return { app, repository, registries, cipher, access, lifecycle, health, feed, resolver, protectPort };
 }

@@ -17,9 +17,19 @@ type Env = Record<string, string | undefined>;
 
 interface Spec<T> {
   doc: string;
+  /** The default as the README shows it. */
   default: string;
+  /** A default that depends on other variables (the README shows `default`). */
+  defaultFrom?: (env: Env) => string;
   parse: (raw: string, name: string) => T;
 }
+
+/** The placeholder deploy/secret.yaml ships with: a value holding it was never replaced. */
+const PLACEHOLDER = /change-?me/i;
+const noPlaceholder = <T>(parse: (raw: string, name: string) => T) => (raw: string, name: string): T => {
+  if (PLACEHOLDER.test(raw)) throw new ConfigError(name, 'still holds the CHANGE-ME placeholder of deploy/secret.yaml; replace it with a real value');
+  return parse(raw, name);
+};
 
 const int = (min: number, max: number) => (raw: string, name: string): number => {
   if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `must be an integer, got "${raw}"`);
@@ -79,9 +89,9 @@ export const configSpec = {
   PORT: { doc: 'TCP port of the HTTP API.', default: '8080', parse: int(0, 65535) },
   HOST: { doc: 'Address the HTTP API listens on.', default: '0.0.0.0', parse: str },
   MONGODB_URI: {
-    doc: 'MongoDB connection string (MongoDB 5+, replica set or Atlas). Unset: the embedded default database (a mongod already on the machine, else FerretDB) under DATA_DIR.',
+    doc: 'MongoDB connection string (MongoDB 5+, replica set or Atlas). Unset: the embedded default database (a mongod already on the machine, else FerretDB) under DATA_DIR. When set, `CREDENTIALS_KEY` is required.',
     default: '',
-    parse: optional,
+    parse: noPlaceholder(optional),
   },
   MONGODB_DB: { doc: 'Database name.', default: 'registry_db', parse: str },
   DATA_DIR: { doc: 'Where the embedded database and the generated credentials key live.', default: './data', parse: (raw: string) => path.resolve(raw) },
@@ -99,23 +109,24 @@ export const configSpec = {
   BODY_LIMIT_BYTES: { doc: 'Largest accepted request body (413 above).', default: '262144', parse: int(1024, 16 * 1024 * 1024) },
   QUERY_TIMEOUT_MS: { doc: 'Server-side time limit (maxTimeMS) of every database query.', default: '5000', parse: int(100, 600000) },
   CREDENTIALS_KEY: {
-    doc: 'Base64 of 32 bytes: AES-256-GCM key for stored registry credentials. Unset: a key generated once into DATA_DIR/credentials.key (give every replica the same key).',
+    doc: 'Base64 of 32 bytes: AES-256-GCM key for stored registry credentials (`openssl rand -base64 32`). Required with `MONGODB_URI` (every replica must use the same key). Unset with the embedded database: a key generated once into DATA_DIR/credentials.key.',
     default: '',
-    parse: (raw: string, name: string): Buffer | undefined => {
+    parse: noPlaceholder((raw: string, name: string): Buffer | undefined => {
       if (raw === '') return undefined;
       const key = Buffer.from(raw, 'base64');
       if (key.length !== 32) throw new ConfigError(name, `must be base64 of exactly 32 bytes, got ${key.length} bytes`);
       return key;
-    },
+    }),
   },
   PROBE_ALLOWED_NETWORKS: {
-    doc: 'CIDR list probes may reach (checked on the resolved address).',
-    default: '10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,127.0.0.0/8,fc00::/7,::1/128,0.0.0.0/0,::/0',
+    doc: 'CIDR list probes (and token realms, redirects) may reach, checked on the resolved address. Loopback, link-local and metadata (169.254.0.0/16, fe80::/10, in every IPv6 spelling), multicast, 0.0.0.0/8 and `::` stay refused inside a broad range such as `0.0.0.0/0`; list a range inside them (e.g. `127.0.0.0/8`) to open it. Default in protected mode (no `API_KEYS`): also `127.0.0.0/8,::1/128`.',
+    default: '0.0.0.0/0,::/0',
+    defaultFrom: (env: Env) => (list(env.API_KEYS ?? '').length > 0 ? '0.0.0.0/0,::/0' : '0.0.0.0/0,::/0,127.0.0.0/8,::1/128'),
     parse: cidrs,
   },
   PROBE_DENIED_NETWORKS: {
-    doc: 'CIDR list probes never reach; wins over the allowed list.',
-    default: '169.254.0.0/16,fe80::/10,224.0.0.0/4,ff00::/8,0.0.0.0/8',
+    doc: 'CIDR list probes never reach; wins over the allowed list (added to the refused special ranges).',
+    default: '',
     parse: cidrs,
   },
   PROBE_CONNECT_TIMEOUT_MS: { doc: 'Probe connect timeout.', default: '2000', parse: int(50, 60000) },
@@ -132,7 +143,7 @@ export const configSpec = {
   API_KEYS: {
     doc: 'Comma-separated `role:key` pairs (roles `admin`, `writer`, `reader`; keys of at least 16 characters, no spaces, commas or colons), sent as `Authorization: Bearer KEY` or `Authorization: Simple KEY`. Unset: protected mode (loopback clients only).',
     default: '',
-    parse: apiKeys,
+    parse: noPlaceholder(apiKeys),
   },
   TRUST_PROXY: {
     doc: 'Express `trust proxy`: `true` behind a reverse proxy or ingress (client addresses, used by the rate limits in protected mode, come from `X-Forwarded-For`), else `false`. Protected mode always checks the socket peer and every forwarded address.',
@@ -142,6 +153,11 @@ export const configSpec = {
   RATE_LIMIT_WINDOW_MS: { doc: 'Length of one rate-limit window (fixed windows, shared by all replicas through the database).', default: '60000', parse: int(1000, 86_400_000) },
   RATE_LIMIT_MAX: { doc: 'Requests one client (API key, or address in protected mode) may make per window on all routes together; `0` disables the limit.', default: '1000', parse: int(0, 100_000_000) },
   PROBE_RATE_LIMIT_MAX: { doc: 'Tighter budget per client and window for `GET /check_container_health/:id` (each call sends traffic to a registry); `0` disables it.', default: '30', parse: int(0, 100_000_000) },
+  AUTH_FAILURE_LIMIT: {
+    doc: 'Failed authentications (401) one client address may cause per rate-limit window before its requests without a valid key get 429 (a valid key from the same address is still served); shared by all replicas; `0` disables it.',
+    default: '20',
+    parse: int(0, 100_000_000),
+  },
   RATE_LIMIT_SYNC_MS: { doc: 'How often each replica adds its local rate-limit counts to the shared counters in the database and reads the totals back.', default: '150', parse: int(10, 10_000) },
   CHANGE_RETENTION_HOURS: { doc: 'How long deletes stay in the change feed (tombstones); a `since` older than the oldest kept delete is a 410 and the consumer lists again.', default: '168', parse: int(1, 24 * 3650) },
   FEED_POLL_MS: { doc: 'How often each replica reads the change log for other replicas\' writes (its own writes are read at once).', default: '100', parse: int(10, 10_000) },
@@ -159,7 +175,11 @@ export function loadConfig(env: Env = process.env): Config {
   const out: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(configSpec) as Array<[string, Spec<unknown>]>) {
     const raw = env[name];
-    out[name] = spec.parse(raw === undefined ? spec.default : raw, name);
+    out[name] = spec.parse(raw === undefined ? (spec.defaultFrom?.(env) ?? spec.default) : raw, name);
+  }
+  // Replicas on a shared database must share the key that seals the credentials they store.
+  if (out.MONGODB_URI !== undefined && out.CREDENTIALS_KEY === undefined) {
+    throw new ConfigError('CREDENTIALS_KEY', 'is required when MONGODB_URI is set (every replica must seal credentials with the same key); generate one with `openssl rand -base64 32`');
   }
   return Object.freeze(out) as Config;
 }

@@ -24,13 +24,14 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.LOG_LEVEL, new LineBatcher(process.stdout));
   const database = await openDatabase(config, logger);
-  const { app, access, lifecycle, health } = await compose(config, database.db, logger);
+  const { app, access, lifecycle, health, protectPort } = await compose(config, database.db, logger);
 
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
     s.once('error', reject);
   });
   const address = server.address();
+  if (typeof address === 'object' && address) protectPort(address.port);
   logger.info('listening', { address: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, backend: database.backend });
 
   if (access.protectedMode) {

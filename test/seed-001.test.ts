@@ -1,10 +1,13 @@
 /**
  * Seed 001 (SPEC section 1): its curl calls, run with the real curl, and its entry.json, exactly as written.
  * The entry points at a private address: the scheduler is off and probes are loopback-only in this test.
+ * For the sixth call (GET /check_container_health/<id>) the entry is moved to a real docker-registry on
+ * loopback (htpasswd, its credentials sent with the move), so the health check probes a real registry.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import path from 'node:path';
+import { ensureTestDeps, startRegistry, stopAllRegistries, type RunningRegistry } from './support/registries';
 import { startTestService, type TestService } from './support/service';
 
 const ENTRY = path.join(__dirname, 'fixtures', 'seed-001-entry.json');
@@ -21,11 +24,17 @@ async function curl(args: string[], cwd = path.dirname(ENTRY)): Promise<{ status
 describe('Seed 001: the documented curl calls', () => {
   let svc: TestService;
   let HOST: string;
+  let registry: RunningRegistry;
   beforeAll(async () => {
+    ensureTestDeps();
     svc = await startTestService();
     HOST = svc.url.replace('http://', '');
+    registry = await startRegistry({ auth: 'htpasswd' });
+  }, 60_000);
+  afterAll(async () => {
+    await stopAllRegistries();
+    await svc.close();
   });
-  afterAll(() => svc.close());
 
   test('When the seed calls are run in order, then each answers as documented', async () => {
     // POST with -d @entry.json (curl reads the file, the service stores it as given)
@@ -51,6 +60,17 @@ describe('Seed 001: the documented curl calls', () => {
     const list = JSON.parse(found.body);
     expect(list).toHaveLength(1);
     expect(list[0]).toMatchObject({ container_registry_id: ID, container_registry_name: 'updated-name' });
+
+    // The seed's entry names 10.13.21.22, which no test may reach: as the sixth call needs a registry to
+    // answer, the entry is moved to a real one on loopback, with the credentials that registry wants.
+    const moved = await curl(['-X', 'PUT', `http://${HOST}/container_registry/${ID}`, '-H', 'Content-Type: application/json', '-d', JSON.stringify({ $set: { container_registry_public_url: registry.url, container_registry_credentials: registry.credentials } })]);
+    expect(moved.status).toBe(200);
+    expect(JSON.parse(moved.body)).toMatchObject({ container_registry_image_prefix: new URL(registry.url).host, container_registry_credentials: { username: registry.credentials!.username, password_set: true } });
+    const health = await curl(['-X', 'GET', `http://${HOST}/check_container_health/${ID}`]);
+    expect(health.status).toBe(200);
+    expect(JSON.parse(health.body)).toMatchObject({ status: 'healthy', http_status: 200, api_version: 'registry/2.0', auth_required: true, auth: { required: true, scheme: 'Basic' }, error: null });
+    const stored = JSON.parse((await curl(['-X', 'GET', `http://${HOST}/container_registry/${ID}`])).body);
+    expect(stored.container_registry_health).toMatchObject({ status: 'healthy', consecutive_failures: 0 });
 
     const deleted = await curl(['-X', 'DELETE', `http://${HOST}/container_registry/${ID}`]);
     expect(deleted.status).toBe(204);

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
 import { entry } from './support/entries';
-import { testDbName } from './support/service';
+import { TEST_CREDENTIALS_KEY, testDbName } from './support/service';
 
 const CLI = path.resolve(__dirname, '..', 'dist', 'src', 'seed', 'cli.js');
 const dbName = testDbName();
@@ -20,7 +20,7 @@ function seed(args: string[], stdin?: string): Promise<{ code: number; stdout: s
     const child = execFile(
       process.execPath,
       [CLI, ...args],
-      { env: { ...process.env, MONGODB_URI: process.env.TEST_MONGODB_URI, MONGODB_DB: dbName, DATA_DIR: dir, HEALTH_CRON: 'off', STORAGE_CRON: 'off' } },
+      { env: { ...process.env, MONGODB_URI: process.env.TEST_MONGODB_URI, CREDENTIALS_KEY: TEST_CREDENTIALS_KEY, MONGODB_DB: dbName, DATA_DIR: dir, HEALTH_CRON: 'off', STORAGE_CRON: 'off' } },
       (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
     if (stdin !== undefined) child.stdin!.end(stdin);

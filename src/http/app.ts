@@ -25,7 +25,7 @@ export interface AppDeps {
   /** Liveness, readiness, OpenAPI: mounted before authentication. */
   publicRoutes?: RequestHandler[];
   /** Budgets per client, shared by the replicas; absent: no limits. */
-  rateLimits?: Pick<RateLimits, 'all' | 'probe'>;
+  rateLimits?: Pick<RateLimits, 'all' | 'probe' | 'guardAuthentication'>;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -73,7 +73,7 @@ export function buildApp(deps: AppDeps): Express {
   for (const open of deps.publicRoutes ?? []) app.use(open);
   // Everything below needs a key; routes then say what they need: can('read'), can('write')...
   const { can } = deps.access;
-  app.use(deps.access.authenticate);
+  app.use(deps.rateLimits ? deps.rateLimits.guardAuthentication(deps.access.authenticate) : deps.access.authenticate);
   if (deps.rateLimits) {
     app.use(deps.rateLimits.all);
     app.use('/check_container_health', deps.rateLimits.probe);

@@ -8,10 +8,10 @@
  * Over the budget: 429 problem+json with `Retry-After`, through the one error mapper.
  */
 import type { Db } from 'mongodb';
-import type { RequestHandler } from 'express';
-import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
+import type { Request, RequestHandler } from 'express';
+import { ipKeyGenerator, rateLimit, type Options } from 'express-rate-limit';
 import type { Config } from '../config';
-import { TooManyRequestsError } from '../errors';
+import { TooManyRequestsError, UnauthorizedError } from '../errors';
 import type { Logger } from '../logger';
 import { principalOf } from './auth';
 import { SharedWindowStore } from './rate-limit-store';
@@ -21,6 +21,12 @@ export interface RateLimits {
   all: RequestHandler;
   /** On-demand probes. */
   probe: RequestHandler;
+  /**
+   * Wraps `authenticate`: each 401 counts against the client's address (AUTH_FAILURE_LIMIT per window, shared
+   * by the replicas); over that budget, a request without a valid key gets 429 + Retry-After instead of the
+   * verdict on its key, while a valid key from the same address is still served.
+   */
+  guardAuthentication(authenticate: RequestHandler): RequestHandler;
   /** Stops the sync timers and sends the counts still held locally. */
   shutdown(): Promise<void>;
 }
@@ -28,7 +34,7 @@ export interface RateLimits {
 const pass: RequestHandler = (_req, _res, next) => next();
 
 export async function createRateLimits(
-  config: Pick<Config, 'RATE_LIMIT_WINDOW_MS' | 'RATE_LIMIT_MAX' | 'PROBE_RATE_LIMIT_MAX' | 'RATE_LIMIT_SYNC_MS'>,
+  config: Pick<Config, 'RATE_LIMIT_WINDOW_MS' | 'RATE_LIMIT_MAX' | 'PROBE_RATE_LIMIT_MAX' | 'RATE_LIMIT_SYNC_MS' | 'AUTH_FAILURE_LIMIT'>,
   db: Db,
   logger: Logger,
 ): Promise<RateLimits> {
@@ -46,7 +52,7 @@ export async function createRateLimits(
       store,
       keyGenerator: (req, res) => {
         const who = principalOf(res);
-        return who && who.id !== 'loopback' ? `key:${who.id}` : `ip:${ipKeyGenerator(req.ip ?? req.socket.remoteAddress ?? '')}`;
+        return who && who.id !== 'loopback' ? `key:${who.id}` : clientAddress(req);
       },
       handler: (_req, res, next) => {
         const seconds = res.getHeader('Retry-After');
@@ -55,9 +61,42 @@ export async function createRateLimits(
       logger: { error: (...args) => logger.error('rate limit store error', { detail: args }), warn: (...args) => logger.warn('rate limit warning', { detail: args }) },
     });
   };
+  const clientAddress = (req: Request) => `ip:${ipKeyGenerator(req.ip ?? req.socket.remoteAddress ?? '')}`;
+  const limit = config.AUTH_FAILURE_LIMIT;
+  const failures = limit === 0 ? undefined : new SharedWindowStore(db, { prefix: 'auth-failures:', syncMs: config.RATE_LIMIT_SYNC_MS, logger });
+  if (failures) {
+    failures.init({ windowMs: config.RATE_LIMIT_WINDOW_MS } as Options);
+    stores.push(failures);
+  }
+  const guardAuthentication = (authenticate: RequestHandler): RequestHandler => {
+    if (!failures) return authenticate;
+    const store = failures;
+    return (req, res, next) => {
+      let passed = false;
+      try {
+        void authenticate(req, res, () => {
+          passed = true;
+        });
+      } catch (e) {
+        if (!(e instanceof UnauthorizedError)) throw e;
+        const key = clientAddress(req);
+        const seen = store.get(key);
+        if (seen && seen.totalHits >= limit) {
+          const seconds = Math.max(1, Math.ceil(((seen.resetTime?.getTime() ?? Date.now()) - Date.now()) / 1000));
+          const tooMany = new TooManyRequestsError(`Too many failed authentications from this address: ${limit} per ${config.RATE_LIMIT_WINDOW_MS / 1000} s; retry in ${seconds} seconds with a valid API key.`);
+          tooMany.headers['Retry-After'] = String(seconds);
+          throw tooMany;
+        }
+        store.increment(key);
+        throw e;
+      }
+      if (passed) next();
+    };
+  };
   const limits: RateLimits = {
     all: limiter('default', config.RATE_LIMIT_MAX),
     probe: limiter('probe', config.PROBE_RATE_LIMIT_MAX),
+    guardAuthentication,
     shutdown: async () => {
       await Promise.all(stores.map((s) => s.shutdown()));
     },

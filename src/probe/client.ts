@@ -55,8 +55,13 @@ interface AgentEntry {
   tlsByOrigin: Map<string, TlsInfo>;
 }
 
-export function createHttpClient(config: Config): HttpClient {
-  const egress = createEgressPolicy(config.PROBE_ALLOWED_NETWORKS, config.PROBE_DENIED_NETWORKS);
+export interface HttpClientOptions {
+  /** Ports of this service and of its embedded database: never reached on a local address (egress.ts). */
+  localPorts?: ReadonlySet<number>;
+}
+
+export function createHttpClient(config: Config, options: HttpClientOptions = {}): HttpClient {
+  const egress = createEgressPolicy(config.PROBE_ALLOWED_NETWORKS, config.PROBE_DENIED_NETWORKS, { localPorts: options.localPorts });
   // Agents shared by every registry with the same TLS settings: system roots, insecure, or one per CA bundle
   // (keyed by the PEM text itself; nothing is computed per request).
   let system: AgentEntry | null = null;
@@ -111,15 +116,25 @@ function newAgent(config: Config, egress: EgressPolicy, insecure: boolean, ca: s
   // One secure context per Agent: the per-registry CA is added to the system roots (a token realm on a
   // public host must still verify) and not rebuilt for every connection.
   const secureContext: SecureContext | undefined = ca ? createSecureContext({ ca: [...rootCertificates, ca] }) : undefined;
-  const base = buildConnector({
-    timeout: config.PROBE_CONNECT_TIMEOUT_MS,
-    lookup: egress.lookup,
-    rejectUnauthorized: !insecure,
-    ...(secureContext ? { secureContext } : {}),
-  });
+  const connector = (lookup: EgressPolicy['lookup']) =>
+    buildConnector({
+      timeout: config.PROBE_CONNECT_TIMEOUT_MS,
+      lookup,
+      rejectUnauthorized: !insecure,
+      ...(secureContext ? { secureContext } : {}),
+    });
+  const base = connector(egress.lookup);
+  // Connections to a protected port (this service's, its database's) resolve without local addresses.
+  const protectedPorts = new Map<number, ReturnType<typeof buildConnector>>();
   const agent = new Agent({
     connect: (opts, callback) => {
-      base(opts, (err, socket) => {
+      const port = Number(opts.port || (opts.protocol === 'https:' ? 443 : 80));
+      let connect = base;
+      if (egress.protectsPort(port)) {
+        connect = protectedPorts.get(port) ?? connector(egress.lookupFor(port));
+        protectedPorts.set(port, connect);
+      }
+      connect(opts, (err, socket) => {
         if (!err && socket instanceof TLSSocket) {
           if (tlsByOrigin.size >= MAX_TLS_ORIGINS) tlsByOrigin.clear();
           tlsByOrigin.set(originKey(opts.hostname, String(opts.port || '443')), tlsInfo(socket));

@@ -9,6 +9,7 @@ import { createHttpClient, getFollowing, header, USER_AGENT, type HttpClient, ty
 import { startDeadline } from './deadline';
 import { classifyError, ProbeError, type ProbeErrorCode } from './errors';
 import { apiBase } from './registry-url';
+import { inCredentialScope } from './scope';
 import { basicAuthorization, fetchToken } from './token';
 import type { Prober, ProbeResult, ProbeStatus, ProbeTarget } from './types';
 
@@ -62,7 +63,8 @@ async function probe(client: HttpClient, target: ProbeTarget, signal: AbortSigna
     return getFollowing(client, { url, headers, tls, signal, maxBodyBytes: MAX_PING_BODY_BYTES });
   };
 
-  const first = await ping(apiBase(target.url));
+  const base = apiBase(target.url);
+  const first = await ping(base);
   record(result, first);
   const challenges = parseChallenges(first.headers['www-authenticate']);
   const challenge = pickChallenge(challenges);
@@ -82,10 +84,14 @@ async function probe(client: HttpClient, target: ProbeTarget, signal: AbortSigna
     result.auth_required = true;
     result.auth.required = true;
     if (!target.credentials) return healthy(result);
+    // Credentials go to the registry's own origin only: not after a redirect elsewhere, nor down to http.
+    if (!inCredentialScope(base, first.url)) {
+      return fail(result, 'degraded', 'auth_failed', `${base.origin} redirected to ${first.url.origin}, which asks for credentials; they are only sent to ${base.origin}`);
+    }
     if (!challenge) {
       return fail(result, 'degraded', 'auth_failed', `registry asks for an unsupported authentication scheme (${challenges[0]?.scheme ?? 'none'})`);
     }
-    const authorization = await authorize(client, challenge, target, tls, signal);
+    const authorization = await authorize(client, challenge, target, base, tls, signal);
     const second = await ping(first.url, authorization);
     record(result, second);
     if (second.status === 200) return healthy(result);
@@ -103,6 +109,7 @@ export async function authorize(
   client: HttpClient,
   challenge: Challenge,
   target: ProbeTarget,
+  registry: URL,
   tls: TlsSettings,
   signal: AbortSignal,
   scopes: readonly string[] = challenge.params.scope ? challenge.params.scope.split(' ') : [],
@@ -114,7 +121,7 @@ export async function authorize(
   const realm = challenge.params.realm;
   if (!realm) throw new ProbeError('token_error', 'Bearer challenge without a realm');
   try {
-    const token = await fetchToken(client, { realm, service: challenge.params.service, scopes, credentials: target.credentials, tls, signal });
+    const token = await fetchToken(client, { registry, realm, service: challenge.params.service, scopes, credentials: target.credentials, tls, signal });
     return `Bearer ${token.token}`;
   } catch (err) {
     if (err instanceof ProbeError || signal.aborted) throw err;

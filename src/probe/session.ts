@@ -8,6 +8,7 @@ import { parseChallenges, pickChallenge } from './challenge';
 import { getFollowing, USER_AGENT, type HttpClient, type HttpResponse, type TlsSettings } from './client';
 import { ProbeError } from './errors';
 import { apiBase } from './registry-url';
+import { inCredentialScope } from './scope';
 import { basicAuthorization, fetchToken, type Token } from './token';
 import type { ProbeTarget } from './types';
 
@@ -37,7 +38,7 @@ export function createSession(client: HttpClient, target: ProbeTarget, signal: A
     const cached = tokens.get(scope);
     if (cached) return cached;
     const scopes = asked ? asked.split(' ').filter(Boolean) : [scope];
-    const pending = fetchToken(client, { realm, service, scopes, credentials: target.credentials, tls, signal }).catch((err: unknown) => {
+    const pending = fetchToken(client, { registry: base, realm, service, scopes, credentials: target.credentials, tls, signal }).catch((err: unknown) => {
       if (err instanceof ProbeError && err.code === 'auth_failed') return null;
       throw err;
     });
@@ -59,8 +60,10 @@ export function createSession(client: HttpClient, target: ProbeTarget, signal: A
     base,
     async get(path, scope, accept, maxBodyBytes) {
       const url = typeof path === 'string' ? new URL(path, base) : path;
+      // Credentials and tokens go to the registry's own origin only (scope.ts), wherever a Link points.
+      if (!inCredentialScope(base, url)) return send(url, accept, maxBodyBytes, null);
       const first = await send(url, accept, maxBodyBytes, await cachedAuthorization(scope));
-      if (first.status !== 401) return first;
+      if (first.status !== 401 || !inCredentialScope(base, first.url)) return first;
       const challenge = pickChallenge(parseChallenges(first.headers['www-authenticate']));
       if (!challenge) return first;
       if (challenge.scheme === 'basic') {

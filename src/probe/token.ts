@@ -6,6 +6,7 @@
  */
 import { getFollowing, header, USER_AGENT, type HttpClient, type TlsSettings } from './client';
 import { ProbeError } from './errors';
+import { realmMayReceiveCredentials } from './scope';
 
 export interface Credentials {
   username: string;
@@ -13,6 +14,8 @@ export interface Credentials {
 }
 
 export interface TokenRequest {
+  /** The registry's API base: credentials go to the realm only under the rules of scope.ts. */
+  registry: URL;
   realm: string;
   service?: string;
   scopes: readonly string[];
@@ -45,6 +48,11 @@ export async function fetchToken(client: HttpClient, req: TokenRequest): Promise
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ProbeError('token_error', `token realm has unsupported scheme ${url.protocol}`);
   if (req.service) url.searchParams.set('service', req.service);
   for (const scope of req.scopes) url.searchParams.append('scope', scope);
+  // A realm the egress policy refuses is reported as such (nothing is sent either way).
+  client.egress.checkUrl(url);
+  if (req.credentials && !realmMayReceiveCredentials(req.registry, url)) {
+    throw new ProbeError('auth_failed', `token realm ${url.origin} is plain http on another host than the registry (${req.registry.origin}); its credentials are not sent there`);
+  }
   if (req.credentials) url.searchParams.set('account', req.credentials.username);
   const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': USER_AGENT };
   if (req.credentials) headers.Authorization = basicAuthorization(req.credentials);

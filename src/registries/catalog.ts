@@ -11,10 +11,9 @@ import { RegistryRepository } from './repository';
 import { RegistryService } from './service';
 
 export async function createCatalog(config: Config, db: Db, logger: Logger) {
+  // With MONGODB_URI, config.ts has made CREDENTIALS_KEY required: replicas share one key.
   const { key, source } = loadOrCreateKey(config.CREDENTIALS_KEY, config.DATA_DIR);
-  if (!config.CREDENTIALS_KEY && config.MONGODB_URI) {
-    logger.warn('CREDENTIALS_KEY is unset: credentials are sealed with a key generated in DATA_DIR; replicas must share one key', { key_file: source });
-  }
+  logger.debug('credentials key', { source });
   const cipher = new CredentialCipher(key);
   const repository = new RegistryRepository(db, config.QUERY_TIMEOUT_MS, undefined, {
     holeFillMs: config.FEED_HOLE_FILL_MS,

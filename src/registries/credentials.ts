@@ -58,3 +58,42 @@ export function loadOrCreateKey(configured: Buffer | undefined, dataDir: string)
   writeFileSync(file, key.toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
   return { key, source: `${file} (generated)` };
 }
+
+/** What an update does to the stored credentials. */
+export type CredentialsPlan = 'keep' | 'replace' | 'drop';
+
+/**
+ * The credentials rule (SPEC 6): a whole new `{username, password}` (validated by the schema) replaces them;
+ * `$unset` removes them; a change of the registry's scope (origin or TLS trust) without new ones drops
+ * them; anything else keeps them. No value a client sends can mean "keep the stored secret".
+ */
+export function planCredentials(stored: boolean, given: PlainCredentials | undefined, unset: boolean, scopeChanged: boolean): CredentialsPlan {
+  if (given) return 'replace';
+  if (stored && (unset || scopeChanged)) return 'drop';
+  return 'keep';
+}
+
+function originOf(url: unknown): string | undefined {
+  try {
+    return typeof url === 'string' ? new URL(url).origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function trustOf(doc: Record<string, unknown>): { insecure: boolean; ca: string | undefined } {
+  const config = (doc.container_registry_config ?? {}) as Record<string, unknown>;
+  return { insecure: config.insecure_skip_tls_verify === true, ca: typeof config.ca_certificate === 'string' && config.ca_certificate !== '' ? config.ca_certificate : undefined };
+}
+
+/**
+ * True when credentials stored for `before` would go somewhere else under `after`: another origin (scheme,
+ * host or port), TLS verification turned off, or another CA certificate trusted. Narrowing trust (verification
+ * turned back on, the CA removed) keeps them.
+ */
+export function credentialScopeChanged(before: Record<string, unknown>, after: Record<string, unknown>): boolean {
+  if (originOf(before.container_registry_public_url) !== originOf(after.container_registry_public_url)) return true;
+  const was = trustOf(before);
+  const now = trustOf(after);
+  return (now.insecure && !was.insecure) || (now.ca !== undefined && now.ca !== was.ca);
+}

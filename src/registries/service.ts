@@ -11,12 +11,12 @@ import type { CredentialCipher, PlainCredentials } from './credentials';
 import type { Entry, StoredRegistry } from './model';
 import { encodeCursor, parseQueryPlan, type QueryPlan } from './query';
 import type { RegistryRepository } from './repository';
-import { applyUpdate, parseUpdate } from './update';
+import { credentialScopeChanged, planCredentials } from './credentials';
+import { applyUpdate, parseUpdate, type UpdateOps } from './update';
 
 const CREDS = 'container_registry_credentials';
 const URL_FIELD = 'container_registry_public_url';
-/** Stands for stored (sealed) credentials while a document is validated; never stored or returned. */
-const KEPT_PASSWORD = '\u0000kept';
+const PREFIX = 'container_registry_image_prefix';
 
 export interface QueryPage {
   items: StoredRegistry[];
@@ -51,6 +51,27 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /** host[:port] of a registry URL, as used in image references. */
 export function derivePrefix(url: string): string {
   return new URL(url).host;
+}
+
+/** The derived prefix of a URL, or undefined when the URL is not one (validation names it). */
+function prefixOf(url: unknown): string | undefined {
+  try {
+    return typeof url === 'string' ? derivePrefix(url) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The image prefix follows the URL when it was derived from it (equal to the old URL's host:port) and the
+ * update does not set one; an explicitly set prefix stays; a removed one is derived again.
+ */
+function followUrl(before: Record<string, unknown>, after: Record<string, unknown>, ops: UpdateOps): void {
+  const derived = before[PREFIX] === undefined || before[PREFIX] === prefixOf(before[URL_FIELD]);
+  if (after[PREFIX] === undefined || (derived && !ops.set.has(PREFIX))) {
+    const prefix = prefixOf(after[URL_FIELD]);
+    if (prefix !== undefined) after[PREFIX] = prefix;
+  }
 }
 
 /** Stable JSON (sorted keys), to tell whether two documents differ. */
@@ -124,23 +145,25 @@ export class RegistryService {
     return doc;
   }
 
-  /** The client-writable part of a stored entry, with sealed credentials stood in for by a placeholder. */
+  /** The client-writable part of a stored entry; the sealed credentials are not part of it (see update()). */
   private logicalOf(doc: StoredRegistry): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(doc)) {
-      if (k === '_id' || k.startsWith('_') || readOnlyPaths.includes(k)) continue;
+      if (k === '_id' || k === CREDS || k.startsWith('_') || readOnlyPaths.includes(k)) continue;
       out[k] = structuredClone(v);
     }
     const storage = out.container_registry_storage_info;
     if (isObject(storage)) delete storage.observed;
-    const creds = doc[CREDS];
-    if (creds) out[CREDS] = { username: creds.username, password: KEPT_PASSWORD };
     return out;
   }
 
   /**
    * Applies an update body to entry `id`. `ifMatch` (a version) makes it conditional: 412 when stale.
    * Without it, a concurrent write makes this re-read and re-apply (repository.modify), so no change is lost.
+   *
+   * The stored credentials never pass through the document the update is applied to: no value a client can
+   * send stands for them. They are kept when the update does not mention them and the registry's scope
+   * (origin, TLS trust) stays; replaced by a whole new {username, password}; removed by `$unset`.
    */
   async update(id: string, body: unknown, ifMatch?: number): Promise<StoredRegistry> {
     const ops = parseUpdate(body);
@@ -150,31 +173,23 @@ export class RegistryService {
         if (ifMatch !== undefined && current.version !== ifMatch) throw stale(id, current.version);
         const before = this.logicalOf(current);
         const after = applyUpdate(before, ops);
-        if (!ops.set.has(CREDS) && isObject(after[CREDS]) && (after[CREDS] as unknown as PlainCredentials).password !== KEPT_PASSWORD) {
-          throw new InputError('Credentials can only be replaced whole.', [{ path: '/$set/container_registry_credentials', message: 'set username and password together' }]);
-        }
-        // Credentials follow their host: a new URL without new credentials drops the stored ones.
-        if (after[URL_FIELD] !== before[URL_FIELD] && !ops.set.has(CREDS)) delete after[CREDS];
-        if (after.container_registry_image_prefix === undefined && typeof after[URL_FIELD] === 'string') {
-          try {
-            after.container_registry_image_prefix = derivePrefix(after[URL_FIELD] as string);
-          } catch {
-            /* the URL is invalid: validation below names it */
-          }
-        }
+        followUrl(before, after, ops);
         try {
           validateEntry(after);
         } catch (e) {
           if (e instanceof InputError) throw new InputError(`The updated entry would be invalid: ${e.message}`, e.errors);
           throw e;
         }
-        if (canonical(after) === canonical(before)) return { kind: 'none', result: current };
+        const given = after[CREDS] as PlainCredentials | undefined;
+        delete after[CREDS];
+        const creds = planCredentials(current[CREDS] !== undefined, given, ops.unset.has(CREDS), credentialScopeChanged(before, after));
+        if (canonical(after) === canonical(before) && creds === 'keep') return { kind: 'none', result: current };
 
         const next = { ...current } as Record<string, unknown>;
         for (const k of Object.keys(before)) delete next[k];
         Object.assign(next, after);
-        const creds = after[CREDS] as PlainCredentials | undefined;
-        if (creds) next[CREDS] = creds.password === KEPT_PASSWORD ? current[CREDS] : this.cipher.seal(creds);
+        if (creds === 'replace') next[CREDS] = this.cipher.seal(given!);
+        else if (creds === 'drop') delete next[CREDS];
         if (isObject(after.container_registry_storage_info) || current.container_registry_storage_info?.observed) {
           const storage = { ...((after.container_registry_storage_info as object) ?? {}) } as Record<string, unknown>;
           if (current.container_registry_storage_info?.observed) storage.observed = current.container_registry_storage_info.observed;
@@ -305,17 +320,16 @@ export class RegistryService {
       return { outcome: 'created', id: givenId };
     }
     const before = this.logicalOf(existing);
-    const wanted: Record<string, unknown> = { ...fields };
+    const { [CREDS]: _sealed, ...wanted } = fields as Record<string, unknown>;
     const plainCreds = (body as Entry).container_registry_credentials;
-    if (plainCreds) {
-      const old = existing[CREDS] ? this.cipher.open(existing[CREDS]) : undefined;
-      wanted[CREDS] = old && old.username === plainCreds.username && old.password === plainCreds.password ? before[CREDS] : plainCreds;
-    }
-    if (canonical(wanted) === canonical(before)) return { outcome: 'unchanged', id: existing._id };
+    const old = plainCreds && existing[CREDS] ? this.cipher.open(existing[CREDS]) : undefined;
+    const sameCreds = plainCreds ? old?.username === plainCreds.username && old.password === plainCreds.password : existing[CREDS] === undefined;
+    if (canonical(wanted) === canonical(before) && sameCreds) return { outcome: 'unchanged', id: existing._id };
     if (!dryRun) {
-      const $set: Record<string, unknown> = { ...wanted };
-      if ((wanted[CREDS] as PlainCredentials | undefined)?.password === KEPT_PASSWORD) delete $set[CREDS];
-      const $unset = Object.fromEntries(Object.keys(before).filter((k) => wanted[k] === undefined).map((k) => [k, '']));
+      // The file states the whole entry: its credentials are sent again (they may have to follow a new URL),
+      // and an entry without them loses the stored ones.
+      const $set: Record<string, unknown> = { ...wanted, ...(plainCreds ? { [CREDS]: plainCreds } : {}) };
+      const $unset = Object.fromEntries([...Object.keys(before), CREDS].filter((k) => $set[k] === undefined && (k !== CREDS || existing[CREDS])).map((k) => [k, '']));
       await this.update(existing._id, Object.keys($unset).length > 0 ? { $set, $unset } : { $set });
     }
     return { outcome: 'updated', id: existing._id };

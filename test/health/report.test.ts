@@ -88,8 +88,11 @@ test('When a sweep finishes, then the stored report and /health_report figures m
   expect(report.totals).toEqual({ healthy: 2, degraded: 0, unhealthy: 1, unknown: 0, total: 3 });
 
   const now = Date.parse(report.generated_at);
+  // The 8-day row is gone (pruned by the sweep); b keeps its 5-day and 1-hour rows plus this sweep's probe.
+  const ofB = await history.find({ registry_id: b }).toArray();
+  expect(ofB.filter((r) => (r.checked_at as Date).getTime() < now - 7 * DAY)).toEqual([]);
+  expect(ofB).toHaveLength(3);
   const rows = await history.find({ checked_at: { $gte: new Date(now - 7 * DAY) } }).toArray();
-  expect(rows.some((r) => r.registry_id === b && (r.checked_at as Date).getTime() < now - 7 * DAY)).toBe(false);
   for (const id of [a, b]) {
     const mine = rows.filter((r) => r.registry_id === id && (r.checked_at as Date).getTime() <= now);
     const day = mine.filter((r) => (r.checked_at as Date).getTime() >= now - DAY);

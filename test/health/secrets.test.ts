@@ -36,21 +36,37 @@ test('When a password is sent at create time, then it never appears in any respo
 
   // Without the credentials the registry would say 401 + challenge; with them the probe is healthy.
   const checked = await send(svc.url, 'GET', `/check_container_health/${id}`);
+  expect(checked.status).toBe(200);
   expect(checked.body).toMatchObject({ status: 'healthy', http_status: 200 });
   expect(lb.authorizations).toContain(`Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString('base64')}`);
 
   const outcome = await svc.parts.health.scheduler.sweepHealth({ sweepId: 'secret-sweep' });
   expect(outcome!.summary.statuses).toEqual({ healthy: 1 });
-  await send(svc.url, 'GET', `/container_registry/${id}`);
-  await send(svc.url, 'POST', '/container_registries', { container_registry_credentials: { $exists: true } });
-  await send(svc.url, 'POST', '/container_registries', {});
-  await send(svc.url, 'GET', '/health_report');
-  await send(svc.url, 'PUT', `/container_registry/${id}`, { $set: { container_registry_credentials: { username: USERNAME, password: 42 } } });
+  const got = await send(svc.url, 'GET', `/container_registry/${id}`);
+  expect(got.status).toBe(200);
+  expect(got.body.container_registry_credentials).toEqual({ username: USERNAME, password_set: true });
+  const withCreds = await send(svc.url, 'POST', '/container_registries', { container_registry_credentials: { $exists: true } });
+  // Credentials are write-only: not a queryable field.
+  expect(withCreds.status).toBe(400);
+  expect(withCreds.body.errors[0].path).toMatch(/container_registry_credentials/);
+  const all = await send(svc.url, 'POST', '/container_registries', {});
+  expect(all.status).toBe(200);
+  expect(all.body).toHaveLength(1);
+  expect(all.body[0].container_registry_credentials).toEqual({ username: USERNAME, password_set: true });
+  const report = await send(svc.url, 'GET', '/health_report');
+  expect(report.status).toBe(200);
+  expect(report.body.totals).toMatchObject({ healthy: 1, total: 1 });
+  const notAString = await send(svc.url, 'PUT', `/container_registry/${id}`, { $set: { container_registry_credentials: { username: USERNAME, password: 42 } } });
+  expect(notAString.status).toBe(400);
+  expect(notAString.body.errors).toEqual([expect.objectContaining({ path: '/container_registry_credentials/password' })]);
+  // The refused update changed nothing: the stored password still works.
+  expect((await send(svc.url, 'GET', `/check_container_health/${id}`)).body).toMatchObject({ status: 'healthy' });
 
   // Wrong credentials: degraded, and the failure detail does not echo what was sent.
   const wrong = await send(svc.url, 'PUT', `/container_registry/${id}`, { $set: { container_registry_credentials: { username: USERNAME, password: `${PASSWORD}-old` } } });
   expect(wrong.status).toBe(200);
   const refused = await send(svc.url, 'GET', `/check_container_health/${id}`);
+  expect(refused.status).toBe(200);
   expect(refused.body).toMatchObject({ status: 'degraded', error: 'auth_failed' });
 
   const logs = svc.logs();

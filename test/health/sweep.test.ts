@@ -110,6 +110,7 @@ test('When 10 of 200 registries hang, then a sweep by three instances takes abou
   expect(statuses).toEqual({ healthy: 190, unhealthy: 10 });
   const hungIds = hanging.map((n) => ids.get(n)!);
   const stored = await replicas[0]!.db.collection('container_registries').find({ _id: { $in: hungIds } } as never).toArray();
+  expect(stored.map((d) => d._id as unknown as string).sort()).toEqual([...hungIds].sort());
   for (const doc of stored) expect(doc.container_registry_health).toMatchObject({ status: 'unhealthy', error: 'timeout' });
 });
 

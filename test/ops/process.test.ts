@@ -38,6 +38,15 @@ function env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, ...testEnv(), MONGODB_URI: uri, MONGODB_DB: testDbName(), DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: '0', ...overrides };
 }
 
+/** Fails with `what` instead of hanging when `promise` does not settle within `ms` (a bound for failing, not a measurement). */
+function within<T>(promise: Promise<T>, what: string, ms = 20_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Collects a child's stdout lines and resolves `waitFor` once a JSON line matches. */
 function watch(child: ChildProcess) {
   const lines: Array<Record<string, unknown>> = [];
@@ -50,23 +59,27 @@ function watch(child: ChildProcess) {
   return {
     lines,
     exited,
-    waitFor: (match: (l: Record<string, unknown>) => boolean) =>
-      new Promise<Record<string, unknown>>((resolve, reject) => {
-        const found = lines.find(match);
-        if (found) return resolve(found);
-        waiters.push({ match, resolve });
-        void exited.then((code) => reject(new Error(`the service exited (${code}) first; log:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`)));
-      }),
+    waitFor: (match: (l: Record<string, unknown>) => boolean, what = 'the awaited log line') =>
+      within(
+        new Promise<Record<string, unknown>>((resolve, reject) => {
+          const found = lines.find(match);
+          if (found) return resolve(found);
+          waiters.push({ match, resolve });
+          void exited.then((code) => reject(new Error(`the service exited (${code}) first; log:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`)));
+        }),
+        `${what} (log so far: ${lines.length} lines)`,
+      ),
   };
 }
 
 test('When SIGTERM arrives while a slow request is in flight, then that request completes with 200, new connections are refused and the process exits 0', async () => {
   const child = spawn(process.execPath, [path.join(build, 'src', 'main.js')], { env: env(), stdio: ['ignore', 'pipe', 'inherit'] });
   const svc = watch(child);
-  const listening = await svc.waitFor((l) => l.message === 'listening');
+  const listening = await svc.waitFor((l) => l.message === 'listening', 'the "listening" line');
   const port = Number(String(listening.address).split(':').pop());
   // No API_KEYS: the startup warning says protected mode is on.
-  expect(await svc.waitFor((l) => l.level === 'warn' && /^protected mode/.test(String(l.message)))).toBeTruthy();
+  const warning = await svc.waitFor((l) => l.level === 'warn' && /^protected mode/.test(String(l.message)), 'the protected-mode warning');
+  expect(warning).toMatchObject({ level: 'warn', message: expect.stringMatching(/^protected mode: API_KEYS is unset, so only loopback clients/) });
 
   // The request's headers go out with `Expect: 100-continue`: the "100 Continue" answer proves the service
   // is handling it; the body (and so the end of the request) is sent only after the stop began.
@@ -81,40 +94,51 @@ test('When SIGTERM arrives while a slow request is in flight, then that request 
     });
     req.on('error', reject);
   });
-  await new Promise<void>((resolve) => req.once('continue', () => resolve()));
+  await within(new Promise<void>((resolve) => req.once('continue', () => resolve())), '"100 Continue" for the slow request');
 
   child.kill('SIGTERM');
-  await svc.waitFor((l) => l.message === 'stopping');
-  const refused = await new Promise<string>((resolve) => {
-    http.get({ host: '127.0.0.1', port, path: '/healthz', agent: false }, () => resolve('served')).on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
-  });
+  await svc.waitFor((l) => l.message === 'stopping', 'the "stopping" line');
+  const refused = await within(
+    new Promise<string>((resolve) => {
+      http.get({ host: '127.0.0.1', port, path: '/healthz', agent: false }, () => resolve('served')).on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+    }),
+    'a new connection during the stop',
+  );
   expect(refused).toBe('ECONNREFUSED');
 
   req.end(body);
-  expect(await response).toEqual({ status: 200, text: '[]' });
-  expect(await svc.exited).toBe(0);
+  expect(await within(response, 'the answer to the slow request')).toEqual({ status: 200, text: '[]' });
+  expect(await within(svc.exited, 'the exit of the process')).toBe(0);
   const messages = svc.lines.map((l) => `${String(l.message)}${l.part ? `:${String(l.part)}` : ''}`);
   expect(messages).toEqual(expect.arrayContaining(['stopping', 'stopped:http', 'stopped:rate limits', 'stopped:database']));
   expect(messages.indexOf('stopped:http')).toBeLessThan(messages.indexOf('stopped:database'));
 });
 
 test('When PORT=abc, then the process exits non-zero with a message naming PORT', async () => {
-  const result = await promisify(execFile)(process.execPath, [path.join(build, 'src', 'main.js')], { env: env({ PORT: 'abc' }) }).then(
+  const result = await promisify(execFile)(process.execPath, [path.join(build, 'src', 'main.js')], { env: env({ PORT: 'abc' }), timeout: 20_000 }).then(
     () => ({ code: 0, stderr: '' }),
     (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
   );
-  expect(result.code).not.toBe(0);
+  expect(result.code).toBe(2);
   expect(result.stderr).toMatch(/\bPORT\b/);
   expect(result.stderr).toMatch(/abc/);
 });
 
 test('When API_KEYS names an unknown role, then the process exits non-zero naming API_KEYS without echoing the key', async () => {
   const secret = 'superuser-key-0123456789abcdef';
-  const result = await promisify(execFile)(process.execPath, [path.join(build, 'src', 'main.js')], { env: env({ API_KEYS: `root:${secret}` }) }).then(
+  const result = await promisify(execFile)(process.execPath, [path.join(build, 'src', 'main.js')], { env: env({ API_KEYS: `root:${secret}` }), timeout: 20_000 }).then(
     () => ({ code: 0, stderr: '' }),
     (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
   );
   expect(result.code).not.toBe(0);
   expect(result.stderr).toMatch(/API_KEYS/);
   expect(result.stderr).not.toContain(secret);
+});
+
+test('When MONGODB_URI is set and CREDENTIALS_KEY is not, then the process exits 2 with a message naming CREDENTIALS_KEY', async () => {
+  const result = await promisify(execFile)(process.execPath, [path.join(build, 'src', 'main.js')], { env: env({ CREDENTIALS_KEY: '' }), timeout: 20_000 }).then(
+    () => ({ code: 0, stderr: '' }),
+    (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+  );
+  expect(result).toEqual({ code: 2, stderr: expect.stringMatching(/invalid configuration: CREDENTIALS_KEY: is required when MONGODB_URI is set/) });
 });

@@ -161,6 +161,23 @@ describe('When an entry is updated', () => {
     expect(r.body.container_registry_credentials).toEqual({ username: 'u2', password_set: true });
   });
 
+  test('with a new URL, then a derived image prefix follows it and an explicitly set one stays', async () => {
+    const derived = (await create({ container_registry_public_url: 'http://127.0.0.1:6101' })).body;
+    const moved = await call(svc.url, 'PUT', `/container_registry/${derived.container_registry_id}`, { $set: { container_registry_public_url: 'https://127.0.0.1:6102/path' } });
+    expect(moved.status).toBe(200);
+    expect(moved.body.container_registry_image_prefix).toBe('127.0.0.1:6102');
+
+    const explicit = (await create({ container_registry_public_url: 'http://127.0.0.1:6103', container_registry_image_prefix: 'mirror.example.org/team' })).body;
+    const kept = await call(svc.url, 'PUT', `/container_registry/${explicit.container_registry_id}`, { container_registry_public_url: 'http://127.0.0.1:6104' });
+    expect(kept.body.container_registry_image_prefix).toBe('mirror.example.org/team');
+
+    // A prefix set in the same update wins; a removed one is derived from the URL again.
+    const both = await call(svc.url, 'PUT', `/container_registry/${derived.container_registry_id}`, { $set: { container_registry_public_url: 'http://127.0.0.1:6105', container_registry_image_prefix: 'set.example.org' } });
+    expect(both.body.container_registry_image_prefix).toBe('set.example.org');
+    const unset = await call(svc.url, 'PUT', `/container_registry/${explicit.container_registry_id}`, { $unset: { container_registry_image_prefix: '' } });
+    expect(unset.body.container_registry_image_prefix).toBe('127.0.0.1:6104');
+  });
+
   test('with operator-set storage fields, then the observed storage written by the service is kept', async () => {
     const { body } = await create({ container_registry_storage_info: { storage_type: 'fs' } });
     const observed = { catalog_supported: true, repository_count: 2, tag_count: 3, used_bytes: 100 };

@@ -52,3 +52,21 @@ test('When a batch holds new, repeated, conflicting, invalid and existing entrie
   expect((await many.parts.registries.onboardMany([entry({ container_registry_name: 'batch-dry' })], true)).map(shown)).toEqual(['created']);
   expect(await stored(many)).toEqual(await stored(one));
 });
+
+test('When onboarding moves an entry to another URL, then the credentials in the file go with it, and an entry without them loses the stored ones', async () => {
+  const svc = one;
+  const creds = { username: 'robot', password: 'onboard-pw-1' };
+  const first = entry({ container_registry_name: 'onboard-creds', container_registry_public_url: 'http://127.0.0.1:7001', container_registry_credentials: creds });
+  expect(await svc.parts.registries.onboard(first, false)).toMatchObject({ outcome: 'created' });
+  expect(await svc.parts.registries.onboard(first, false)).toMatchObject({ outcome: 'unchanged' });
+  const moved: Record<string, unknown> = { ...first, container_registry_public_url: 'http://127.0.0.1:7002' };
+  expect(await svc.parts.registries.onboard(moved, false)).toMatchObject({ outcome: 'updated' });
+  const raw = () => svc.db.collection('container_registries').findOne({ container_registry_name: 'onboard-creds' });
+  const kept = await raw();
+  expect(kept!.container_registry_public_url).toBe('http://127.0.0.1:7002');
+  expect(svc.parts.cipher.open(kept!.container_registry_credentials)).toEqual(creds);
+  const { container_registry_credentials: _dropped, ...without } = moved;
+  expect(await svc.parts.registries.onboard(without, false)).toMatchObject({ outcome: 'updated' });
+  expect((await raw())!.container_registry_credentials).toBeUndefined();
+  expect(await svc.parts.registries.onboard(without, false)).toMatchObject({ outcome: 'unchanged' });
+});

@@ -29,15 +29,20 @@ export function testDbName(): string {
   return `rdb_test_${randomBytes(6).toString('hex')}`;
 }
 
+/** One credentials key for the whole run (MONGODB_URI makes CREDENTIALS_KEY required). */
+export const TEST_CREDENTIALS_KEY = (process.env.TEST_CREDENTIALS_KEY ??= randomBytes(32).toString('base64'));
+
 /** Environment every test service starts from: loopback-only probes, no scheduler, rate-limit budgets out of the way (the limiter still runs; test/security sets real budgets). */
 export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
   return {
+    CREDENTIALS_KEY: TEST_CREDENTIALS_KEY,
     PROBE_ALLOWED_NETWORKS: '127.0.0.0/8,::1/128',
     HEALTH_CRON: 'off',
     STORAGE_CRON: 'off',
     LOG_LEVEL: 'info',
     RATE_LIMIT_MAX: '1000000',
     PROBE_RATE_LIMIT_MAX: '1000000',
+    AUTH_FAILURE_LIMIT: '1000000',
     ...overrides,
   };
 }
@@ -63,6 +68,7 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
     const s = parts.app.listen(0, opts.host ?? '127.0.0.1', () => resolve(s));
   });
   const { port } = server.address() as AddressInfo;
+  parts.protectPort(port);
   return {
     url: `http://127.0.0.1:${port}`,
     config,
@@ -81,6 +87,14 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** `count` instances of the service on one database of their own (replicas), each with `env`. */
+export async function startReplicas(count: number, env: Record<string, string> = {}): Promise<TestService[]> {
+  const dbName = testDbName();
+  const out: TestService[] = [];
+  for (let i = 0; i < count; i++) out.push(await startTestService(env, { dbName }));
+  return out;
 }
 
 /** JSON request helper over real HTTP. */
