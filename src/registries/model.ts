@@ -3,6 +3,7 @@
  * as it is stored (`_id` = container_registry_id, credentials sealed, service-owned fields).
  */
 import type { ContainerRegistry, ContainerRegistryHealth } from '../generated';
+import { entryFields } from '../schemas';
 import type { StoredCredentials } from './credentials';
 
 export type Entry = ContainerRegistry;
@@ -20,10 +21,16 @@ export interface StoredRegistry extends Omit<Entry, 'container_registry_id' | 'c
 
 export const COLLECTION = 'container_registries';
 
-/** The entry as the API returns it: id first, credentials masked, internal fields dropped. */
+/** Field order of API answers: the schema's, whatever order the stored document has (updates rewrite it). */
+const FIELD_ORDER = new Map(entryFields.map((f, i) => [f, i]));
+const rank = (k: string) => FIELD_ORDER.get(k) ?? FIELD_ORDER.size;
+
+/** The entry as the API returns it: id first, fields in schema order, credentials masked, internal fields dropped. */
 export function toApi(doc: Partial<StoredRegistry> & { _id: string }): Record<string, unknown> {
   const out: Record<string, unknown> = { container_registry_id: doc._id };
-  for (const [k, v] of Object.entries(doc)) {
+  const keys = Object.keys(doc).sort((a, b) => rank(a) - rank(b));
+  for (const k of keys) {
+    const v = (doc as Record<string, unknown>)[k];
     if (k.startsWith('_')) continue;
     if (k === 'container_registry_credentials' && v) {
       out[k] = { username: (v as StoredCredentials).username, password_set: true };
