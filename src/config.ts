@@ -84,6 +84,43 @@ const cidrs = (raw: string, name: string): string[] =>
     return `${address}/${bits}`;
   });
 
+/** Peer names: what mirrored ids are prefixed with (`<peer>:<id>`), so letters, digits and dashes only. */
+const PEER_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** `name=VALUE,name=VALUE`, names unique. `what` describes VALUE in messages; `secret` keeps values out of them. */
+const namedPairs = (what: string, check: (value: string) => string | undefined, secret = false) => (raw: string, name: string): Array<{ name: string; value: string }> => {
+  const seen = new Set<string>();
+  return list(raw).map((pair, i) => {
+    const at = pair.indexOf('=');
+    const peer = pair.slice(0, at).trim();
+    const value = pair.slice(at + 1).trim();
+    const where = `entry ${i + 1}${PEER_NAME.test(peer) ? ` (${peer})` : ''}`;
+    if (at < 0 || !PEER_NAME.test(peer)) throw new ConfigError(name, `${where} must be NAME=${what} with NAME of lowercase letters, digits and dashes (at most 63)`);
+    if (seen.has(peer)) throw new ConfigError(name, `${where} repeats the name ${peer}`);
+    seen.add(peer);
+    const problem = check(value);
+    if (problem) throw new ConfigError(name, `${where}: ${secret ? problem : `"${value}" ${problem}`}`);
+    return { name: peer, value };
+  });
+};
+export interface Peer {
+  name: string;
+  /** The peer's base URL, without a trailing slash. */
+  url: string;
+}
+const peers = (raw: string, name: string): Peer[] =>
+  namedPairs('URL', (v) => {
+    try {
+      const u = new URL(v);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'must be an http(s) URL';
+      if (u.username || u.password || u.search || u.hash) return 'must not carry credentials, a query or a fragment (keys go in PEER_KEYS)';
+      return undefined;
+    } catch {
+      return 'is not a URL';
+    }
+  })(raw, name).map((p) => ({ name: p.name, url: p.value.replace(/\/+$/, '') }));
+const peerKeys = (raw: string, name: string): Map<string, string> =>
+  new Map(namedPairs('KEY', (v) => (v.length < 16 || /[\s,]/.test(v) ? 'needs a key of at least 16 characters without spaces or commas' : undefined), true)(raw, name).map((p) => [p.name, p.value]));
+
 /** The variables, their defaults and their meaning. Order is the README's order. */
 export const configSpec = {
   PORT: { doc: 'TCP port of the HTTP API.', default: '8080', parse: int(0, 65535) },
@@ -165,6 +202,17 @@ export const configSpec = {
   FEED_COMPACT_AFTER_S: { doc: 'Change-log records superseded by a later change of the same entry are removed once older than this.', default: '600', parse: int(10, 86_400) },
   FEED_BOOKMARK_S: { doc: 'Seconds between bookmark events (heartbeats carrying the current revision) on change-feed streams.', default: '15', parse: int(1, 300) },
   QUERY_SOURCE: { doc: '`view`: queries are answered from the in-memory view fed by the change feed (the database while it loads); `database`: always from the database.', default: 'view', parse: oneOf('view', 'database') },
+  PEERS: {
+    doc: 'Peer catalogs to follow (SPEC 15): comma-separated `name=URL` pairs (name: lowercase letters, digits, dashes). Each peer\'s local entries are mirrored here read-only, with ids `<name>:<peer id>`. Peer URLs obey `PROBE_ALLOWED_NETWORKS`/`PROBE_DENIED_NETWORKS`.',
+    default: '',
+    parse: peers,
+  },
+  PEER_KEYS: {
+    doc: 'Reader API keys of the peers, comma-separated `name=KEY` pairs (sent as `Authorization: Bearer KEY`; redacted from logs). A peer without a key is called without one (it must be in protected mode and reachable on loopback, or open).',
+    default: '',
+    parse: noPlaceholder(peerKeys),
+  },
+  PEER_STALE_AFTER_S: { doc: 'A peer not reached for this long has its mirrored entries marked `container_registry_origin.stale: true` (kept, not deleted) until it answers again.', default: '60', parse: int(1, 86_400) },
   SHUTDOWN_TIMEOUT_MS: { doc: 'On SIGTERM/SIGINT, how long requests in flight may take to finish before the process exits with status 1.', default: '25000', parse: int(100, 600_000) },
 } satisfies Record<string, Spec<unknown>>;
 
@@ -180,6 +228,10 @@ export function loadConfig(env: Env = process.env): Config {
   // Replicas on a shared database must share the key that seals the credentials they store.
   if (out.MONGODB_URI !== undefined && out.CREDENTIALS_KEY === undefined) {
     throw new ConfigError('CREDENTIALS_KEY', 'is required when MONGODB_URI is set (every replica must seal credentials with the same key); generate one with `openssl rand -base64 32`');
+  }
+  const peerNames = new Set((out.PEERS as Peer[]).map((p) => p.name));
+  for (const k of (out.PEER_KEYS as Map<string, string>).keys()) {
+    if (!peerNames.has(k)) throw new ConfigError('PEER_KEYS', `names ${k}, which is not in PEERS`);
   }
   return Object.freeze(out) as Config;
 }

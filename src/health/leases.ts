@@ -77,7 +77,8 @@ export class SweepClaimer {
       const f = leaseFields(this.kind);
       const busy = new Set(await this.store.leased(this.kind));
       const rows = await this.store.registries
-        .find({ [f.swept]: { $ne: this.sweepId } } as Filter<StoredRegistry>, { projection: { _id: 1 }, maxTimeMS: 60_000 })
+        // Entries mirrored from a peer (SPEC 15) are the peer's to probe.
+        .find({ [f.swept]: { $ne: this.sweepId }, container_registry_origin: { $exists: false } } as Filter<StoredRegistry>, { projection: { _id: 1 }, maxTimeMS: 60_000 })
         .toArray();
       // Replicas scan the same ids: shuffled, they mostly try different ones first.
       this.queue = shuffle(rows.map((r) => r._id).filter((id) => !busy.has(id)));

@@ -21,6 +21,21 @@ export interface StoredRegistry extends Omit<Entry, 'container_registry_id' | 'c
 
 export const COLLECTION = 'container_registries';
 
+/** The peer an entry was mirrored from (SPEC 15), or undefined for a local entry. */
+export function originPeer(doc: Readonly<Pick<StoredRegistry, 'container_registry_origin'>>): string | undefined {
+  const peer = (doc.container_registry_origin as { peer?: unknown } | undefined)?.peer;
+  return typeof peer === 'string' ? peer : undefined;
+}
+
+/**
+ * The stored field the unique index `name_key_unique` is on: names are unique per origin, so a peer's entry
+ * may share its name with a local one. `<peer>/<name>`, or `/<name>` for a local entry (peer names have no `/`).
+ */
+export const NAME_KEY = '_name_key';
+export function nameKey(doc: Readonly<Pick<StoredRegistry, 'container_registry_name' | 'container_registry_origin'>>): string {
+  return `${originPeer(doc) ?? ''}/${doc.container_registry_name}`;
+}
+
 /** Field order of API answers: the schema's, whatever order the stored document has (updates rewrite it). */
 const FIELD_ORDER = new Map(entryFields.map((f, i) => [f, i]));
 const rank = (k: string) => FIELD_ORDER.get(k) ?? FIELD_ORDER.size;

@@ -5,7 +5,9 @@
 import { type Collection, type Db, type Filter } from 'mongodb';
 import { Claims } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
-import { COLLECTION, type StoredRegistry } from './model';
+import { COLLECTION, NAME_KEY, nameKey, type StoredRegistry } from './model';
+
+const localNameKey = (name: string) => nameKey({ container_registry_name: name });
 import type { QueryPlan } from './query';
 import { EntryWriter, type EntryPlan, type KnownEntry } from './writes';
 
@@ -24,13 +26,27 @@ export class RegistryRepository {
 
   /** Indexes backing name uniqueness and the common queries; idempotent, run at startup. */
   async ensureIndexes(): Promise<void> {
+    await this.migrateNameKeys();
     await ensureIndexes(this.collection, [
-      { key: { container_registry_name: 1 }, name: 'name_unique', unique: true },
+      { key: { [NAME_KEY]: 1 }, name: 'name_key_unique', unique: true },
+      { key: { container_registry_name: 1 }, name: 'name' },
       { key: { container_registry_tags: 1 }, name: 'tags' },
       { key: { 'container_registry_storage_info.registry_type': 1 }, name: 'registry_type' },
       { key: { 'container_registry_health.status': 1 }, name: 'health_status' },
     ]);
     await this.writer.ensureIndexes();
+  }
+
+  /**
+   * Names are unique per origin (SPEC 15): the unique index is on `_name_key` (model.ts nameKey), which the
+   * writer stamps on every write. Data written before it had a unique index on the name alone: the key is
+   * filled in for entries that lack it, then that index is dropped (a plain `name` index replaces it).
+   */
+  private async migrateNameKeys(): Promise<void> {
+    const missing = await this.collection.find({ [NAME_KEY]: { $exists: false } } as Filter<StoredRegistry>, { projection: { _id: 1, container_registry_name: 1, container_registry_origin: 1 } }).toArray();
+    for (const doc of missing) await this.collection.updateOne({ _id: doc._id } as Filter<StoredRegistry>, { $set: { [NAME_KEY]: nameKey(doc) } });
+    const names = await this.collection.listIndexes().toArray().catch(() => []);
+    if (names.some((i) => i.name === 'name_unique')) await this.collection.dropIndex('name_unique').catch(() => undefined);
   }
 
   /** Stores a new entry; answers it as stored (with its revision). 409 when the id or name is taken. */
@@ -42,14 +58,15 @@ export class RegistryRepository {
     return this.collection.findOne({ _id: id } as Filter<StoredRegistry>, { maxTimeMS: this.queryTimeoutMs });
   }
 
+  /** The local entry named `name` (mirrored entries may share it). */
   async findByName(name: string): Promise<StoredRegistry | null> {
-    return this.collection.findOne({ container_registry_name: name }, { maxTimeMS: this.queryTimeoutMs });
+    return this.collection.findOne({ [NAME_KEY]: localNameKey(name) } as Filter<StoredRegistry>, { maxTimeMS: this.queryTimeoutMs });
   }
 
-  /** The entries with one of these ids or names, in one query (batch onboarding). */
+  /** The entries with one of these ids or local names, in one query (batch onboarding). */
   async findByIdsOrNames(ids: string[], names: string[]): Promise<StoredRegistry[]> {
     if (ids.length === 0 && names.length === 0) return [];
-    const filter = { $or: [{ _id: { $in: ids } }, { container_registry_name: { $in: names } }] } as Filter<StoredRegistry>;
+    const filter = { $or: [{ _id: { $in: ids } }, { [NAME_KEY]: { $in: names.map(localNameKey) } }] } as Filter<StoredRegistry>;
     return this.collection.find(filter, { maxTimeMS: this.queryTimeoutMs }).toArray();
   }
 

@@ -4,11 +4,11 @@
  * never lose each other's changes.
  */
 import { randomUUID } from 'node:crypto';
-import { InputError, NotFoundError, PreconditionFailedError, type FieldError } from '../errors';
+import { ConflictError, InputError, NotFoundError, PreconditionFailedError, type FieldError } from '../errors';
 import { KeyedMutex } from '../lib/keyed-mutex';
 import { readOnlyPaths, validateEntry } from '../schemas';
 import type { CredentialCipher, PlainCredentials } from './credentials';
-import type { Entry, StoredRegistry } from './model';
+import { originPeer, type Entry, type StoredRegistry } from './model';
 import { encodeCursor, parseQueryPlan, type QueryPlan } from './query';
 import type { RegistryRepository } from './repository';
 import { credentialScopeChanged, planCredentials } from './credentials';
@@ -170,6 +170,7 @@ export class RegistryService {
     return this.locks.run(id, () =>
       this.repo.modify(id, (current) => {
         if (!current) throw notFound(id);
+        refuseMirrored(current, 'updated');
         if (ifMatch !== undefined && current.version !== ifMatch) throw stale(id, current.version);
         const before = this.logicalOf(current);
         const after = applyUpdate(before, ops);
@@ -207,6 +208,7 @@ export class RegistryService {
     await this.locks.run(id, () =>
       this.repo.modify(id, (current) => {
         if (!current) throw notFound(id);
+        refuseMirrored(current, 'deleted');
         if (ifMatch !== undefined && current.version !== ifMatch) throw stale(id, current.version);
         return { kind: 'delete', result: undefined };
       }),
@@ -347,6 +349,15 @@ function newDocument(id: string, fields: NewFields): StoredRegistry {
     updated_at: now,
     version: 1,
   } as StoredRegistry;
+}
+
+/** 409 for a client write (update, delete, health check) of an entry mirrored from a peer: the peer owns it. */
+export function refuseMirrored(doc: StoredRegistry, what: string): void {
+  const peer = originPeer(doc);
+  if (peer === undefined) return;
+  throw new ConflictError(`Entry ${doc._id} is mirrored from peer "${peer}" (${doc.container_registry_origin!.url}) and is read-only here: it can only be ${what} on that peer.`, [
+    { path: '/container_registry_origin/peer', message: `owned by peer ${peer}` },
+  ]);
 }
 
 function notFound(id: string): NotFoundError {

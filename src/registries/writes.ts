@@ -21,7 +21,7 @@ import { AppendTimeout, ChangeConflict, ChangeLog, type LogRecord } from '../db/
 import { isDuplicateKey, type Claims } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
 import { ConflictError, ServiceUnavailableError } from '../errors';
-import { COLLECTION, type StoredRegistry } from './model';
+import { COLLECTION, NAME_KEY, nameKey, type StoredRegistry } from './model';
 
 export const TOMBSTONES = 'container_registry_tombstones';
 export const CHANGES = 'catalog_changes';
@@ -57,8 +57,8 @@ export class EntryWriter {
   readonly tombstones: Collection<Tombstone>;
   readonly log: ChangeLog<StoredRegistry>;
   private readonly listeners: WrittenListener[] = [];
-  /** Optional fast lookup of which entry holds a name (the in-memory view), used before appending. */
-  nameOwner?: (name: string) => string | undefined;
+  /** Optional fast lookup of which entry holds a name key (the in-memory view), used before appending. */
+  nameOwner?: (key: string) => string | undefined;
   /**
    * Optional: the latest change of an entry this replica's feed has read (the in-memory view). Repairs
    * use it instead of searching the log, which FerretDB v1 can only do by scanning it.
@@ -98,6 +98,7 @@ export class EntryWriter {
    * Creates entry `doc` (its `_id` must be new). 409 when the id or name is taken.
    */
   async create(doc: StoredRegistry): Promise<StoredRegistry> {
+    stampNameKey(doc);
     await this.checkName(doc);
     const existing = await this.collection.findOne({ _id: doc._id } as Filter<StoredRegistry>);
     if (existing) throw idTaken(doc._id);
@@ -124,7 +125,8 @@ export class EntryWriter {
     const tombstones = new Map((await this.tombstones.find({ _id: { $in: docs.map((d) => d._id) } }).toArray()).map((t) => [t._id, t.revision]));
     const candidates: number[] = [];
     for (const [i, doc] of docs.entries()) {
-      const owner = this.nameOwner?.(doc.container_registry_name);
+      stampNameKey(doc);
+      const owner = this.nameOwner?.(nameKey(doc));
       if (owner !== undefined && owner !== doc._id) out[i] = nameTaken(doc);
       else candidates.push(i);
     }
@@ -175,7 +177,7 @@ export class EntryWriter {
   }
 
   private async checkName(doc: StoredRegistry): Promise<void> {
-    const owner = this.nameOwner ? this.nameOwner(doc.container_registry_name) : undefined;
+    const owner = this.nameOwner ? this.nameOwner(nameKey(doc)) : undefined;
     if (owner !== undefined && owner !== doc._id) throw nameTaken(doc);
   }
 
@@ -193,7 +195,8 @@ export class EntryWriter {
       const p = await plan(doc);
       if (p.kind === 'none' || !doc) return p.result;
       const prev = revisionOf(doc);
-      if (p.kind === 'replace' && p.next.container_registry_name !== doc.container_registry_name) await this.checkName(p.next);
+      if (p.kind === 'replace') stampNameKey(p.next);
+      if (p.kind === 'replace' && p.next[NAME_KEY] !== doc[NAME_KEY]) await this.checkName(p.next);
       if (Date.now() - readAt > MAX_PLAN_AGE_MS) continue;
       let r: number;
       try {
@@ -277,6 +280,11 @@ export class EntryWriter {
   async pruneTombstones(olderThan: Date): Promise<number> {
     return (await this.tombstones.deleteMany({ at: { $lt: olderThan } })).deletedCount;
   }
+}
+
+/** Sets the field the per-origin name index is on (model.ts nameKey) from the entry's name and origin. */
+function stampNameKey(doc: StoredRegistry): void {
+  doc[NAME_KEY] = nameKey(doc);
 }
 
 function nameTaken(doc: StoredRegistry): ConflictError {

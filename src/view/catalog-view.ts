@@ -5,7 +5,7 @@
  * (src/feed/reader.ts). It answers "what changed after revision R" for the change feed and, through the
  * query engine, serves queries. Pure and synchronous: no database, no HTTP.
  */
-import type { StoredRegistry } from '../registries/model';
+import { nameKey, originPeer, type StoredRegistry } from '../registries/model';
 import { QueryEngine } from './query-engine';
 
 /** The latest change of one entry: its state (undefined for a tombstone), revision and time. */
@@ -59,9 +59,9 @@ export class CatalogView {
     return this.items.get(id);
   }
 
-  /** The id of the live entry holding `name`, if any. */
-  nameOwner(name: string): string | undefined {
-    return this.names.get(name);
+  /** The id of the live entry holding name key `key` (registries/model.ts nameKey: names are unique per origin), if any. */
+  nameOwner(key: string): string | undefined {
+    return this.names.get(key);
   }
 
   /**
@@ -71,7 +71,7 @@ export class CatalogView {
   apply(rec: ViewRecord): ViewChange | undefined {
     const before = this.items.get(rec.id);
     if (before && before.revision >= rec.revision) return undefined;
-    if (before?.doc) this.names.delete(before.doc.container_registry_name);
+    if (before?.doc) this.names.delete(nameKey(before.doc));
     if (before) this.stale++;
     let item: ViewItem;
     if (rec.op === 'delete' || !rec.doc) {
@@ -83,7 +83,7 @@ export class CatalogView {
     } else {
       this.engine.upsert(rec.doc);
       item = { id: rec.id, revision: rec.revision, at: rec.at, doc: this.engine.get(rec.id)! };
-      this.names.set(rec.doc.container_registry_name, rec.id);
+      this.names.set(nameKey(rec.doc), rec.id);
       if (!before?.doc) this.liveEntries++;
     }
     this.items.set(rec.id, item);
@@ -165,8 +165,4 @@ export class CatalogView {
   }
 }
 
-/** The peer an entry was mirrored from (section 15), or undefined for a local entry. */
-export function originPeer(doc: Readonly<StoredRegistry>): string | undefined {
-  const origin = (doc as { container_registry_origin?: { peer?: unknown } }).container_registry_origin;
-  return typeof origin?.peer === 'string' ? origin.peer : undefined;
-}
+export { originPeer };

@@ -9,7 +9,7 @@ import type { HealthChecker } from '../../health/check';
 import type { HealthHistoryReader } from '../../health/history';
 import type { HealthReporter } from '../../health/report';
 import { NotFoundError } from '../../errors';
-import type { RegistryService } from '../../registries/service';
+import { refuseMirrored, type RegistryService } from '../../registries/service';
 import type { Access } from '../auth';
 
 export function healthRoutes(deps: {
@@ -24,6 +24,7 @@ export function healthRoutes(deps: {
 
   r.get('/check_container_health/:id', can('probe'), async (req, res) => {
     const doc = await deps.registries.get(String(req.params.id));
+    refuseMirrored(doc, 'checked');
     const { write } = await deps.checker.check(doc);
     if (!write.health) throw new NotFoundError(`No registry with id "${doc._id}" (it was deleted during the check).`);
     res.json(write.health);
