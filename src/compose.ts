@@ -5,12 +5,14 @@
 import type { Db } from 'mongodb';
 import type { Config } from './config';
 import { TOKEN_RETENTION_MS } from './db/atomic';
+import { Federation } from './federation';
 import { createHealthService } from './health';
 import { buildApp } from './http/app';
 import { createAccess } from './http/auth';
 import { createRateLimits } from './http/rate-limit';
 import { healthRoutes } from './http/routes/health';
 import { metricsRoutes, publicOpsRoutes } from './http/routes/ops';
+import { peersRoutes } from './http/routes/peers';
 import { resolveRoutes } from './http/routes/resolve';
 import { statusPageRoutes } from './http/routes/status-page';
 import { whoamiRoutes } from './http/routes/whoami';
@@ -59,6 +61,12 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   const health = await createHealthService({ config, db, logger, cipher, prober, crawler, entries: repository.writer });
   lifecycle.onStop('scheduler', () => health.scheduler.stop());
   lifecycle.onStop('probe clients', () => Promise.all([prober.close(), crawler.close()]));
+  // Federation (SPEC 15): one follower per peer, the peer's lease deciding which replica follows it. Peer
+  // URLs go through a client with the same egress policy as probes.
+  const peerClient = createHttpClient(config, { localPorts });
+  const federation = new Federation(config, db, repository.writer, peerClient, logger);
+  await federation.start();
+  lifecycle.onStop('federation', () => federation.stop().then(() => peerClient.close()));
   // The resolver's prefix index, kept current by the change feed (loaded with the view; 503 until then).
   const resolver = new PrefixIndex();
   feedResolver(feed, resolver);
@@ -75,9 +83,10 @@ export async function compose(config: Config, db: Db, logger: Logger) {
       metricsRoutes(access.can),
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),
       whoamiRoutes(access),
+      peersRoutes({ federation, can: access.can }),
       resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, isReady: () => feed.ready, caughtUp: () => feed.waitFor(feed.acked, 2000) }),
     ],
   });
   const protectPort = (port: number) => void localPorts.add(port);
-  return { app, repository, registries, cipher, access, lifecycle, health, feed, resolver, protectPort };
+  return { app, repository, registries, cipher, access, lifecycle, health, feed, resolver, federation, protectPort };
 }

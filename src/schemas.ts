@@ -139,6 +139,7 @@ export const validateEntry = validator<import('./generated').ContainerRegistry>(
 export const validateUpdate = validator<import('./generated').ContainerRegistryUpdate>('container_registry_update.schema.json', 'The update');
 export const validateFilter = validator<Record<string, unknown>>('container_registry_filter.schema.json', 'The filter');
 export const validateCursor = validator<import('./generated').QueryCursor>('query_cursor.schema.json', 'The cursor', 'cursor');
+export const validateChangePage = validator<import('./generated').ChangePage>('change_page.schema.json', 'The change page');
 export const validateResolveRequest = validator<import('./generated').ResolveRequest>('resolve_request.schema.json', 'The resolve request');
 
 /** Dotted paths of the entry that only the service may set (every `readOnly: true` property of the entry schema). */

@@ -75,7 +75,7 @@ function followUrl(before: Record<string, unknown>, after: Record<string, unknow
 }
 
 /** Stable JSON (sorted keys), to tell whether two documents differ. */
-function canonical(v: unknown): string {
+export function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (isObject(v)) {
     return `{${Object.keys(v)

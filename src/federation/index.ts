@@ -1,0 +1,84 @@
+/**
+ * Federation with peer catalogs (SPEC 15): every replica runs one follower per peer of `PEERS`; the peer's
+ * lease (lease.ts) makes one of them at a time follow it (follower.ts). `status()` is GET /peers: each
+ * peer's state as stored by whichever replica follows it.
+ */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Db, Filter } from 'mongodb';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import { registerSecret } from '../logger';
+import type { HttpClient } from '../probe';
+import type { StoredRegistry } from '../registries/model';
+import type { EntryWriter } from '../registries/writes';
+import { PEER_STATE, PeerFollower, type PeerState } from './follower';
+import { PeerLeases } from './lease';
+
+export { mirrorId } from './mirror';
+
+/** A follower that stops renewing (dead or hung replica) is replaced after this long. */
+export const PEER_LEASE_MS = 10_000;
+
+export interface PeerStatus {
+  name: string;
+  url: string;
+  /** The replica following the peer now (`host:pid:...`), or null when none holds its lease. */
+  following_replica: string | null;
+  /** The peer's revision every change up to which is stored here (null before the first list). */
+  revision: number | null;
+  /** Seconds since the peer last answered (null: never). */
+  lag_s: number | null;
+  last_success_at: string | null;
+  last_error: string | null;
+  last_error_at: string | null;
+  entries: number;
+  stale: boolean;
+}
+
+export class Federation {
+  readonly leases: PeerLeases;
+  private readonly followers: PeerFollower[];
+
+  constructor(private readonly config: Pick<Config, 'PEERS' | 'PEER_KEYS' | 'PEER_STALE_AFTER_S'>, private readonly db: Db, writer: EntryWriter, client: HttpClient, logger: Logger) {
+    this.leases = new PeerLeases(db, `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, PEER_LEASE_MS);
+    for (const key of config.PEER_KEYS.values()) registerSecret(key);
+    this.followers = config.PEERS.map(
+      (peer) => new PeerFollower({ peer, key: config.PEER_KEYS.get(peer.name), staleAfterMs: config.PEER_STALE_AFTER_S * 1000, db, writer, client, leases: this.leases, logger }),
+    );
+  }
+
+  async start(): Promise<void> {
+    if (this.followers.length === 0) return;
+    await this.leases.ensureIndexes();
+    for (const f of this.followers) f.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.followers.map((f) => f.stop()));
+  }
+
+  async status(): Promise<PeerStatus[]> {
+    const states = new Map((await this.db.collection<PeerState>(PEER_STATE).find({}).toArray()).map((s) => [s._id, s]));
+    const entries = this.db.collection<StoredRegistry>('container_registries');
+    return Promise.all(
+      this.config.PEERS.map(async (peer) => {
+        const s = states.get(peer.name);
+        const current = s?.url === peer.url ? s : undefined;
+        const success = current?.last_success_at;
+        return {
+          name: peer.name,
+          url: peer.url,
+          following_replica: (await this.leases.holder(peer.name)) ?? null,
+          revision: current?.revision ?? null,
+          lag_s: success ? Math.max(0, Math.round((Date.now() - success.getTime()) / 100) / 10) : null,
+          last_success_at: success?.toISOString() ?? null,
+          last_error: current?.last_error ?? null,
+          last_error_at: current?.last_error_at?.toISOString() ?? null,
+          entries: await entries.countDocuments({ 'container_registry_origin.peer': peer.name } as Filter<StoredRegistry>),
+          stale: current?.stale ?? false,
+        };
+      }),
+    );
+  }
+}
