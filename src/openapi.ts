@@ -101,7 +101,7 @@ function paths(has: (name: string) => boolean): Json {
           '200': json(entry, 'The updated entry.', etag),
           '400': problem('Invalid update.'),
           '404': problem('No such entry.'),
-          '409': problem('The name is taken.'),
+          '409': problem('The name is taken, or the entry is mirrored from a peer (read-only here; the problem names the peer).'),
           '412': problem('If-Match names an older version.'),
           '413': problem('Body too large.'),
           '415': problem('Body is not JSON.'),
@@ -110,7 +110,7 @@ function paths(has: (name: string) => boolean): Json {
       delete: op('delete', 'Delete an entry', {
         operationId: 'deleteRegistry',
         parameters: [ifMatch],
-        responses: { '204': { description: 'Deleted.' }, '400': problem('If-Match is not one entity tag.'), '404': problem('No such entry.'), '412': problem('If-Match names an older version.') },
+        responses: { '204': { description: 'Deleted.' }, '400': problem('If-Match is not one entity tag.'), '404': problem('No such entry.'), '409': problem('The entry is mirrored from a peer (read-only here; the problem names the peer).'), '412': problem('If-Match names an older version.') },
       }),
     },
     '/container_registries': {
@@ -164,7 +164,7 @@ function paths(has: (name: string) => boolean): Json {
       parameters: [idParam],
       get: op('probe', 'Probe the registry now (GET /v2/) and store the result', {
         operationId: 'checkRegistryHealth',
-        responses: { '200': json(ref('ContainerRegistryHealth'), 'The probe result.'), '404': problem('No such entry.') },
+        responses: { '200': json(ref('ContainerRegistryHealth'), 'The probe result.'), '404': problem('No such entry.'), '409': problem('The entry is mirrored from a peer, which probes it.') },
       }),
     },
     '/container_registry/{id}/health_history': {
@@ -244,6 +244,12 @@ function paths(has: (name: string) => boolean): Json {
           '413': problem('Body too large.'),
           '415': problem('Body is not JSON.'),
         },
+      }),
+    },
+    '/peers': {
+      get: op('read', 'The peer catalogs this one follows (PEERS) and the state of each', {
+        operationId: 'listPeers',
+        responses: { '200': json({ type: 'array', items: ref('PeerStatus') }, 'One item per peer, in PEERS order.') },
       }),
     },
     '/health_report': {

@@ -20,6 +20,7 @@ import healthHistorySchema from '../schemas/container_registry_health_history.sc
 import resolveRequestSchema from '../schemas/resolve_request.schema.json';
 import resolveResultSchema from '../schemas/resolve_result.schema.json';
 import resolveBatchResultSchema from '../schemas/resolve_batch_result.schema.json';
+import peerStatusSchema from '../schemas/peer_status.schema.json';
 
 /** Every schema of schemas/, by $id (the OpenAPI document is built from these). */
 export const schemas = {
@@ -36,6 +37,7 @@ export const schemas = {
   resolveRequest: resolveRequestSchema,
   resolveResult: resolveResultSchema,
   resolveBatchResult: resolveBatchResultSchema,
+  peerStatus: peerStatusSchema,
 } as const;
 
 const MAX_ERRORS = 20;

@@ -9,6 +9,7 @@ import type { Db, Filter } from 'mongodb';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import { registerSecret } from '../logger';
+import type { PeerStatus } from '../generated';
 import type { HttpClient } from '../probe';
 import type { StoredRegistry } from '../registries/model';
 import type { EntryWriter } from '../registries/writes';
@@ -20,21 +21,7 @@ export { mirrorId } from './mirror';
 /** A follower that stops renewing (dead or hung replica) is replaced after this long. */
 export const PEER_LEASE_MS = 10_000;
 
-export interface PeerStatus {
-  name: string;
-  url: string;
-  /** The replica following the peer now (`host:pid:...`), or null when none holds its lease. */
-  following_replica: string | null;
-  /** The peer's revision every change up to which is stored here (null before the first list). */
-  revision: number | null;
-  /** Seconds since the peer last answered (null: never). */
-  lag_s: number | null;
-  last_success_at: string | null;
-  last_error: string | null;
-  last_error_at: string | null;
-  entries: number;
-  stale: boolean;
-}
+export type { PeerStatus };
 
 export class Federation {
   readonly leases: PeerLeases;
