@@ -28,7 +28,7 @@ export class RegistryRepository {
   async ensureIndexes(): Promise<void> {
     await this.migrateNameKeys();
     await ensureIndexes(this.collection, [
-      { key: { [NAME_KEY]: 1 }, name: 'name_key_unique', unique: true },
+      { key: { [NAME_KEY]: 1 }, name: 'name_key_unique', unique: true, sparse: true },
       { key: { container_registry_name: 1 }, name: 'name' },
       { key: { container_registry_tags: 1 }, name: 'tags' },
       { key: { 'container_registry_storage_info.registry_type': 1 }, name: 'registry_type' },
