@@ -60,6 +60,8 @@ export class PeerFollower {
   private renewTimer?: NodeJS.Timeout;
   private state?: PeerState;
   private failures = 0;
+  /** Why the last entry the peer sent that could not be stored was skipped (shown as the last error). */
+  private skipped?: string;
   private readonly waitS: number;
 
   constructor(private readonly o: FollowerOptions) {
@@ -196,7 +198,16 @@ export class PeerFollower {
         continue;
       }
       const origin: Origin = { peer: this.name, url: this.o.peer.url, revision: c.revision, synced_at: new Date().toISOString(), stale: false };
-      const doc = storedFromPeer(this.name, { ...c.entry, container_registry_id: c.container_registry_id }, origin);
+      let doc: StoredRegistry;
+      try {
+        doc = storedFromPeer(this.name, { ...c.entry, container_registry_id: c.container_registry_id }, origin);
+      } catch (e) {
+        // One entry this catalog cannot take does not stop the rest of the peer's feed: it is skipped, and said.
+        if (!(e instanceof PeerAnswerError)) throw e;
+        this.skipped = e.message;
+        this.o.logger.warn('entry of peer skipped', { peer: this.name, error: e.message });
+        continue;
+      }
       listed?.add(id);
       await this.upsert(doc);
     }
@@ -257,8 +268,9 @@ export class PeerFollower {
   private async save(change: Partial<PeerState>): Promise<void> {
     const state = Object.assign(this.state!, change);
     if ('revision' in change) {
-      state.last_error = undefined;
-      state.last_error_at = undefined;
+      state.last_error = this.skipped;
+      state.last_error_at = this.skipped ? new Date() : undefined;
+      this.skipped = undefined;
     }
     const { _id, ...rest } = state;
     await this.states.replaceOne({ _id }, Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) as Omit<PeerState, '_id'>, { upsert: true });
