@@ -29,7 +29,6 @@ export class RegistryRepository {
     await this.migrateNameKeys();
     await ensureIndexes(this.collection, [
       { key: { [NAME_KEY]: 1 }, name: 'name_key_unique', unique: true, sparse: true },
-      { key: { container_registry_name: 1 }, name: 'name' },
       { key: { container_registry_tags: 1 }, name: 'tags' },
       { key: { 'container_registry_storage_info.registry_type': 1 }, name: 'registry_type' },
       { key: { 'container_registry_health.status': 1 }, name: 'health_status' },
@@ -40,7 +39,7 @@ export class RegistryRepository {
   /**
    * Names are unique per origin (SPEC 15): the unique index is on `_name_key` (model.ts nameKey), which the
    * writer stamps on every write. Data written before it had a unique index on the name alone: the key is
-   * filled in for entries that lack it, then that index is dropped (a plain `name` index replaces it).
+   * filled in for entries that lack it, then that index is dropped.
    */
   private async migrateNameKeys(): Promise<void> {
     const missing = await this.collection.find({ [NAME_KEY]: { $exists: false } } as Filter<StoredRegistry>, { projection: { _id: 1, container_registry_name: 1, container_registry_origin: 1 } }).toArray();
