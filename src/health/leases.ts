@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { MongoBulkWriteError, type Collection, type Db, type Filter } from 'mongodb';
 import { isDuplicateKey } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
-import { COLLECTION, type StoredRegistry } from '../registries/model';
+import { COLLECTION, originPeer, type StoredRegistry } from '../registries/model';
 
 export type SweepKind = 'health' | 'storage';
 
@@ -77,11 +77,11 @@ export class SweepClaimer {
       const f = leaseFields(this.kind);
       const busy = new Set(await this.store.leased(this.kind));
       const rows = await this.store.registries
-        // Entries mirrored from a peer (SPEC 15) are the peer's to probe.
-        .find({ [f.swept]: { $ne: this.sweepId }, container_registry_origin: { $exists: false } } as Filter<StoredRegistry>, { projection: { _id: 1 }, maxTimeMS: 60_000 })
+        .find({ [f.swept]: { $ne: this.sweepId } } as Filter<StoredRegistry>, { projection: { _id: 1, 'container_registry_origin.peer': 1 }, maxTimeMS: 60_000 })
         .toArray();
       // Replicas scan the same ids: shuffled, they mostly try different ones first.
-      this.queue = shuffle(rows.map((r) => r._id).filter((id) => !busy.has(id)));
+      // Entries mirrored from a peer (SPEC 15) are the peer's to probe.
+      this.queue = shuffle(rows.filter((r) => originPeer(r) === undefined).map((r) => r._id).filter((id) => !busy.has(id)));
     }
     while (this.queue.length > 0) {
       const won = await this.insertLeases(this.queue.splice(0, max));
