@@ -46,7 +46,7 @@ describe('Liveness, readiness and metrics', () => {
     const id = created.body.container_registry_id as string;
     // Enough entries that a scanning query is still running on the server when the client closes.
     await svc.db.collection('container_registries').insertMany(
-      Array.from({ length: 5000 }, (_, i) => ({ _id: `filler-${i}`, container_registry_name: `filler-${i}`, pad: 'x'.repeat(300) })) as never[],
+      Array.from({ length: 5000 }, (_, i) => ({ _id: `filler-${i}`, container_registry_name: `filler-${i}`, _name_key: `/filler-${i}`, pad: 'x'.repeat(300) })) as never[],
     );
     const inFlight = Array.from({ length: 40 }, (_, i) =>
       i % 4 === 0
