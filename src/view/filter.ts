@@ -3,7 +3,7 @@
  * by mingo (the filter was validated against the allow-list before it gets here). Where mingo's semantics differ from
  * the database's, the filter is normalised first; each case says why.
  */
-import { Query } from 'mingo';
+import { Context, Query } from 'mingo';
 
 type Filter = Record<string, unknown>;
 
@@ -52,13 +52,98 @@ function stripExtended(p: string): string {
   return out;
 }
 
+/**
+ * The values a dotted path reaches in a document, as the database sees them: arrays met on the way are
+ * walked (their object elements take the same path segment; a numeric segment also indexes the array), and
+ * an array at the end is one value (its elements are tried by the operators). mingo instead gathers the
+ * values reached through an array into one new array, which then wrongly equals an array literal
+ * ({"list.k": [1]} matching [{k: 1}]) or passes $size / $elemMatch; the operators below use this walk.
+ */
+function reach(v: unknown, parts: string[], i: number, out: unknown[]): void {
+  if (i === parts.length) {
+    out.push(v);
+    return;
+  }
+  const seg = parts[i]!;
+  if (Array.isArray(v)) {
+    if (/^\d+$/.test(seg) && v[Number(seg)] !== undefined) reach(v[Number(seg)], parts, i + 1, out);
+    for (const e of v) if (isPlainObject(e)) reach(e, parts, i, out);
+  } else if (isPlainObject(v) && Object.prototype.hasOwnProperty.call(v, seg)) reach(v[seg], parts, i + 1, out);
+}
+
+/** Equality of stored values as the database has it: objects equal only with the same keys in the same order. */
+function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => same(x, b[i]));
+  if (isPlainObject(a) && isPlainObject(b)) {
+    const ka = Object.keys(a);
+    const kb = Object.keys(b);
+    return ka.length === kb.length && ka.every((k, i) => k === kb[i] && same(a[k], b[k]));
+  }
+  return false;
+}
+
+type Predicate = (doc: unknown) => boolean;
+const OPTIONS: { context?: Context } = {};
+const scalarQuery = (selector: string, op: string, value: unknown): Predicate => {
+  const q = new Query({ [selector]: { [op]: value } }, OPTIONS);
+  return (doc) => q.test(doc as Record<string, unknown>);
+};
+/** A document's values at `selector` tested by `test` (each value, and each element of an array value when `elements`). */
+const atPath = (selector: string, test: (v: unknown) => boolean, elements: boolean): Predicate => {
+  const parts = selector.split('.');
+  return (doc) => {
+    const values: unknown[] = [];
+    reach(doc, parts, 0, values);
+    return values.some((v) => test(v) || (elements && Array.isArray(v) && v.some(test)));
+  };
+};
+const isLiteralObject = (v: unknown) => v !== null && typeof v === 'object';
+/** Equality with an array or object literal (scalars keep mingo's $eq, which agrees with the database). */
+const equals = (selector: string, value: unknown): Predicate => (isLiteralObject(value) ? atPath(selector, (v) => same(v, value), true) : scalarQuery(selector, '$eq', value));
+const anyOf = (selector: string, values: unknown[]): Predicate => {
+  const tests = values.filter(isLiteralObject).map((v) => equals(selector, v));
+  const scalars = values.filter((v) => !isLiteralObject(v));
+  if (scalars.length > 0) tests.push(scalarQuery(selector, '$in', scalars));
+  return (doc) => tests.some((t) => t(doc));
+};
+
+/** Operators replacing mingo's where they differ from the database (see normaliseOperators). */
+const context = Context.init({
+  query: {
+    $eqStored: (selector: string, value: unknown) => equals(selector, value),
+    $neStored: (selector: string, value: unknown) => {
+      const t = equals(selector, value);
+      return (doc: unknown) => !t(doc);
+    },
+    $inStored: (selector: string, values: unknown[]) => anyOf(selector, values),
+    $ninStored: (selector: string, values: unknown[]) => {
+      const t = anyOf(selector, values);
+      return (doc: unknown) => !t(doc);
+    },
+    $sizeStored: (selector: string, n: number) => atPath(selector, (v) => Array.isArray(v) && v.length === n, false),
+    $elemMatchStored: (selector: string, criteria: Record<string, unknown>) => {
+      // Operators apply to the element itself; a query of fields to an object element.
+      const onValue = isOperatorObject(criteria) && !Object.keys(criteria).some((k) => LOGICAL.has(k));
+      const q = new Query(onValue ? { v: criteria } : criteria, OPTIONS);
+      const test = onValue ? (e: unknown) => q.test({ v: e }) : (e: unknown) => isPlainObject(e) && q.test(e);
+      return atPath(selector, (v) => Array.isArray(v) && v.some(test), false);
+    },
+  },
+} as unknown as Parameters<typeof Context.init>[0]);
+OPTIONS.context = context;
+
 /** An operator object ({$gt: 1, $regex: ...}) normalised. */
 function normaliseOperators(ops: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [op, v] of Object.entries(ops)) {
     if (op === '$options') continue;
     if (op === '$regex') out.$regex = toRegExp(v as string, ops.$options as string | undefined);
-    else if (op === '$not' || op === '$elemMatch') out[op] = isOperatorObject(v) ? normaliseOperators(v) : normaliseFilter(v as Filter);
+    else if (op === '$not') out.$not = normaliseOperators(v as Record<string, unknown>);
+    else if (op === '$elemMatch') out.$elemMatchStored = isOperatorObject(v) ? normaliseOperators(v) : normaliseFilter(v as Filter);
+    else if (op === '$size') out.$sizeStored = v;
+    else if ((op === '$eq' || op === '$ne') && isLiteralObject(v)) out[`${op}Stored`] = v;
+    else if ((op === '$in' || op === '$nin') && (v as unknown[]).some(isLiteralObject)) out[`${op}Stored`] = v;
     else out[op] = v;
   }
   return out;
@@ -68,7 +153,8 @@ export function normaliseFilter(filter: Filter): Filter {
   const out: Filter = {};
   for (const [k, v] of Object.entries(filter)) {
     if (LOGICAL.has(k)) out[k] = (v as Filter[]).map(normaliseFilter);
-    else out[k] = isOperatorObject(v) ? normaliseOperators(v) : v;
+    else if (isOperatorObject(v)) out[k] = normaliseOperators(v);
+    else out[k] = isLiteralObject(v) ? { $eqStored: v } : v;
   }
   return out;
 }
@@ -76,6 +162,6 @@ export function normaliseFilter(filter: Filter): Filter {
 /** The filter as a predicate over stored documents; compiled once, used for every document of a query. */
 export function compileFilter(filter: Filter): (doc: object) => boolean {
   if (Object.keys(filter).length === 0) return () => true;
-  const q = new Query(normaliseFilter(filter), {});
+  const q = new Query(normaliseFilter(filter), OPTIONS);
   return (doc) => q.test(doc as Record<string, unknown>);
 }

@@ -204,8 +204,11 @@ function projector(plan: QueryPlan): (doc: Doc) => StoredRegistry {
   const top = new Set<string>(['_id']);
   for (const f of plan.fields) if (f !== 'container_registry_id') top.add(f);
   const [sortTop, ...sortRest] = plan.sort.dbField.split('.');
-  const partial = sortRest.length > 0 && !top.has(sortTop!) ? sortTop! : undefined;
-  if (!partial) top.add(sortTop!);
+  // A dotted sort field projects only its key of the object, even when the object itself is asked for:
+  // FerretDB v1 lets {h.status: 1} win over {h: 1}. (MongoDB rejects that projection as a path collision.)
+  const partial = sortRest.length > 0 ? sortTop! : undefined;
+  if (partial) top.delete(partial);
+  else top.add(sortTop!);
   const sub = sortRest.join('.');
   return (doc) => {
     const out: Record<string, unknown> = {};

@@ -127,6 +127,9 @@ test('When generated filters, sorts, limits and projections are run page by page
   let accepted = 0;
   let pagesCompared = 0;
   let nonEmpty = 0;
+  let excluded = 0;
+  const mismatches: string[] = [];
+  const notImplemented = new Set<string>();
   await fc.assert(
     fc.asyncProperty(filter, sortSpec, limit, fields, async (f, sort, lim, flds) => {
       let plan: QueryPlan;
@@ -138,14 +141,34 @@ test('When generated filters, sorts, limits and projections are run page by page
       }
       accepted++;
       for (let page = 0; page < 4; page++) {
-        const fromDb = await repo.query(plan);
+        let fromDb: StoredRegistry[];
+        try {
+          fromDb = await repo.query(plan);
+        } catch (e) {
+          // What FerretDB v1 does not implement (the regex option x, $ne inside $elemMatch, ...) it refuses
+          // with NotImplemented; MongoDB runs it, and so does the engine, with MongoDB's semantics.
+          if ((e as { code?: number }).code === 238) {
+            notImplemented.add(String((e as Error).message));
+            return excluded++, true;
+          }
+          throw e;
+        }
         const fromEngine = engine.query(plan);
         pagesCompared++;
         if (fromDb.length > 0) nonEmpty++;
         const what = `filter ${JSON.stringify(f)} sort ${sort} limit ${lim} fields ${flds?.join(',')} page ${page} after ${JSON.stringify(plan.after)}`;
         const ids = (rows: StoredRegistry[]) => rows.map((r) => r._id);
         if (JSON.stringify(ids(fromEngine)) !== JSON.stringify(ids(fromDb))) {
+          if (process.env.DIFF_COLLECT) { mismatches.push(`${what}\n  database: ${JSON.stringify(ids(fromDb))}\n  engine:   ${JSON.stringify(ids(fromEngine))}`); return true; }
           throw new Error(`${what}\n  database: ${JSON.stringify(ids(fromDb))}\n  engine:   ${JSON.stringify(ids(fromEngine))}`);
+        }
+        if (process.env.DIFF_COLLECT) {
+          try {
+            expect(fromEngine).toStrictEqual(fromDb);
+          } catch (e) {
+            mismatches.push(`${what}\n  ${String(e).slice(0, 1500)}`);
+            return true;
+          }
         }
         expect(fromEngine).toStrictEqual(fromDb);
         if (fromDb.length <= plan.limit) break;
@@ -155,9 +178,11 @@ test('When generated filters, sorts, limits and projections are run page by page
       }
       return true;
     }),
-    { numRuns: 400, seed: Number(process.env.DIFF_SEED ?? 20261203), endOnFailure: true },
+    { numRuns: 300, seed: Number(process.env.DIFF_SEED ?? 20261203), endOnFailure: true },
   );
+  if (process.env.DIFF_COLLECT) console.log([...notImplemented].join('\n'), excluded, accepted, pagesCompared, nonEmpty);
+  if (process.env.DIFF_COLLECT) console.log(mismatches.length + '\n' + mismatches.sort((a, b) => a.length - b.length).slice(0, 40).join('\n'));
   // The generators must exercise the engine: most filters are accepted and many match something.
-  expect(accepted).toBeGreaterThan(200);
+  expect(accepted - excluded).toBeGreaterThan(200);
   expect(nonEmpty).toBeGreaterThan(pagesCompared / 4);
 }, 300_000);
