@@ -99,19 +99,50 @@ const atPath = (selector: string, test: (v: unknown) => boolean, elements: boole
   };
 };
 const isLiteralObject = (v: unknown) => v !== null && typeof v === 'object';
-/** Equality with an array or object literal (scalars keep mingo's $eq, which agrees with the database). */
-const equals = (selector: string, value: unknown): Predicate => (isLiteralObject(value) ? atPath(selector, (v) => same(v, value), true) : scalarQuery(selector, '$eq', value));
+/**
+ * Equality with null: the path reaches no value (missing, or only through array elements that lack it), or
+ * a value that is null or an array holding null. mingo treats values gathered through arrays differently
+ * ({"l.k": null} does not match l: [] or l: [1] there; it does in the database).
+ */
+const isNull = (selector: string): Predicate => {
+  const parts = selector.split('.');
+  return (doc) => {
+    const values: unknown[] = [];
+    reach(doc, parts, 0, values);
+    return values.length === 0 || values.some((v) => v === null || (Array.isArray(v) && v.includes(null)));
+  };
+};
+/**
+ * Equality with null, an array or an object literal (other scalars keep mingo's $eq, which agrees with the
+ * database). An object literal is compared with the value only, not with the elements of an array value:
+ * FerretDB v1 does so ({a: {x: 1}} does not match a: [{x: 1}]; on MongoDB it does).
+ */
+const equals = (selector: string, value: unknown): Predicate =>
+  value === null ? isNull(selector) : isLiteralObject(value) ? atPath(selector, (v) => same(v, value), Array.isArray(value)) : scalarQuery(selector, '$eq', value);
 const anyOf = (selector: string, values: unknown[]): Predicate => {
-  const tests = values.filter(isLiteralObject).map((v) => equals(selector, v));
-  const scalars = values.filter((v) => !isLiteralObject(v));
+  const tests = values.filter((v) => v === null || isLiteralObject(v)).map((v) => equals(selector, v));
+  const scalars = values.filter((v) => v !== null && !isLiteralObject(v));
   if (scalars.length > 0) tests.push(scalarQuery(selector, '$in', scalars));
   return (doc) => tests.some((t) => t(doc));
 };
+
+/**
+ * $all as the test database (FerretDB v1) runs it: one value at the path holds every item, an array value
+ * as elements (objects compared with key order), a scalar value by equality; nothing for an empty list.
+ * mingo needs an array value and compares objects without key order. (MongoDB also matches an object value
+ * equal to a single object item, and items found in different elements' values ({"a.x": {$all: [1, 2]}}
+ * over a: [{x: 1}, {x: 2}]); FerretDB v1 does not.)
+ */
+const allOf = (selector: string, items: unknown[]): Predicate =>
+  items.length === 0
+    ? () => false
+    : atPath(selector, (v) => (Array.isArray(v) ? items.every((it) => v.some((e) => same(e, it))) : items.every((it) => !isLiteralObject(it) && same(v, it))), false);
 
 /** Operators replacing mingo's where they differ from the database (see normaliseOperators). */
 const context = Context.init({
   query: {
     $eqStored: (selector: string, value: unknown) => equals(selector, value),
+    $nullStored: (selector: string) => isNull(selector),
     $neStored: (selector: string, value: unknown) => {
       const t = equals(selector, value);
       return (doc: unknown) => !t(doc);
@@ -121,6 +152,7 @@ const context = Context.init({
       const t = anyOf(selector, values);
       return (doc: unknown) => !t(doc);
     },
+    $allStored: (selector: string, items: unknown[]) => allOf(selector, items),
     $sizeStored: (selector: string, n: number) => atPath(selector, (v) => Array.isArray(v) && v.length === n, false),
     $elemMatchStored: (selector: string, criteria: Record<string, unknown>) => {
       // Operators apply to the element itself; a query of fields to an object element.
@@ -142,8 +174,11 @@ function normaliseOperators(ops: Record<string, unknown>): Record<string, unknow
     else if (op === '$not') out.$not = normaliseOperators(v as Record<string, unknown>);
     else if (op === '$elemMatch') out.$elemMatchStored = isOperatorObject(v) ? normaliseOperators(v) : normaliseFilter(v as Filter);
     else if (op === '$size') out.$sizeStored = v;
-    else if ((op === '$eq' || op === '$ne') && isLiteralObject(v)) out[`${op}Stored`] = v;
-    else if ((op === '$in' || op === '$nin') && (v as unknown[]).some(isLiteralObject)) out[`${op}Stored`] = v;
+    else if (op === '$all') out.$allStored = v;
+    else if ((op === '$eq' || op === '$ne') && (v === null || isLiteralObject(v))) out[`${op}Stored`] = v;
+    // {$gte: null} and {$lte: null} match what equals null (the only value in null's type bracket).
+    else if ((op === '$gte' || op === '$lte') && v === null) out.$nullStored = true;
+    else if ((op === '$in' || op === '$nin') && (v as unknown[]).some((x) => x === null || isLiteralObject(x))) out[`${op}Stored`] = v;
     else out[op] = v;
   }
   return out;
@@ -154,7 +189,7 @@ export function normaliseFilter(filter: Filter): Filter {
   for (const [k, v] of Object.entries(filter)) {
     if (LOGICAL.has(k)) out[k] = (v as Filter[]).map(normaliseFilter);
     else if (isOperatorObject(v)) out[k] = normaliseOperators(v);
-    else out[k] = isLiteralObject(v) ? { $eqStored: v } : v;
+    else out[k] = v === null || isLiteralObject(v) ? { $eqStored: v } : v;
   }
   return out;
 }
