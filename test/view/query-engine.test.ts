@@ -6,6 +6,7 @@
 import type { StoredRegistry } from '../../src/registries/model';
 import { SORT_FIELDS, type QueryPlan, type SortSpec } from '../../src/registries/query';
 import { compileFilter } from '../../src/view/filter';
+import { compareBson, compareStrings } from '../../src/view/order';
 import { QueryEngine } from '../../src/view/query-engine';
 
 function doc(id: string, name: string, extra: Record<string, unknown> = {}): StoredRegistry {
@@ -135,6 +136,38 @@ test('When a sort field has no order yet, then the engine builds one on first us
   expect(ids(e.query(plan('container_registry_name', 10)))).toEqual(['b', 'a']);
   e.upsert(doc('c', 'a'));
   expect(ids(e.query(plan('container_registry_name', 10)))).toEqual(['c', 'b', 'a']);
+});
+
+test('When thousands of entries are inserted, moved and removed at random, then every order pages like a plain sort of what is left', () => {
+  let seed = 7;
+  const rand = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 2 ** 32;
+  };
+  const e = new QueryEngine(Object.values(SORT_FIELDS).map((f) => f.dbField));
+  const live = new Map<string, StoredRegistry>();
+  const make = (id: string) => doc(id, `n-${Math.floor(rand() * 5000)}-${id}`, { version: Math.floor(rand() * 20), updated_at: `2026-12-0${1 + Math.floor(rand() * 9)}`, container_registry_health: { status: ['healthy', 'unknown', 'degraded'][Math.floor(rand() * 3)] } });
+  for (let i = 0; i < 10000; i++) {
+    const id = `id-${Math.floor(rand() * 8000)}`;
+    if (rand() < 0.15) {
+      e.remove(id);
+      live.delete(id);
+    } else {
+      const d = make(id);
+      e.upsert(d);
+      live.set(id, d);
+    }
+  }
+  expect(e.size).toBe(live.size);
+  expect(live.size).toBeGreaterThan(3 * 1024);
+  for (const spec of ['container_registry_name', '-version', 'updated_at', '-container_registry_health.status', 'container_registry_id']) {
+    const p = plan(spec, 97);
+    const key = (d: StoredRegistry) => p.sort.dbField.split('.').reduce<any>((o, k) => o?.[k], d);
+    const expected = [...live.values()].sort((a, b) => p.sort.direction * (compareBson(key(a), key(b)) || compareStrings(a._id, b._id))).map((d) => d._id);
+    expect(walk(e, p).flat()).toEqual(expected);
+  }
 });
 
 describe('filter semantics where mingo alone differs from the database', () => {
