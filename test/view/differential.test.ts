@@ -193,11 +193,11 @@ test('When generated filters, sorts, limits and projections are run page by page
       }
       return true;
     }),
-    { numRuns: 260, seed: Number(process.env.DIFF_SEED ?? 20261203), endOnFailure: true },
+    { numRuns: 220, seed: Number(process.env.DIFF_SEED ?? 20261203), endOnFailure: true },
   );
   if (process.env.DIFF_COLLECT) console.log([...notImplemented].join('\n'), excluded, accepted, pagesCompared, nonEmpty);
   if (process.env.DIFF_COLLECT) console.log(mismatches.length + '\n' + mismatches.sort((a, b) => a.length - b.length).slice(0, 40).join('\n'));
   // The generators must exercise the engine: most filters are accepted and many match something.
-  expect(accepted - excluded).toBeGreaterThan(200);
+  expect(accepted - excluded).toBeGreaterThan(150);
   expect(nonEmpty).toBeGreaterThan(pagesCompared / 4);
 }, 300_000);
