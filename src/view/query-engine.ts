@@ -238,6 +238,9 @@ export class QueryEngine {
     if (v === null || typeof v !== 'object') return v;
     if (Array.isArray(v)) return Object.freeze(v.map((x) => this.freeze(x)));
     if (v instanceof Date) return Object.freeze(new Date(v.getTime()));
+    // Values of other classes (BSON types the API never stores) are kept as they are.
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) return v;
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = this.freeze(x);
     return Object.freeze(out);
