@@ -55,7 +55,7 @@ export class CatalogFeed {
       if (r > this.acked) this.acked = r;
       this.nudge();
     });
-    writer.nameOwner = (name) => (this.isFresh() ? view.nameOwner(name) : undefined);
+    writer.nameOwner = (name) => (this.ready ? view.nameOwner(name) : undefined);
     writer.latestKnown = (id) => {
       const item = this.ready ? view.get(id) : undefined;
       return item && { revision: item.revision, doc: item.doc as StoredRegistry | undefined };

@@ -186,10 +186,12 @@ export class EntryWriter {
   async modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known?: KnownEntry): Promise<R> {
     const giveUpAt = Date.now() + DEADLINE_MS;
     let stuck: { prev: number; since: number } | undefined;
+    let next: KnownEntry | undefined = known;
     for (let attempt = 0; Date.now() < giveUpAt; attempt++) {
-      const reuse = attempt === 0 && known !== undefined && Date.now() - known.readAt < MAX_PLAN_AGE_MS / 2;
-      const readAt = reuse ? known.readAt : Date.now();
-      const doc = reuse ? known.doc : await this.collection.findOne({ _id: id } as Filter<StoredRegistry>);
+      const reuse = next !== undefined && Date.now() - next.readAt < MAX_PLAN_AGE_MS / 2;
+      const readAt = reuse ? next!.readAt : Date.now();
+      const doc = reuse ? next!.doc : await this.collection.findOne({ _id: id } as Filter<StoredRegistry>);
+      next = undefined;
       const p = await plan(doc);
       if (p.kind === 'none' || !doc) return p.result;
       const prev = revisionOf(doc);
@@ -201,8 +203,14 @@ export class EntryWriter {
       } catch (e) {
         if (e instanceof AppendTimeout) break;
         if (!(e instanceof ChangeConflict)) throw e;
-        // Another writer's change follows `prev`. Normally it is materialized within milliseconds; if the
-        // entry stays at `prev`, that writer died in between: write its change ourselves.
+        // Another writer's change follows `prev`. When this replica's feed has read it, plan on it at once
+        // (the collection may not show it yet); else re-read after a short pause. If the entry stays at
+        // `prev`, that writer died between its two steps: write its change ourselves.
+        const latest = this.latestKnown?.(id);
+        if (latest && latest.revision > prev) {
+          next = { doc: latest.doc ? ({ ...latest.doc } as StoredRegistry) : null, readAt: Date.now() };
+          continue;
+        }
         if (stuck?.prev !== prev) stuck = { prev, since: Date.now() };
         else if (Date.now() - stuck.since > this.log.holeFillMs / 2) await this.repair(id, prev);
         await sleep(Math.min(100, 2 + Math.random() * (attempt + 1) * 4));
@@ -259,6 +267,12 @@ export class EntryWriter {
     // follows; FerretDB v1 checks nothing atomically and scans for any filter but _id.
     const fenced = await this.claims.filteredUpdatesAreAtomic();
     const filter = (fenced ? { _id: next._id, $or: [{ revision: { $lt: next.revision } }, { revision: { $exists: false } }] } : { _id: next._id }) as Filter<StoredRegistry>;
+    if (!fenced) {
+      // FerretDB v1 cannot check the revision atomically: check it just before (a later state that landed
+      // first, e.g. written by a writer that planned on this replica's feed, is never overwritten by an older one).
+      const cur = await this.collection.findOne({ _id: next._id } as Filter<StoredRegistry>, { projection: { revision: 1 } });
+      if (cur && revisionOf(cur) >= (next.revision as number)) return true;
+    }
     try {
       await this.collection.replaceOne(filter, next);
       return true;
