@@ -135,6 +135,7 @@ describe('When a query filter is hostile or wrong', () => {
     ['a bad cursor', '?cursor=garbage!', 'cursor'],
     ['a forged cursor', `?cursor=${Buffer.from('{"s":"x"}').toString('base64url')}`, 'cursor'],
     ['an unknown sort field', '?sort=container_registry_metadata.owner', 'sort'],
+    ...['constructor', '__proto__', 'toString', 'valueOf', 'hasOwnProperty', '-constructor'].map((k): [string, string, string] => [`sort=${k} (an Object.prototype name)`, `?sort=${k}`, 'sort']),
     ['a limit too high', '?limit=5000', 'limit'],
     ['a limit of zero', '?limit=0', 'limit'],
     ['a limit given twice', '?limit=1&limit=2', 'limit'],
