@@ -119,6 +119,11 @@ export const configSpec = {
   STORAGE_MAX_REPOSITORIES: { doc: 'Storage refresh: most repositories read from the catalog (more: `truncated`).', default: '10000', parse: int(1, 10_000_000) },
   STORAGE_MAX_TAGS: { doc: 'Storage refresh: most tags counted per registry (more: `truncated`).', default: '100000', parse: int(1, 100_000_000) },
   STORAGE_MAX_MANIFESTS: { doc: 'Storage refresh: most manifests read per registry (more: `truncated`).', default: '100000', parse: int(1, 100_000_000) },
+  STORAGE_MAX_BLOBS: {
+    doc: 'Storage refresh: most distinct digests (manifests, configs, layers) counted per registry (more: `truncated`); each costs about 40 bytes outside the heap while the refresh runs.',
+    default: '1000000',
+    parse: int(1, 50_000_000),
+  },
   STORAGE_TIMEOUT_MS: { doc: 'Storage refresh: time limit per registry (hit: `truncated`).', default: '600000', parse: int(1000, 86_400_000) },
   STORAGE_CONCURRENCY: { doc: 'Storage refresh: registry API requests in flight per registry.', default: '4', parse: int(1, 64) },
   HEALTH_CRON: { doc: 'Cron schedule of health sweeps, or `off`.', default: '*/5 * * * *', parse: str },
