@@ -78,6 +78,15 @@ const cidrs = (raw: string, name: string): string[] =>
 export const configSpec = {
   PORT: { doc: 'TCP port of the HTTP API.', default: '8080', parse: int(0, 65535) },
   HOST: { doc: 'Address the HTTP API listens on.', default: '0.0.0.0', parse: str },
+  HTTP_MAX_CONNECTIONS: {
+    doc: 'Most open client connections per process (more are dropped at once); keep it well under the file descriptor limit. Connections that have not sent a whole request yet hold at most half of them (a newer one closes the oldest).',
+    default: '1024',
+    parse: int(16, 1_000_000),
+  },
+  HTTP_CONNECTION_IDLE_TIMEOUT_MS: { doc: 'A new connection that has not sent a whole request head this long after it opened is closed (also one that never sends a byte).', default: '10000', parse: int(100, 600_000) },
+  HTTP_HEADERS_TIMEOUT_MS: { doc: 'Node `server.headersTimeout`: time to receive a request head, from its first byte (checked every second).', default: '10000', parse: int(100, 600_000) },
+  HTTP_REQUEST_TIMEOUT_MS: { doc: 'Node `server.requestTimeout`: time to receive a whole request, body included (408 after it); at least HTTP_HEADERS_TIMEOUT_MS.', default: '30000', parse: int(100, 3_600_000) },
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: { doc: 'Node `server.keepAliveTimeout`: how long an idle keep-alive connection stays open after a response (set it above a load balancer\'s idle timeout).', default: '5000', parse: int(100, 600_000) },
   MONGODB_URI: {
     doc: 'MongoDB connection string (MongoDB 5+, replica set or Atlas). Unset: the embedded default database (mongod via mongodb-memory-server, else FerretDB).',
     default: '',
@@ -155,7 +164,11 @@ export function loadConfig(env: Env = process.env): Config {
     const raw = env[name];
     out[name] = spec.parse(raw === undefined ? spec.default : raw, name);
   }
-  return Object.freeze(out) as Config;
+  const config = out as Config;
+  if (config.HTTP_REQUEST_TIMEOUT_MS < config.HTTP_HEADERS_TIMEOUT_MS) {
+    throw new ConfigError('HTTP_REQUEST_TIMEOUT_MS', `must be at least HTTP_HEADERS_TIMEOUT_MS (${config.HTTP_HEADERS_TIMEOUT_MS}), got ${config.HTTP_REQUEST_TIMEOUT_MS}`);
+  }
+  return Object.freeze(config);
 }
 
 /** Markdown table of the variables, for the README. */

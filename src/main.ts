@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { ConfigError, loadConfig, type Config } from './config';
 import { compose } from './compose';
 import { openDatabase } from './db/connect';
+import { createHttpServer, listen } from './http/server';
 import { validateSchedules } from './health/scheduler';
 import { stopOnSignals } from './lifecycle';
 import { createLogger } from './logger';
@@ -26,10 +27,7 @@ async function main(): Promise<void> {
   const database = await openDatabase(config, logger);
   const { app, access, lifecycle, health } = await compose(config, database.db, logger);
 
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(config.PORT, config.HOST, () => resolve(s));
-    s.once('error', reject);
-  });
+  const server: Server = await listen(createHttpServer(app, config), config.PORT, config.HOST);
   const address = server.address();
   logger.info('listening', { address: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, backend: database.backend });
 

@@ -218,10 +218,10 @@ describe('When a registry is hostile', () => {
   });
 
   test('with tag pages that never end, then STORAGE_MAX_TAGS applies page by page and no page past the bound is read', async () => {
-    const handler = tagFloodRegistry({ perPage: 1000, length: 100 });
+    const handler = tagFloodRegistry({ perPage: 100, length: 100 });
     const registry = await startFakeServer(handler);
-    const observed = await crawler({ STORAGE_MAX_TAGS: '2500', STORAGE_TIMEOUT_MS: '5000' })(target(registry.url));
-    expect(observed).toMatchObject({ catalog_supported: true, repository_count: 1, tag_count: 2500, truncated: true, error: null });
+    const observed = await crawler({ STORAGE_MAX_TAGS: '250', STORAGE_TIMEOUT_MS: '5000' })(target(registry.url));
+    expect(observed).toMatchObject({ catalog_supported: true, repository_count: 1, tag_count: 250, truncated: true, error: null });
     expect(handler.pagesServed()).toBe(3);
   });
 

@@ -10,11 +10,35 @@ const JSON_TYPE = { 'Content-Type': 'application/json', 'Docker-Distribution-API
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 function json(res: ServerResponse, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(200, { ...JSON_TYPE, ...headers }).end(typeof body === 'string' ? body : JSON.stringify(body));
+  res.writeHead(200, { ...JSON_TYPE, ...headers }).end(Buffer.isBuffer(body) ? body : JSON.stringify(body));
 }
 
 function path(req: IncomingMessage): URL {
   return new URL(req.url ?? '/', 'http://registry');
+}
+
+const HOLE = '########';
+
+/**
+ * A body made once, with 8-character holes (`########`) that each request fills by copying: a 4 or 13 MB
+ * answer costs the test process a memory copy, not a JSON.stringify that would stall its own event loop.
+ */
+function template(text: string): (fill: (hole: number) => number) => Buffer {
+  const bytes = Buffer.from(text, 'latin1');
+  const holes: number[] = [];
+  for (let at = text.indexOf(HOLE); at >= 0; at = text.indexOf(HOLE, at + HOLE.length)) holes.push(at);
+  return (fill) => {
+    const body = Buffer.from(bytes);
+    let last = NaN;
+    let hex = Buffer.alloc(0);
+    holes.forEach((at, k) => {
+      const v = fill(k);
+      if (v !== last) hex = Buffer.from(v.toString(16).padStart(8, '0'), 'latin1');
+      last = v;
+      hex.copy(body, at);
+    });
+    return body;
+  };
 }
 
 /** A distinct, well-formed sha256 digest for every (a, b). */
@@ -35,11 +59,16 @@ function base(req: IncomingMessage, res: ServerResponse): boolean {
 /**
  * One repository `big` with `tags` tags; every manifest lists `layers` layers no other manifest has (each of
  * `layerSize` bytes), so every manifest brings `layers + 2` new digests. At 42,000 layers a manifest is just
- * under the crawler's 4 MiB manifest cap.
+ * under the crawler's 4 MiB manifest cap. Manifest `tN` is syntheticDigest(0, N) as config and
+ * syntheticDigest(N + 1, i) as layers: one template, its 8-digit fields patched per request (cheap enough to
+ * leave the test process's event loop free).
  */
 export function manyBlobsRegistry(opts: { tags: number; layers: number; layerSize?: number }): Handler & { manifestsServed(): number } {
   let served = 0;
   const size = opts.layerSize ?? 1000;
+  const fill = syntheticDigest(0, 0).slice(7 + 16);
+  const layers = Array.from({ length: opts.layers }, (_, i) => `{"digest":"sha256:${HOLE}${i.toString(16).padStart(8, '0')}${fill}","size":${size}}`);
+  const manifest = template(`{"schemaVersion":2,"mediaType":"${OCI_MANIFEST}","config":{"digest":"sha256:00000000${HOLE}${fill}","size":${size}},"layers":[${layers.join(',')}]}`);
   const handler: Handler = (req, res) => {
     if (base(req, res)) return;
     const url = path(req);
@@ -47,12 +76,9 @@ export function manyBlobsRegistry(opts: { tags: number; layers: number; layerSiz
     if (url.pathname === '/v2/big/tags/list') return json(res, { name: 'big', tags: Array.from({ length: opts.tags }, (_, i) => `t${i}`) });
     const m = /^\/v2\/big\/manifests\/t(\d+)$/.exec(url.pathname);
     if (!m) return void res.writeHead(404, JSON_TYPE).end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}');
-    const n = Number(m[1]);
     served++;
-    const layers = new Array<string>(opts.layers);
-    for (let i = 0; i < opts.layers; i++) layers[i] = `{"digest":"${syntheticDigest(n + 1, i)}","size":${size}}`;
-    const body = `{"schemaVersion":2,"mediaType":"${OCI_MANIFEST}","config":{"digest":"${syntheticDigest(0, n)}","size":${size}},"layers":[${layers.join(',')}]}`;
-    res.writeHead(200, { 'Content-Type': OCI_MANIFEST }).end(body);
+    const n = Number(m[1]);
+    res.writeHead(200, { 'Content-Type': OCI_MANIFEST }).end(manifest((hole) => (hole === 0 ? n : n + 1)));
   };
   return Object.assign(handler, { manifestsServed: () => served });
 }
@@ -63,16 +89,16 @@ export function manyBlobsRegistry(opts: { tags: number; layers: number; layerSiz
  */
 export function tagFloodRegistry(opts: { perPage: number; length: number }): Handler & { pagesServed(): number } {
   let pages = 0;
+  const tags = Array.from({ length: opts.perPage }, (_, i) => `"p${HOLE}-${i}-`.padEnd(opts.length + 1, 'x') + '"');
+  const page = template(`{"name":"flood","tags":[${tags.join(',')}]}`);
   const handler: Handler = (req, res) => {
     if (base(req, res)) return;
     const url = path(req);
     if (url.pathname === '/v2/_catalog') return json(res, { repositories: ['flood'] });
     if (url.pathname === '/v2/flood/tags/list') {
-      const page = Number(url.searchParams.get('page') ?? '0');
+      const n = Number(url.searchParams.get('page') ?? '0');
       pages++;
-      const tags = new Array<string>(opts.perPage);
-      for (let i = 0; i < opts.perPage; i++) tags[i] = `p${page}-${i}-`.padEnd(opts.length, 'x');
-      return json(res, { name: 'flood', tags }, { Link: `</v2/flood/tags/list?n=1000&page=${page + 1}>; rel="next"` });
+      return json(res, page(() => n), { Link: `</v2/flood/tags/list?n=1000&page=${n + 1}>; rel="next"` });
     }
     res.writeHead(404, JSON_TYPE).end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}');
   };

@@ -12,6 +12,7 @@ import { PassThrough } from 'node:stream';
 import { MongoClient, type Db } from 'mongodb';
 import { loadConfig, type Config } from '../../src/config';
 import { compose } from '../../src/compose';
+import { createHttpServer, listen } from '../../src/http/server';
 import { createLogger } from '../../src/logger';
 
 export interface TestService {
@@ -57,9 +58,7 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
   stream.on('data', (c: Buffer) => chunks.push(c.toString('utf8')));
   const logger = createLogger(config.LOG_LEVEL, stream);
   const parts = await compose(config, db, logger);
-  const server: Server = await new Promise((resolve) => {
-    const s = parts.app.listen(0, opts.host ?? '127.0.0.1', () => resolve(s));
-  });
+  const server: Server = await listen(createHttpServer(parts.app, config), 0, opts.host ?? '127.0.0.1');
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
