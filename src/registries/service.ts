@@ -8,7 +8,7 @@ import { InputError, NotFoundError, PreconditionFailedError, type FieldError } f
 import { KeyedMutex } from '../lib/keyed-mutex';
 import { readOnlyPaths, validateEntry } from '../schemas';
 import type { CredentialCipher, PlainCredentials } from './credentials';
-import type { Entry, StoredRegistry } from './model';
+import { normaliseEntry, type Entry, type StoredRegistry } from './model';
 import { encodeCursor, parseQueryPlan } from './query';
 import type { RegistryRepository } from './repository';
 import { applyUpdate, parseUpdate } from './update';
@@ -84,6 +84,7 @@ export class RegistryService {
       if (sub === undefined) delete rest[top!];
       else delete (rest[top!] as Record<string, unknown>)[sub];
     }
+    normaliseEntry(rest);
     try {
       validateEntry(rest);
     } catch (e) {
@@ -150,6 +151,7 @@ export class RegistryService {
             /* the URL is invalid: validation below names it */
           }
         }
+        normaliseEntry(after);
         try {
           validateEntry(after);
         } catch (e) {
