@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { ConfigError, loadConfig, type Config } from './config';
 import { compose } from './compose';
 import { openDatabase } from './db/connect';
+import { PROTECTED_MODE_HINT } from './http/auth';
 import { createHttpServer, listen } from './http/server';
 import { validateSchedules } from './health/scheduler';
 import { stopOnSignals } from './lifecycle';
@@ -32,7 +33,7 @@ async function main(): Promise<void> {
   logger.info('listening', { address: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, backend: database.backend });
 
   if (access.protectedMode) {
-    logger.warn('protected mode: API_KEYS is unset, so only loopback clients (127.0.0.0/8, ::1) are served; set API_KEYS=role:key,... to serve the network', { host: config.HOST });
+    logger.warn(PROTECTED_MODE_HINT, { host: config.HOST });
   } else {
     const roles = config.API_KEYS.reduce<Record<string, number>>((n, k) => ({ ...n, [k.role]: (n[k.role] ?? 0) + 1 }), {});
     logger.warn('API key mode: every route except /healthz, /readyz and /openapi.json needs an API key', { keys_per_role: roles });
