@@ -44,7 +44,7 @@ interface Refresh {
   /** /healthz latencies (ms) sampled while the refresh ran. */
   latencies: number[];
   p99: number;
-  /** p99 of the same sampling for 2 s before the entry existed: what the machine gives an idle service now. */
+  /** p99 of the same sampling for 3 s before the entry existed: what the machine gives an idle service now. */
   baselineP99: number;
 }
 
@@ -70,7 +70,7 @@ async function sampleHealthz(s: ServiceProcess, ms: number, done: () => Promise<
 
 /** Registers `url` and samples /healthz until the entry's first storage refresh is stored. */
 async function refresh(s: ServiceProcess, url: string): Promise<Refresh> {
-  const baseline = await sampleHealthz(s, 2000);
+  const baseline = await sampleHealthz(s, 3000);
   const id = await register(s, url);
   let observed: Record<string, any> | undefined;
   const latencies = await sampleHealthz(s, REFRESH_LIMIT_MS, async () => {
@@ -84,15 +84,15 @@ async function refresh(s: ServiceProcess, url: string): Promise<Refresh> {
 }
 
 /**
- * The process lives, the refresh was stored, and /healthz stayed responsive: p99 under 50 ms plus three times
+ * The process lives, the refresh was stored, and /healthz stayed responsive: p99 under 50 ms plus four times
  * what the same sampling gave just before. A loose bound on purpose: on a loaded machine (2 cores, load 15)
- * the idle p99 alone was 20 to 170 ms; a backtracking Link parser or a heap collapse still fails it.
+ * the idle p99 alone was 20 to 330 ms; the code before issue 14 still failed it by far (seconds, or no answer).
  */
 function expectSurvived(s: ServiceProcess, r: Refresh): void {
   expect({ running: s.running(), stderr: s.stderr().slice(-2000) }).toEqual({ running: true, stderr: expect.any(String) });
   expect(r.observed?.refreshed_at).toEqual(expect.any(String));
   expect(r.latencies.length).toBeGreaterThan(10);
-  expect(r.p99).toBeLessThan(HEALTHZ_P99_MS + 3 * r.baselineP99);
+  expect(r.p99).toBeLessThan(HEALTHZ_P99_MS + 4 * r.baselineP99);
 }
 
 test('When a registry lists more distinct blobs than the heap could hold as strings (1,000 manifests of 42,000 layers), then the refresh stops at STORAGE_MAX_BLOBS with truncated and the process lives', async () => {
