@@ -37,7 +37,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   const lifecycle = new Lifecycle();
   lifecycle.onStop('write-token pruning', () => clearInterval(pruneTokens));
   // The change feed: one reader of the change log per replica, feeding the in-memory view and every watcher.
-  const view = new CatalogView(Object.values(SORT_FIELDS).map((f) => f.dbField));
+  const view = new CatalogView([...SORT_FIELDS.values()].map((f) => f.dbField));
   const feed = new CatalogFeed(repository.writer, view, repository.claims, logger, {
     pollMs: config.FEED_POLL_MS,
     retentionMs: config.CHANGE_RETENTION_HOURS * 3_600_000,

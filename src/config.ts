@@ -88,6 +88,15 @@ const cidrs = (raw: string, name: string): string[] =>
 export const configSpec = {
   PORT: { doc: 'TCP port of the HTTP API.', default: '8080', parse: int(0, 65535) },
   HOST: { doc: 'Address the HTTP API listens on.', default: '0.0.0.0', parse: str },
+  HTTP_MAX_CONNECTIONS: {
+    doc: 'Most open client connections per process (more are dropped at once); keep it well under the file descriptor limit. Connections that have not sent a whole request yet hold at most half of them (a newer one closes the oldest).',
+    default: '1024',
+    parse: int(16, 1_000_000),
+  },
+  HTTP_CONNECTION_IDLE_TIMEOUT_MS: { doc: 'A new connection that has not sent a whole request head this long after it opened is closed (also one that never sends a byte).', default: '10000', parse: int(100, 600_000) },
+  HTTP_HEADERS_TIMEOUT_MS: { doc: 'Node `server.headersTimeout`: time to receive a request head, from its first byte (checked every second).', default: '10000', parse: int(100, 600_000) },
+  HTTP_REQUEST_TIMEOUT_MS: { doc: 'Node `server.requestTimeout`: time to receive a whole request, body included (408 after it); at least HTTP_HEADERS_TIMEOUT_MS.', default: '30000', parse: int(100, 3_600_000) },
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: { doc: 'Node `server.keepAliveTimeout`: how long an idle keep-alive connection stays open after a response (set it above a load balancer\'s idle timeout).', default: '5000', parse: int(100, 600_000) },
   MONGODB_URI: {
     doc: 'MongoDB connection string (MongoDB 5+, replica set or Atlas). Unset: the embedded default database (a mongod already on the machine, else FerretDB) under DATA_DIR. When set, `CREDENTIALS_KEY` is required.',
     default: '',
@@ -135,6 +144,11 @@ export const configSpec = {
   STORAGE_MAX_REPOSITORIES: { doc: 'Storage refresh: most repositories read from the catalog (more: `truncated`).', default: '10000', parse: int(1, 10_000_000) },
   STORAGE_MAX_TAGS: { doc: 'Storage refresh: most tags counted per registry (more: `truncated`).', default: '100000', parse: int(1, 100_000_000) },
   STORAGE_MAX_MANIFESTS: { doc: 'Storage refresh: most manifests read per registry (more: `truncated`).', default: '100000', parse: int(1, 100_000_000) },
+  STORAGE_MAX_BLOBS: {
+    doc: 'Storage refresh: most distinct digests (manifests, configs, layers) counted per registry (more: `truncated`); each costs about 40 bytes outside the heap while the refresh runs.',
+    default: '1000000',
+    parse: int(1, 50_000_000),
+  },
   STORAGE_TIMEOUT_MS: { doc: 'Storage refresh: time limit per registry (hit: `truncated`).', default: '600000', parse: int(1000, 86_400_000) },
   STORAGE_CONCURRENCY: { doc: 'Storage refresh: registry API requests in flight per registry.', default: '4', parse: int(1, 64) },
   HEALTH_CRON: { doc: 'Cron schedule of health sweeps, or `off`.', default: '*/5 * * * *', parse: str },
@@ -181,7 +195,11 @@ export function loadConfig(env: Env = process.env): Config {
   if (out.MONGODB_URI !== undefined && out.CREDENTIALS_KEY === undefined) {
     throw new ConfigError('CREDENTIALS_KEY', 'is required when MONGODB_URI is set (every replica must seal credentials with the same key); generate one with `openssl rand -base64 32`');
   }
-  return Object.freeze(out) as Config;
+  const config = out as Config;
+  if (config.HTTP_REQUEST_TIMEOUT_MS < config.HTTP_HEADERS_TIMEOUT_MS) {
+    throw new ConfigError('HTTP_REQUEST_TIMEOUT_MS', `must be at least HTTP_HEADERS_TIMEOUT_MS (${config.HTTP_HEADERS_TIMEOUT_MS}), got ${config.HTTP_REQUEST_TIMEOUT_MS}`);
+  }
+  return Object.freeze(config);
 }
 
 /** Markdown table of the variables, for the README. */

@@ -158,3 +158,24 @@ export const readOnlyPaths: readonly string[] = (() => {
 
 /** Top-level fields of an entry, in schema order. */
 export const entryFields: readonly string[] = Object.keys(entrySchema.properties);
+
+type StringBounds = { maxLength?: number; properties?: Record<string, StringBounds> };
+
+/**
+ * `value` with every string cut to the `maxLength` its schema gives it (properties followed, `…` marking a
+ * cut). For what the service writes from text a registry chose (realm, service, API version, certificate
+ * names, error details): the health and observed schemas state the bounds, this applies them before storing.
+ */
+export function clipToSchema<T>(schema: object, value: T): T {
+  const s = schema as StringBounds;
+  if (typeof value === 'string') {
+    if (s.maxLength === undefined || value.length <= s.maxLength) return value;
+    let end = s.maxLength - 1;
+    if (end > 0 && (value.charCodeAt(end - 1) & 0xfc00) === 0xd800) end--; // never half a surrogate pair
+    return `${value.slice(0, end)}…` as T;
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || !s.properties) return value;
+  const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+  for (const [key, sub] of Object.entries(s.properties)) if (Object.hasOwn(out, key)) out[key] = clipToSchema(sub, out[key]);
+  return out as T;
+}

@@ -8,7 +8,7 @@ import { InputError, NotFoundError, PreconditionFailedError, type FieldError } f
 import { KeyedMutex } from '../lib/keyed-mutex';
 import { readOnlyPaths, validateEntry } from '../schemas';
 import type { CredentialCipher, PlainCredentials } from './credentials';
-import type { Entry, StoredRegistry } from './model';
+import { normaliseEntry, type Entry, type StoredRegistry } from './model';
 import { encodeCursor, parseQueryPlan, type QueryPlan } from './query';
 import type { RegistryRepository } from './repository';
 import { credentialScopeChanged, planCredentials } from './credentials';
@@ -119,6 +119,7 @@ export class RegistryService {
       if (sub === undefined) delete rest[top!];
       else delete (rest[top!] as Record<string, unknown>)[sub];
     }
+    normaliseEntry(rest);
     try {
       validateEntry(rest);
     } catch (e) {
@@ -174,6 +175,7 @@ export class RegistryService {
         const before = this.logicalOf(current);
         const after = applyUpdate(before, ops);
         followUrl(before, after, ops);
+        normaliseEntry(after);
         try {
           validateEntry(after);
         } catch (e) {

@@ -12,6 +12,7 @@ import { PassThrough } from 'node:stream';
 import { MongoClient, type Db } from 'mongodb';
 import { loadConfig, type Config } from '../../src/config';
 import { compose } from '../../src/compose';
+import { createHttpServer, listen } from '../../src/http/server';
 import { createLogger } from '../../src/logger';
 
 export interface TestService {
@@ -64,9 +65,7 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
   const parts = await compose(config, db, logger);
   // The view (and the resolver's index it feeds) loads in the background; tests start from a loaded one.
   await parts.feed.waitFor(0, 30_000);
-  const server: Server = await new Promise((resolve) => {
-    const s = parts.app.listen(0, opts.host ?? '127.0.0.1', () => resolve(s));
-  });
+  const server: Server = await listen(createHttpServer(parts.app, config), 0, opts.host ?? '127.0.0.1');
   const { port } = server.address() as AddressInfo;
   parts.protectPort(port);
   return {

@@ -134,7 +134,7 @@ function nextAfter(plan: QueryPlan, last: StoredRegistry): QueryPlan['after'] | 
   const id = last._id;
   if (plan.sort.dbField === '_id') return { key: id, id };
   // The service's cursor carries only a key of the sort field's declared type; past any other, no next page.
-  return typeof key === SORT_FIELDS[plan.sort.field]!.type ? { key: key as string | number, id } : null;
+  return typeof key === SORT_FIELDS.get(plan.sort.field)!.type ? { key: key as string | number, id } : null;
 }
 
 test('When generated filters, sorts, limits and projections are run page by page, then the engine returns exactly the database rows', async () => {

@@ -26,7 +26,7 @@ function doc(id: string, name: string, extra: Record<string, unknown> = {}): Sto
 
 function sort(spec: string): SortSpec {
   const field = spec.replace(/^-/, '');
-  return { spec, field, dbField: SORT_FIELDS[field]!.dbField, direction: spec.startsWith('-') ? -1 : 1 };
+  return { spec, field, dbField: SORT_FIELDS.get(field)!.dbField, direction: spec.startsWith('-') ? -1 : 1 };
 }
 const plan = (spec: string, limit: number, more: Partial<QueryPlan> = {}): QueryPlan => ({ filter: {}, sort: sort(spec), limit, ...more });
 const ids = (rows: StoredRegistry[]) => rows.map((r) => r._id);
