@@ -20,7 +20,7 @@ import { catalogDocs, FILTER_STRINGS, NUMBERS, REGEXES } from './generated-catal
 let client: MongoClient;
 let db: Db;
 let repo: RegistryRepository;
-const engine = new QueryEngine(Object.values(SORT_FIELDS).map((f) => f.dbField));
+const engine = new QueryEngine([...SORT_FIELDS.values()].map((f) => f.dbField));
 
 beforeAll(async () => {
   client = new MongoClient(process.env.TEST_MONGODB_URI!, { serverSelectionTimeoutMS: 5000 });
@@ -111,7 +111,7 @@ const { filter } = fc.letrec<{ filter: Record<string, unknown>; operators: Recor
     .map((pairs) => Object.fromEntries(pairs)),
 }));
 
-const sortSpec = fc.tuple(fc.constantFrom(...Object.keys(SORT_FIELDS)), fc.boolean()).map(([f, desc]) => (desc ? `-${f}` : f));
+const sortSpec = fc.tuple(fc.constantFrom(...[...SORT_FIELDS.keys()]), fc.boolean()).map(([f, desc]) => (desc ? `-${f}` : f));
 const fields = fc.option(fc.subarray([...entryFields], { minLength: 1, maxLength: 4 }), { nil: undefined, freq: 3 });
 const limit = fc.oneof(fc.integer({ min: 1, max: 12 }), fc.constantFrom(50, 100));
 

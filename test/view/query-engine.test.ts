@@ -32,7 +32,7 @@ const plan = (spec: string, limit: number, more: Partial<QueryPlan> = {}): Query
 const ids = (rows: StoredRegistry[]) => rows.map((r) => r._id);
 
 function engineWith(docs: StoredRegistry[]): QueryEngine {
-  const e = new QueryEngine(Object.values(SORT_FIELDS).map((f) => f.dbField));
+  const e = new QueryEngine([...SORT_FIELDS.values()].map((f) => f.dbField));
   for (const d of docs) e.upsert(d);
   return e;
 }
@@ -114,7 +114,7 @@ test('When an upsert changes sort keys, then the entry moves in every order; a r
   e.remove('c');
   e.remove('missing');
   expect(e.size).toBe(2);
-  for (const s of Object.keys(SORT_FIELDS)) expect(ids(e.query(plan(s, 10))).sort()).toEqual(['a', 'b']);
+  for (const s of [...SORT_FIELDS.keys()]) expect(ids(e.query(plan(s, 10))).sort()).toEqual(['a', 'b']);
 });
 
 test('When a caller changes a returned row or the document it upserted, then the engine still holds what was stored', () => {
@@ -146,7 +146,7 @@ test('When thousands of entries are inserted, moved and removed at random, then 
     seed ^= seed << 5;
     return (seed >>> 0) / 2 ** 32;
   };
-  const e = new QueryEngine(Object.values(SORT_FIELDS).map((f) => f.dbField));
+  const e = new QueryEngine([...SORT_FIELDS.values()].map((f) => f.dbField));
   const live = new Map<string, StoredRegistry>();
   const make = (id: string) => doc(id, `n-${Math.floor(rand() * 5000)}-${id}`, { version: Math.floor(rand() * 20), updated_at: `2026-12-0${1 + Math.floor(rand() * 9)}`, container_registry_health: { status: ['healthy', 'unknown', 'degraded'][Math.floor(rand() * 3)] } });
   for (let i = 0; i < 10000; i++) {
