@@ -55,7 +55,10 @@ export class CatalogFeed {
       if (r > this.acked) this.acked = r;
       this.nudge();
     });
-    writer.nameOwner = (name) => (this.ready ? view.nameOwner(name) : undefined);
+    writer.nameOwner = async (name) => {
+      if (!this.ready || !(await this.waitFor(this.acked, 2000))) return undefined;
+      return view.nameOwner(name);
+    };
     writer.latestKnown = (id) => {
       const item = this.ready ? view.get(id) : undefined;
       return item && { revision: item.revision, doc: item.doc as StoredRegistry | undefined };

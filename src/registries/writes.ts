@@ -57,8 +57,11 @@ export class EntryWriter {
   readonly tombstones: Collection<Tombstone>;
   readonly log: ChangeLog<StoredRegistry>;
   private readonly listeners: WrittenListener[] = [];
-  /** Optional fast lookup of which entry holds a name (the in-memory view), used before appending. */
-  nameOwner?: (name: string) => string | undefined;
+  /**
+   * Optional fast lookup of which entry holds a name (the in-memory view, once it includes this replica's
+   * acknowledged writes), used before appending; undefined when it cannot tell.
+   */
+  nameOwner?: (name: string) => Promise<string | undefined>;
   /**
    * Optional: the latest change of an entry this replica's feed has read (the in-memory view). Repairs
    * use it instead of searching the log, which FerretDB v1 can only do by scanning it.
@@ -124,7 +127,7 @@ export class EntryWriter {
     const tombstones = new Map((await this.tombstones.find({ _id: { $in: docs.map((d) => d._id) } }).toArray()).map((t) => [t._id, t.revision]));
     const candidates: number[] = [];
     for (const [i, doc] of docs.entries()) {
-      const owner = this.nameOwner?.(doc.container_registry_name);
+      const owner = await this.nameOwner?.(doc.container_registry_name);
       if (owner !== undefined && owner !== doc._id) out[i] = nameTaken(doc);
       else candidates.push(i);
     }
@@ -175,7 +178,7 @@ export class EntryWriter {
   }
 
   private async checkName(doc: StoredRegistry): Promise<void> {
-    const owner = this.nameOwner ? this.nameOwner(doc.container_registry_name) : undefined;
+    const owner = this.nameOwner ? await this.nameOwner(doc.container_registry_name) : undefined;
     if (owner !== undefined && owner !== doc._id) throw nameTaken(doc);
   }
 
