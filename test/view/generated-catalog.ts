@@ -3,23 +3,13 @@
  * the variety a filter can meet (free-form metadata of mixed types, arrays, nested objects and arrays of
  * objects, nulls, missing fields and objects (no nested arrays: FerretDB v1 cannot store them), duplicate sort keys, health statuses of other types).
  */
+import { prng } from '../../bench/data';
 import type { StoredRegistry } from '../../src/registries/model';
 
 /** Strings documents and filters share: case, prefixes, non-ASCII, astral, newline, digits-as-text. */
 export const FILTER_STRINGS = ['', 'a', 'A', 'ab', 'abc', 'b', 'B', 'eu-west', 'us-east', 'team-1', 'team-10', 'team-2', 'healthy', 'unknown', 'degraded', 'é', 'e', 'Z', 'z', '10', '9', 'x y', 'line\nbreak', '😀', '\uffff', 's3', 'fs', 'test'];
 export const NUMBERS = [0, 1, -1, 2, 1.5, 10, 100, -0.5, 1024, 1e6];
 export const REGEXES = ['^a', 'a', 'A', '^team-1', '\\d', '^$', 'e$', '.', '^.$', 'west|east', '[a-c]+', 'é', 'x y', 'x # comment\n y', '^line$', 'break$', '^[^a-z]', 'E', '\\s', '^😀$', 'team-\\d{2}'];
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function catalogDocs(n: number, seed: number): StoredRegistry[] {
   const rand = prng(seed);
