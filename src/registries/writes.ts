@@ -101,12 +101,12 @@ export class EntryWriter {
    * Creates entry `doc` (its `_id` must be new). 409 when the id or name is taken.
    */
   async create(doc: StoredRegistry): Promise<StoredRegistry> {
-    await this.checkName(doc);
-    const existing = await this.collection.findOne({ _id: doc._id } as Filter<StoredRegistry>);
+    // Three independent reads, at once: the name (the view), the id, and a tombstone the create follows.
+    const [, existing, prev] = await Promise.all([this.checkName(doc), this.collection.findOne({ _id: doc._id } as Filter<StoredRegistry>, { projection: { _id: 1 } }), this.createPrev(doc._id)]);
     if (existing) throw idTaken(doc._id);
     let r: number;
     try {
-      r = await this.log.append({ key: doc._id, prev: await this.createPrev(doc._id), op: 'upsert', doc });
+      r = await this.log.append({ key: doc._id, prev, op: 'upsert', doc });
     } catch (e) {
       if (e instanceof ChangeConflict) throw idTaken(doc._id);
       if (e instanceof AppendTimeout) throw new ServiceUnavailableError('The catalog is being written too often to take this entry now; try again.', 1);
