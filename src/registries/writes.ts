@@ -17,7 +17,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Collection, Db, Filter } from 'mongodb';
-import { AppendTimeout, ChangeConflict, ChangeLog, type LogRecord } from '../db/changelog';
+import { AppendTimeout, ChangeConflict, ChangeLog, revisionId, type LogRecord } from '../db/changelog';
 import { isDuplicateKey, type Claims } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
 import { ConflictError, ServiceUnavailableError } from '../errors';
@@ -243,7 +243,7 @@ export class EntryWriter {
     if (this.latestKnown) {
       const known = this.latestKnown(id);
       if (!known || known.revision <= prev) return false;
-      return this.materializeRecord({ _id: known.revision, key: id, prev, op: known.doc ? 'upsert' : 'delete', doc: known.doc, at: new Date(), w: '' });
+      return this.materializeRecord({ _id: revisionId(known.revision), r: known.revision, key: id, prev, op: known.doc ? 'upsert' : 'delete', doc: known.doc, at: new Date(), w: '' });
     }
     const rec = await this.log.findAfter(id, prev);
     if (!rec) return false;
@@ -254,11 +254,11 @@ export class EntryWriter {
   async materializeRecord(rec: LogRecord<StoredRegistry>): Promise<boolean> {
     const cur = await this.collection.findOne({ _id: rec.key } as Filter<StoredRegistry>, { projection: { revision: 1 } });
     if (rec.op === 'delete') {
-      if (!cur || revisionOf(cur) > rec._id) return false;
-      await this.materializeDelete(rec.key, rec._id);
+      if (!cur || revisionOf(cur) > rec.r) return false;
+      await this.materializeDelete(rec.key, rec.r);
       return true;
     }
-    if (rec.op !== 'upsert' || !rec.doc || (cur && revisionOf(cur) >= rec._id)) return false;
+    if (rec.op !== 'upsert' || !rec.doc || (cur && revisionOf(cur) >= rec.r)) return false;
     if (!cur) await this.collection.insertOne(rec.doc).catch(() => undefined);
     else await this.materializeReplace(rec.doc);
     return true;
