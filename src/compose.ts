@@ -82,7 +82,11 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     publicRoutes: [publicOpsRoutes({ db, openapi: buildOpenApi(pkg.version), isStopping: () => lifecycle.stopping }), statusPageRoutes()],
     extraRoutes: [
       changesRoutes({ feed, can: access.can, bookmarkSeconds: config.FEED_BOOKMARK_S }),
-      metricsRoutes(access.can, () => registryMetricsText(view, config.METRICS_MAX_REGISTRIES)),
+      // Per-registry series from the view, after this replica's acknowledged writes (read-your-writes, like queries).
+      metricsRoutes(access.can, async () => {
+        await feed.waitFor(feed.acked, 2000);
+        return registryMetricsText(view, config.METRICS_MAX_REGISTRIES);
+      }),
       webhookRoutes({ webhooks: webhooks.service, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES }),
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),
       whoamiRoutes(access),

@@ -58,11 +58,11 @@ export function publicOpsRoutes(deps: OpsDeps): Router {
 }
 
 /** `extra`: text appended to the process metrics (the per-registry series, computed from the catalog view). */
-export function metricsRoutes(can: (p: Permission) => RequestHandler, extra?: () => string): Router {
+export function metricsRoutes(can: (p: Permission) => RequestHandler, extra?: () => Promise<string>): Router {
   const r = Router();
   r.get('/metrics', can('read'), async (_req, res) => {
     const { contentType, body } = await metricsText();
-    res.type(contentType).send(extra ? body + extra() : body);
+    res.type(contentType).send(extra ? body + (await extra()) : body);
   });
   return r;
 }
