@@ -128,6 +128,8 @@ test('When a subscription has a filter, then only matching entries are events, a
   await call(svc.url, 'POST', '/container_registry', entry({ container_registry_tags: ['other'] }));
   const watched = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_tags: ['watched'] }));
   const wid = watched.body.container_registry_id;
+  // Delivered before the next change (else both collapse into the entry's latest state: never seen, no event).
+  await rx.waitFor((r) => r.distinct().length >= 1);
   await call(svc.url, 'PUT', `/container_registry/${wid}`, { container_registry_tags: ['other'] });
   await rx.waitFor((r) => r.distinct().length >= 2);
   await new Promise((r) => setTimeout(r, 300));
