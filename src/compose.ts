@@ -24,9 +24,12 @@ import { CatalogFeed } from './feed/reader';
 import { viewReads } from './feed/reads';
 import { feedResolver } from './feed/resolver';
 import { changesRoutes } from './http/routes/changes';
+import { webhookRoutes } from './http/routes/webhooks';
+import { createWebhooks } from './events';
 import { SORT_FIELDS } from './registries/query';
 import { PrefixIndex } from './resolve';
 import { CatalogView } from './view/catalog-view';
+import { registryMetricsText } from './observability/registry-metrics';
 
 export async function compose(config: Config, db: Db, logger: Logger) {
   const { cipher, repository, registries } = await createCatalog(config, db, logger);
@@ -59,6 +62,13 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   const health = await createHealthService({ config, db, logger, cipher, prober, crawler, entries: repository.writer });
   lifecycle.onStop('scheduler', () => health.scheduler.stop());
   lifecycle.onStop('probe clients', () => Promise.all([prober.close(), crawler.close()]));
+  // Webhooks: fed by the change feed; deliveries go through the probe HTTP client (egress policy, timeouts).
+  const webhookClient = createHttpClient(config, { localPorts });
+  const webhooks = await createWebhooks({ config, db, cipher, feed, claims: repository.claims, client: webhookClient, logger });
+  lifecycle.onStop('webhooks', async () => {
+    await webhooks.deliverer.stop();
+    await webhookClient.close();
+  });
   // The resolver's prefix index, kept current by the change feed (loaded with the view; 503 until then).
   const resolver = new PrefixIndex();
   feedResolver(feed, resolver);
@@ -72,12 +82,17 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     publicRoutes: [publicOpsRoutes({ db, openapi: buildOpenApi(pkg.version), isStopping: () => lifecycle.stopping }), statusPageRoutes()],
     extraRoutes: [
       changesRoutes({ feed, can: access.can, bookmarkSeconds: config.FEED_BOOKMARK_S }),
-      metricsRoutes(access.can),
+      // Per-registry series from the view, after this replica's acknowledged writes (read-your-writes, like queries).
+      metricsRoutes(access.can, async () => {
+        await feed.waitFor(feed.acked, 2000);
+        return registryMetricsText(view, config.METRICS_MAX_REGISTRIES);
+      }),
+      webhookRoutes({ webhooks: webhooks.service, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES }),
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),
       whoamiRoutes(access),
       resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, isReady: () => feed.ready, caughtUp: () => feed.waitFor(feed.acked, 2000) }),
     ],
   });
   const protectPort = (port: number) => void localPorts.add(port);
-  return { app, repository, registries, cipher, access, lifecycle, health, feed, resolver, protectPort };
+  return { app, webhooks, repository, registries, cipher, access, lifecycle, health, feed, resolver, protectPort };
 }

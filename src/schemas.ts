@@ -20,6 +20,7 @@ import healthHistorySchema from '../schemas/container_registry_health_history.sc
 import resolveRequestSchema from '../schemas/resolve_request.schema.json';
 import resolveResultSchema from '../schemas/resolve_result.schema.json';
 import resolveBatchResultSchema from '../schemas/resolve_batch_result.schema.json';
+import webhookRequestSchema from '../schemas/webhook_subscription_request.schema.json';
 
 /** Every schema of schemas/, by $id (the OpenAPI document is built from these). */
 export const schemas = {
@@ -36,6 +37,7 @@ export const schemas = {
   resolveRequest: resolveRequestSchema,
   resolveResult: resolveResultSchema,
   resolveBatchResult: resolveBatchResultSchema,
+  webhookRequest: webhookRequestSchema,
 } as const;
 
 const MAX_ERRORS = 20;
@@ -139,6 +141,7 @@ export const validateEntry = validator<import('./generated').ContainerRegistry>(
 export const validateUpdate = validator<import('./generated').ContainerRegistryUpdate>('container_registry_update.schema.json', 'The update');
 export const validateFilter = validator<Record<string, unknown>>('container_registry_filter.schema.json', 'The filter');
 export const validateCursor = validator<import('./generated').QueryCursor>('query_cursor.schema.json', 'The cursor', 'cursor');
+export const validateWebhookRequest = validator<import('./generated').WebhookSubscriptionRequest>('webhook_subscription_request.schema.json', 'The webhook subscription');
 export const validateResolveRequest = validator<import('./generated').ResolveRequest>('resolve_request.schema.json', 'The resolve request');
 
 /** Dotted paths of the entry that only the service may set (every `readOnly: true` property of the entry schema). */

@@ -26,6 +26,8 @@ export const PERMISSIONS = {
   probe: 'writer',
   /** delete entries */
   delete: 'admin',
+  /** manage webhook subscriptions (they send catalog data to a URL of the caller's choosing) */
+  webhooks: 'admin',
 } as const satisfies Record<string, Role>;
 export type Permission = keyof typeof PERMISSIONS;
 

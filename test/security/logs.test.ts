@@ -129,3 +129,16 @@ test('When the protected-mode startup hint is logged, then its API_KEYS=role:key
   expect(hint!.message).toContain('set API_KEYS=role:key,...');
   expect(leak!.message).toBe('started with API_KEYS=[REDACTED] and API_KEYS=[REDACTED]');
 });
+
+test('When a webhook secret (whsec_...) appears anywhere in a log line, then it is redacted', () => {
+  const stream = new PassThrough();
+  let out = '';
+  stream.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const logger = createLogger('debug', stream);
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  logger.info(`subscription created with ${secret}`);
+  logger.warn('delivery', { body: { url: 'http://127.0.0.1/hook', signing: secret }, err: new Error(`bad ${secret}`) });
+  expect(out.trim().split('\n')).toHaveLength(2);
+  expect(out).not.toContain(secret.slice(6));
+  expect(out).toContain('[REDACTED]');
+});

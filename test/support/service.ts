@@ -23,7 +23,8 @@ export interface TestService {
   /** Every log line the service wrote so far. */
   logs(): string;
   parts: Awaited<ReturnType<typeof compose>>;
-  close(): Promise<void>;
+  /** keepDatabase: stop this instance only (a restart, or one replica of several, going away). */
+  close(opts?: { keepDatabase?: boolean }): Promise<void>;
 }
 
 export function testDbName(): string {
@@ -75,13 +76,13 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
     client,
     logs: () => chunks.join(''),
     parts,
-    close: async () => {
+    close: async ({ keepDatabase = false } = {}) => {
       parts.lifecycle.beginStop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
       await parts.lifecycle.stop(logger);
-      await db.dropDatabase().catch(() => undefined);
+      if (!keepDatabase) await db.dropDatabase().catch(() => undefined);
       await client.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
