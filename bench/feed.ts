@@ -95,7 +95,8 @@ async function measureAt(deps: FeedDeps, service: Child, docs: StoredRegistry[])
     first_query_ms: round(firstMs, 1),
     get_by_id: brief(g),
     query: brief(q),
-    query_p50_over_get_p50: round(q.p50_ms / Math.max(1, g.p50_ms)),
+    // No ratio when queries failed (e.g. went to the database and hit its time limit): 0 ms would look fine.
+    query_p50_over_get_p50: q.requests > 0 && q.non2xx === 0 && q.errors + q.timeouts === 0 ? round(q.p50_ms / Math.max(1, g.p50_ms)) : null,
     rounds: { get_p50_ms: gets.map((r) => r.p50_ms), query_p50_ms: queries.map((r) => r.p50_ms), query_p99_ms: queries.map((r) => r.p99_ms) },
     connections: CONNECTIONS,
     duration_s: loadSec,
