@@ -259,3 +259,29 @@ export async function viewPhase(deps: FeedDeps) {
     lag,
   };
 }
+
+/**
+ * `--only=lag`: the cross-replica lag alone on a small catalog (`entries`, default 1,000), where each read of
+ * the change log is cheap on FerretDB v1 (it scans the log for a numeric `_id`; see README "Benchmark").
+ */
+export async function lagPhase(deps: FeedDeps, size = 1000) {
+  const dbName = 'bench_lag';
+  const writes = deps.quick ? 50 : 200;
+  const rand = prng(13);
+  const entries = range(0, size).map((i) => apiEntry(i, `http://127.0.0.1:9/l${i}`, rand, 'lag'));
+  const docs = await storedDocs(entries);
+  const loaded = await deps.load(deps.client.db(dbName), docs);
+  const a = await deps.startService(deps.uri, dbName);
+  let b: Child | undefined;
+  try {
+    await a.waitForLine('change feed: view ready', 900_000);
+    b = await deps.startService(deps.uri, dbName);
+    const bReady = JSON.parse(await b.waitForLine('change feed: view ready', 900_000)) as { duration_ms: number };
+    await reach(b, deps.auth, loaded.top, 60_000);
+    const l = await crossReplicaLag(deps, a, b, docs, entries, loaded.top, writes);
+    deps.log(`lag A→B at ${size} entries over ${writes} writes: p50 ${l.lag_p50_ms} ms, p99 ${l.lag_p99_ms} ms, max ${l.lag_max_ms} ms, missing ${l.missing}; PUT p50 ${l.put_p50_ms} ms`);
+    return { entries: size, ...l, replica_b: { view_warm_up_ms: bReady.duration_ms }, target_p99_ms: 1000 };
+  } finally {
+    await Promise.all([a.stop(), b?.stop()]);
+  }
+}

@@ -3,7 +3,7 @@
  * embedded database (FerretDB, throw-away data directory). See README "Benchmark" for what is measured.
  *   --quick    smaller data and shorter loads (under two minutes)
  *   --profile  runs the service children under `node --cpu-prof` (profiles in bench/profiles/)
- *   --only=sweep,catalog,onboard,resolve,view   those phases alone, figures printed (results.json untouched)
+ *   --only=sweep,catalog,onboard,resolve,view,lag   those phases alone, figures printed (results.json untouched)
  * SERVICE_NODE_OPTIONS: extra node flags for the service children (e.g. --trace-gc).
  * Writes bench/results.json and prints a table.
  */
@@ -19,7 +19,7 @@ import { RegistryRepository } from '../src/registries/repository';
 import type { StoredRegistry } from '../src/registries/model';
 import { apiEntry, prng, QUERY, storedDocs } from './data';
 import { startFakeRegistries } from './fake-registries';
-import { viewPhase } from './feed';
+import { lagPhase, viewPhase } from './feed';
 import type { LoadResult } from './load';
 import { DIST, productionNodeFlags, rssMb, runLoad, startChild, startLoad, type Child } from './proc';
 import { inProcess as resolveInProcess, overHttp as resolveOverHttp } from './resolve';
@@ -27,7 +27,7 @@ import { inProcess as resolveInProcess, overHttp as resolveOverHttp } from './re
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const PROFILE = argv.includes('--profile');
-/** `--only=sweep,catalog,onboard,resolve,view`: run those phases alone and print their figures (results.json untouched). */
+/** `--only=sweep,catalog,onboard,resolve,view,lag`: run those phases alone and print their figures (results.json untouched). */
 const ONLY = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const SIZE = QUICK
   ? { entries: 10_000, sweep: 200, onboard: 10_000, loadSec: 3, warmSec: 1, firstWarmSec: 4, rounds: 3, maxQuerySec: 10, sweepLeadSec: 12 }
@@ -385,7 +385,11 @@ async function resolvePhase(client: MongoClient, uri: string) {
 
 /** The change feed and the view (bench/feed.ts): queries at 10,000 and 100,000 entries, catch-up, cross-replica lag. */
 function runViewPhase(client: MongoClient, uri: string) {
-  return viewPhase({ client, uri, startService: (u, db) => startService(u, db), load: loadThroughLog, auth: AUTH, writeAuth: WRITE_AUTH, heap: heapOf, log, quick: QUICK });
+  return viewPhase(feedDeps(client, uri));
+}
+
+function feedDeps(client: MongoClient, uri: string) {
+  return { client, uri, startService: (u: string, db: string) => startService(u, db), load: loadThroughLog, auth: AUTH, writeAuth: WRITE_AUTH, heap: heapOf, log, quick: QUICK };
 }
 
 function machine(backend: string) {
@@ -451,6 +455,7 @@ async function main(): Promise<void> {
         onboard: () => onboardPhase(client, database.uri),
         resolve: () => resolvePhase(client, database.uri),
         view: () => runViewPhase(client, database.uri),
+        lag: () => lagPhase(feedDeps(client, database.uri)),
       };
       for (const name of ONLY) {
         if (!phases[name]) throw new Error(`--only: unknown phase ${name} (${Object.keys(phases).join(', ')})`);
