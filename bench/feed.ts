@@ -171,7 +171,8 @@ async function crossReplicaLag(deps: FeedDeps, a: Child, b: Child, docs: StoredR
   stop = true;
   // Ends the last long poll with a change of its own (nothing else writes).
   const endRes = await fetch(`http://127.0.0.1:${a.port}/container_registry/${docs[0]!._id}`, { method: 'PUT', headers: { ...deps.writeAuth, 'Content-Type': 'application/json' }, body: JSON.stringify(entries[0]) });
-  const head = ((await endRes.json()) as { revision: number }).revision;
+  // The highest revision written (that last PUT changes nothing when entry 0 is as first stored).
+  const head = Math.max(last, ((await endRes.json()) as { revision: number }).revision);
   await consumer;
   const lags = [...acked].map(([r, t]) => (seen.has(r) ? seen.get(r)! - t : NaN));
   const missing = lags.filter((l) => Number.isNaN(l)).length;
