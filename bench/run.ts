@@ -7,6 +7,7 @@
  * SERVICE_NODE_OPTIONS: extra node flags for the service children (e.g. --trace-gc).
  * Writes bench/results.json and prints a table.
  */
+import { revisionId } from '../src/db/changelog';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -357,7 +358,7 @@ async function onboardPhase(client: MongoClient, uri: string) {
   // What the write path stores at the least: one log record per entry (with the entry in it, as
   // ChangeLog.record builds it) and the entry, each set in one insertMany, with nothing checked or read.
   const at = new Date();
-  const records = docs.map((d, i) => ({ _id: i + 1, key: d._id, prev: 0, op: 'upsert', doc: { ...d, revision: i + 1 }, at, w: 'bench' }));
+  const records = docs.map((d, i) => ({ _id: revisionId(i + 1), r: i + 1, key: d._id, prev: 0, op: 'upsert', doc: { ...d, revision: i + 1 }, at, w: 'bench' }));
   const stored = docs.map((d, i) => ({ ...d, revision: i + 1 }) as StoredRegistry);
   const t1 = performance.now();
   await raw.collection('catalog_changes').insertMany(records as never[], { ordered: false });
