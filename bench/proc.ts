@@ -53,7 +53,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
  * Starts `node ...args` and waits for the line that tells its port (`portOf` returns it, or undefined).
  * stdout is read line by line and otherwise dropped (drained, so the child never blocks on it).
  */
-export async function startChild(args: string[], env: Record<string, string>, portOf: (line: string) => number | undefined, name: string): Promise<Child> {
+export async function startChild(args: string[], env: Record<string, string>, portOf: (line: string) => number | undefined, name: string, startMs = 60_000): Promise<Child> {
   const proc = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr: string[] = [];
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
@@ -98,7 +98,7 @@ export async function startChild(args: string[], env: Record<string, string>, po
       });
       void exited.then((code) => reject(new Error(`${name} exited with ${code}: ${stderr.join('').slice(-2000)}`)));
     }),
-    60_000,
+    startMs,
     `${name} start`,
   );
   return {

@@ -3,10 +3,11 @@
  * embedded database (FerretDB, throw-away data directory). See README "Benchmark" for what is measured.
  *   --quick    smaller data and shorter loads (under two minutes)
  *   --profile  runs the service children under `node --cpu-prof` (profiles in bench/profiles/)
- *   --only=sweep,catalog,onboard,resolve   those phases alone, figures printed (results.json untouched)
+ *   --only=sweep,catalog,onboard,resolve,view,lag   those phases alone, figures printed (results.json untouched)
  * SERVICE_NODE_OPTIONS: extra node flags for the service children (e.g. --trace-gc).
  * Writes bench/results.json and prints a table.
  */
+import { revisionId } from '../src/db/changelog';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -19,6 +20,7 @@ import { RegistryRepository } from '../src/registries/repository';
 import type { StoredRegistry } from '../src/registries/model';
 import { apiEntry, prng, QUERY, storedDocs } from './data';
 import { startFakeRegistries } from './fake-registries';
+import { lagPhase, viewPhase } from './feed';
 import type { LoadResult } from './load';
 import { DIST, productionNodeFlags, rssMb, runLoad, startChild, startLoad, type Child } from './proc';
 import { inProcess as resolveInProcess, overHttp as resolveOverHttp } from './resolve';
@@ -26,7 +28,7 @@ import { inProcess as resolveInProcess, overHttp as resolveOverHttp } from './re
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const PROFILE = argv.includes('--profile');
-/** `--only=sweep,catalog,onboard,resolve`: run those phases alone and print their figures (results.json untouched). */
+/** `--only=sweep,catalog,onboard,resolve,view,lag`: run those phases alone and print their figures (results.json untouched). */
 const ONLY = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const SIZE = QUICK
   ? { entries: 10_000, sweep: 200, onboard: 10_000, loadSec: 3, warmSec: 1, firstWarmSec: 4, rounds: 3, maxQuerySec: 10, sweepLeadSec: 12 }
@@ -42,6 +44,8 @@ const PROFILE_DIR = path.join(SOURCE_ROOT, 'bench', 'profiles');
 
 const READER_KEY = randomBytes(18).toString('base64url');
 const AUTH = { Authorization: `Bearer ${READER_KEY}` };
+const WRITER_KEY = randomBytes(18).toString('base64url');
+const WRITE_AUTH = { Authorization: `Bearer ${WRITER_KEY}` };
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'registry-db-bench-'));
 const CREDENTIALS_KEY = randomBytes(32).toString('base64');
 
@@ -63,14 +67,16 @@ function baseEnv(uri: string, dbName: string): Record<string, string> {
   };
 }
 
-/** The service as in production: built dist, node flags of `npm start`, API keys, rate limits (high), logging and metrics on. */
-function startService(uri: string, dbName: string, extra: Record<string, string> = {}): Promise<Child> {
+/**
+ * The service as in production (waits up to `startMs` for it to listen: at start it reads the head of the
+ * change log, which takes minutes on FerretDB v1 with a large log, see README "Benchmark"): built dist, node flags of `npm start`, API keys, rate limits (high), logging and metrics on. */
+function startService(uri: string, dbName: string, extra: Record<string, string> = {}, startMs = 900_000): Promise<Child> {
   const args = [...productionNodeFlags(SOURCE_ROOT), ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []), ...(process.env.SERVICE_NODE_OPTIONS?.split(/\s+/).filter(Boolean) ?? [])];
   const env = {
     ...baseEnv(uri, dbName),
     HOST: '127.0.0.1',
     PORT: '0',
-    API_KEYS: `reader:${READER_KEY},admin:${randomBytes(18).toString('base64url')}`,
+    API_KEYS: `reader:${READER_KEY},writer:${WRITER_KEY},admin:${randomBytes(18).toString('base64url')}`,
     RATE_LIMIT_MAX: '100000000',
     PROBE_TIMEOUT_MS: String(PROBE_TIMEOUT_MS),
     PROBE_CONCURRENCY: String(PROBE_CONCURRENCY),
@@ -83,7 +89,7 @@ function startService(uri: string, dbName: string, extra: Record<string, string>
     const { address } = JSON.parse(line) as { address: string };
     return Number(address.split(':').pop());
   };
-  return startChild([...args, path.join(DIST, 'src', 'main.js')], env, portOf, 'service');
+  return startChild([...args, path.join(DIST, 'src', 'main.js')], env, portOf, 'service', startMs);
 }
 
 function startBaseline(uri: string, dbName: string): Promise<Child> {
@@ -124,12 +130,38 @@ async function compare(service: Child, baseline: Child, load: (port: number) => 
   return { service: figures(s), baseline: figures(b), ratio: round(s.requests_per_sec / b.requests_per_sec), rounds, all_req_per_sec: { service: runs.service.map((x) => perSec(x.requests_per_sec)), baseline: runs.baseline.map((x) => perSec(x.requests_per_sec)) } };
 }
 
-async function insertInBatches(db: Db, docs: StoredRegistry[], batch = 5000): Promise<number> {
+/**
+ * Stores entries as the service and the seed script do: through the change log (each batch one append of
+ * log records, then one insertMany into the collection), so that every entry has its revision and the
+ * view loads it from `catalog_changes`. Batches of 500, one after another. Answers the seconds taken and
+ * the highest revision written.
+ *
+ * No service may run on the database meanwhile: the loader is then the only writer, its revisions are
+ * contiguous from the head, and it records the new head in `catalog_changes_meta` (the hint a starting
+ * replica's reader begins from, which a running replica keeps itself). Without that hint a service started
+ * after the load reads the log from revision 1 one record at a time, and FerretDB v1 does not push down a
+ * lookup by a numeric `_id` (each is a scan of the log, see README "Benchmark"): hours at 100,000.
+ */
+async function loadThroughLog(db: Db, docs: StoredRegistry[], knownHead?: number, batch = 500): Promise<{ s: number; top: number }> {
+  const repository = new RegistryRepository(db, 120_000);
+  await repository.ensureIndexes();
+  const log = repository.writer.log;
+  // Starts allocating at the head of the log: the one the caller knows (it wrote it), or found by reading.
+  const head = knownHead ?? (await log.init());
+  log.observe(head);
+  let top = head;
+  repository.writer.onWritten((r) => (top = Math.max(top, r)));
   const t0 = performance.now();
-  const coll = db.collection<StoredRegistry>('container_registries');
-  for (let i = 0; i < docs.length; i += batch) await coll.insertMany(docs.slice(i, i + batch), { ordered: false });
-  return (performance.now() - t0) / 1000;
+  for (let i = 0; i < docs.length; i += batch) {
+    const refused = await repository.insertMany(docs.slice(i, i + batch));
+    if (refused.size > 0) throw new Error(`${refused.size} of the entries ${i}..${i + batch} were refused`);
+  }
+  const s = (performance.now() - t0) / 1000;
+  if (top - head !== docs.length) throw new Error(`the load wrote revisions ${head + 1}..${top} for ${docs.length} entries (not contiguous)`);
+  await log.raiseMeta('head', top);
+  return { s, top };
 }
+const insertInBatches = async (db: Db, docs: StoredRegistry[]) => (await loadThroughLog(db, docs)).s;
 
 /** Heap figures (MB) from the service's own /metrics, to tell the heap from the rest of the RSS. */
 async function heapOf(port: number): Promise<Record<string, number>> {
@@ -149,6 +181,8 @@ async function sweepPhase(client: MongoClient, uri: string) {
   const fakes = await startFakeRegistries({ servers: 4, hanging: (i) => i % HANGING_EVERY === 0 });
   const rand = prng(7);
   const docs = await storedDocs(range(SIZE.sweep).map((i) => apiEntry(i, fakes.urlOf(i), rand, 'sweep')));
+  // Stored before the service starts (see loadThroughLog), which then loads them into its view.
+  await insertInBatches(client.db(dbName), docs);
   const fire = new Date(Math.ceil((Date.now() + SIZE.sweepLeadSec * 1000) / 1000) * 1000);
   const cron = `${fire.getUTCSeconds()} ${fire.getUTCMinutes()} ${fire.getUTCHours()} * * *`;
   const service = await startService(uri, dbName, { HEALTH_CRON: cron });
@@ -156,7 +190,7 @@ async function sweepPhase(client: MongoClient, uri: string) {
     await service.waitForLine('scheduler started', 5000).catch(() => {
       throw new Error('the service never logged "scheduler started": HEALTH_CRON cannot fire a sweep (is Scheduler.start() called by main?)');
     });
-    await insertInBatches(client.db(dbName), docs);
+    await service.waitForLine('change feed: view ready', 60_000);
     const paths = docs.slice(0, 500).map((d) => `/container_registry/${d._id}`);
     const apiLoad = (durationSec: number) => ({ url: `http://127.0.0.1:${service.port}`, connections: API_CONNECTIONS, durationSec, headers: AUTH, paths });
     await runLoad(apiLoad(1));
@@ -226,11 +260,14 @@ async function catalogPhase(client: MongoClient, uri: string) {
   const dbName = 'bench_catalog';
   const rand = prng(1);
   const docs = await storedDocs(range(SIZE.entries).map((i) => apiEntry(i, `http://127.0.0.1:9/r${i}`, rand)));
+  // Stored before the service starts (see loadThroughLog), which then loads them into its view.
+  const loadS = await insertInBatches(client.db(dbName), docs);
+  log(`catalog: ${docs.length} entries stored through the change log in ${round(loadS, 1)} s`);
   const service = await startService(uri, dbName);
   const baseline = await startBaseline(uri, dbName);
   try {
-    const loadS = await insertInBatches(client.db(dbName), docs);
-    log(`catalog: ${docs.length} entries stored in ${round(loadS, 1)} s`);
+    const ready = JSON.parse(await service.waitForLine('change feed: view ready', 600_000)) as { duration_ms: number };
+    log(`catalog: the service's view loaded in ${ready.duration_ms} ms`);
     await sleep(2000);
     const idleFresh = rssMb(service.proc.pid!);
     const ids = range(1000).map((i) => docs[Math.floor((i * docs.length) / 1000)]!._id);
@@ -286,7 +323,10 @@ async function catalogPhase(client: MongoClient, uri: string) {
   }
 }
 
-/** Onboarding: the seed script on SIZE.onboard entries against one raw insertMany of the same documents. */
+/**
+ * Onboarding: the seed script on SIZE.onboard entries against the least the write path must store: one raw
+ * insertMany of their change-log records and one of the entries (same documents, same indexes).
+ */
 async function onboardPhase(client: MongoClient, uri: string) {
   const rand = prng(3);
   const entries = range(SIZE.onboard).map((i) => apiEntry(i, `http://127.0.0.1:9/o${i}`, rand, 'onboard'));
@@ -315,8 +355,14 @@ async function onboardPhase(client: MongoClient, uri: string) {
   const docs = await storedDocs(entries);
   const raw = client.db('bench_onboard_raw');
   await new RegistryRepository(raw, 5000).ensureIndexes();
+  // What the write path stores at the least: one log record per entry (with the entry in it, as
+  // ChangeLog.record builds it) and the entry, each set in one insertMany, with nothing checked or read.
+  const at = new Date();
+  const records = docs.map((d, i) => ({ _id: revisionId(i + 1), r: i + 1, key: d._id, prev: 0, op: 'upsert', doc: { ...d, revision: i + 1 }, at, w: 'bench' }));
+  const stored = docs.map((d, i) => ({ ...d, revision: i + 1 }) as StoredRegistry);
   const t1 = performance.now();
-  await raw.collection<StoredRegistry>('container_registries').insertMany(docs);
+  await raw.collection('catalog_changes').insertMany(records as never[], { ordered: false });
+  await raw.collection<StoredRegistry>('container_registries').insertMany(stored, { ordered: false });
   const rawS = (performance.now() - t1) / 1000;
   log(`onboard: seed ${round(seedS)} s, insertMany ${round(rawS)} s`);
   return {
@@ -336,6 +382,15 @@ async function resolvePhase(client: MongoClient, uri: string) {
   const in_process = resolveInProcess(log);
   const http = await resolveOverHttp({ uri, startService, insert: (docs) => insertInBatches(client.db('bench_resolve'), docs), auth: AUTH, log });
   return { in_process, http };
+}
+
+/** The change feed and the view (bench/feed.ts): queries at 10,000 and 100,000 entries, catch-up, cross-replica lag. */
+function runViewPhase(client: MongoClient, uri: string) {
+  return viewPhase(feedDeps(client, uri));
+}
+
+function feedDeps(client: MongoClient, uri: string) {
+  return { client, uri, startService: (u: string, db: string) => startService(u, db), load: loadThroughLog, auth: AUTH, writeAuth: WRITE_AUTH, heap: heapOf, log, quick: QUICK };
 }
 
 function machine(backend: string) {
@@ -371,6 +426,12 @@ function table(r: Record<string, any>): string {
   const at10k = rv.in_process['10000'];
   rows.push([`resolve, ${at10k.entries} entries: µs per reference`, `${at10k.mean_us} (p99 ${at10k.p99_us})`, `1,000: ${rv.in_process['1000'].mean_us}, 100,000: ${rv.in_process['100000'].mean_us}`, '', '< 1000', ok(at10k.p99_us < 1000)]);
   rows.push([`POST /resolve, ${rv.http.batch} references ms`, `${rv.http.p50_ms} (p99 ${rv.http.p99_ms})`, '', '', '< 100', ok(rv.http.p99_ms < 100)]);
+  for (const [size, v] of Object.entries((r.view?.sizes ?? {}) as Record<string, any>)) {
+    rows.push([`query from the view, ${size} entries p50 / p99 ms`, `${v.query.p50_ms} / ${v.query.p99_ms}`, `GET p50 ${v.get_by_id.p50_ms}`, String(v.query_p50_over_get_p50), size === '10000' ? '<= 3 x GET' : 'p50 < 250', ok(v.query_p50_over_get_p50 !== null && (size === '10000' ? v.query_p50_over_get_p50 <= 3 : v.query.p50_ms < 250))]);
+  }
+  if (r.view?.memory?.idle_rss_mb !== undefined) rows.push([`RSS idle, view of ${r.view.memory.entries} entries MB`, String(r.view.memory.idle_rss_mb), '', '', '< 300', ok(r.view.memory.idle_rss_mb < 300)]);
+  if (r.catchup?.runs?.length) rows.push([`catch-up from 0, ${r.catchup.entries} entries changes/s`, String(r.catchup.best_changes_per_sec), '', '', '>= 20000', ok(r.catchup.best_changes_per_sec >= 20_000)]);
+  if (r.lag?.writes) rows.push([`lag A -> B, ${r.lag.writes} writes p50 / p99 ms`, `${r.lag.lag_p50_ms} / ${r.lag.lag_p99_ms}`, `missing ${r.lag.missing}`, '', 'p99 < 1000', ok(r.lag.lag_p99_ms < 1000 && r.lag.missing === 0)]);
   const m = r.memory;
   rows.push([`RSS idle, ${m.entries} entries MB`, String(m.idle_rss_mb), '', '', '< 200', ok(m.idle_rss_mb < 200)]);
   rows.push(['RSS peak of the sweep MB', String(m.sweep_peak_rss_mb ?? 'n/a'), '', '', '< 200', ok((m.sweep_peak_rss_mb ?? 0) < 200)]);
@@ -394,6 +455,8 @@ async function main(): Promise<void> {
         catalog: () => catalogPhase(client, database.uri),
         onboard: () => onboardPhase(client, database.uri),
         resolve: () => resolvePhase(client, database.uri),
+        view: () => runViewPhase(client, database.uri),
+        lag: () => lagPhase(feedDeps(client, database.uri)),
       };
       for (const name of ONLY) {
         if (!phases[name]) throw new Error(`--only: unknown phase ${name} (${Object.keys(phases).join(', ')})`);
@@ -416,6 +479,7 @@ async function main(): Promise<void> {
     const catalog = await catalogPhase(client, database.uri);
     const onboard = await onboardPhase(client, database.uri);
     const resolve = await resolvePhase(client, database.uri);
+    const feed = await runViewPhase(client, database.uri);
     const results = {
       mode: QUICK ? 'quick' : 'full',
       finished_at: new Date().toISOString(),
@@ -426,6 +490,9 @@ async function main(): Promise<void> {
       sweep,
       onboard,
       resolve,
+      view: feed.view,
+      catchup: feed.catchup,
+      lag: feed.lag,
       memory: { ...catalog.memory, sweep_peak_rss_mb: sweepPeak, sweep_peak_heap_mb: sweepHeap, sweep_registries: SIZE.sweep, ratio: round(catalog.memory.idle_rss_mb / 200), target_mb: 200 },
       data_load_s: round(catalog.loadS, 1),
     };

@@ -26,9 +26,12 @@ import { CatalogFeed } from './feed/reader';
 import { viewReads } from './feed/reads';
 import { feedResolver } from './feed/resolver';
 import { changesRoutes } from './http/routes/changes';
+import { webhookRoutes } from './http/routes/webhooks';
+import { createWebhooks } from './events';
 import { SORT_FIELDS } from './registries/query';
 import { PrefixIndex } from './resolve';
 import { CatalogView } from './view/catalog-view';
+import { registryMetricsText } from './observability/registry-metrics';
 
 export async function compose(config: Config, db: Db, logger: Logger) {
   const { cipher, repository, registries } = await createCatalog(config, db, logger);
@@ -39,7 +42,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   const lifecycle = new Lifecycle();
   lifecycle.onStop('write-token pruning', () => clearInterval(pruneTokens));
   // The change feed: one reader of the change log per replica, feeding the in-memory view and every watcher.
-  const view = new CatalogView(Object.values(SORT_FIELDS).map((f) => f.dbField));
+  const view = new CatalogView([...SORT_FIELDS.values()].map((f) => f.dbField));
   const feed = new CatalogFeed(repository.writer, view, repository.claims, logger, {
     pollMs: config.FEED_POLL_MS,
     retentionMs: config.CHANGE_RETENTION_HOURS * 3_600_000,
@@ -61,6 +64,13 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   const health = await createHealthService({ config, db, logger, cipher, prober, crawler, entries: repository.writer });
   lifecycle.onStop('scheduler', () => health.scheduler.stop());
   lifecycle.onStop('probe clients', () => Promise.all([prober.close(), crawler.close()]));
+  // Webhooks: fed by the change feed; deliveries go through the probe HTTP client (egress policy, timeouts).
+  const webhookClient = createHttpClient(config, { localPorts });
+  const webhooks = await createWebhooks({ config, db, cipher, feed, claims: repository.claims, client: webhookClient, logger });
+  lifecycle.onStop('webhooks', async () => {
+    await webhooks.deliverer.stop();
+    await webhookClient.close();
+  });
   // Federation (SPEC 15): one follower per peer, the peer's lease deciding which replica follows it. Peer
   // URLs go through a client with the same egress policy as probes.
   const peerClient = createHttpClient(config, { localPorts });
@@ -80,7 +90,12 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     publicRoutes: [publicOpsRoutes({ db, openapi: buildOpenApi(pkg.version), isStopping: () => lifecycle.stopping }), statusPageRoutes()],
     extraRoutes: [
       changesRoutes({ feed, can: access.can, bookmarkSeconds: config.FEED_BOOKMARK_S }),
-      metricsRoutes(access.can),
+      // Per-registry series from the view, after this replica's acknowledged writes (read-your-writes, like queries).
+      metricsRoutes(access.can, async () => {
+        await feed.waitFor(feed.acked, 2000);
+        return registryMetricsText(view, config.METRICS_MAX_REGISTRIES);
+      }),
+      webhookRoutes({ webhooks: webhooks.service, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES }),
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),
       whoamiRoutes(access),
       peersRoutes({ federation, can: access.can }),
@@ -88,5 +103,5 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     ],
   });
   const protectPort = (port: number) => void localPorts.add(port);
-  return { app, repository, registries, cipher, access, lifecycle, health, feed, resolver, federation, protectPort };
+  return { app, webhooks, repository, registries, cipher, access, lifecycle, health, feed, resolver, federation, protectPort };
 }

@@ -125,6 +125,15 @@ const peerKeys = (raw: string, name: string): Map<string, string> =>
 export const configSpec = {
   PORT: { doc: 'TCP port of the HTTP API.', default: '8080', parse: int(0, 65535) },
   HOST: { doc: 'Address the HTTP API listens on.', default: '0.0.0.0', parse: str },
+  HTTP_MAX_CONNECTIONS: {
+    doc: 'Most open client connections per process (more are dropped at once); keep it well under the file descriptor limit. Connections that have not sent a whole request yet hold at most half of them (a newer one closes the oldest).',
+    default: '1024',
+    parse: int(16, 1_000_000),
+  },
+  HTTP_CONNECTION_IDLE_TIMEOUT_MS: { doc: 'A new connection that has not sent a whole request head this long after it opened is closed (also one that never sends a byte).', default: '10000', parse: int(100, 600_000) },
+  HTTP_HEADERS_TIMEOUT_MS: { doc: 'Node `server.headersTimeout`: time to receive a request head, from its first byte (checked every second).', default: '10000', parse: int(100, 600_000) },
+  HTTP_REQUEST_TIMEOUT_MS: { doc: 'Node `server.requestTimeout`: time to receive a whole request, body included (408 after it); at least HTTP_HEADERS_TIMEOUT_MS.', default: '30000', parse: int(100, 3_600_000) },
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: { doc: 'Node `server.keepAliveTimeout`: how long an idle keep-alive connection stays open after a response (set it above a load balancer\'s idle timeout).', default: '5000', parse: int(100, 600_000) },
   MONGODB_URI: {
     doc: 'MongoDB connection string (MongoDB 5+, replica set or Atlas). Unset: the embedded default database (a mongod already on the machine, else FerretDB) under DATA_DIR. When set, `CREDENTIALS_KEY` is required.',
     default: '',
@@ -172,6 +181,11 @@ export const configSpec = {
   STORAGE_MAX_REPOSITORIES: { doc: 'Storage refresh: most repositories read from the catalog (more: `truncated`).', default: '10000', parse: int(1, 10_000_000) },
   STORAGE_MAX_TAGS: { doc: 'Storage refresh: most tags counted per registry (more: `truncated`).', default: '100000', parse: int(1, 100_000_000) },
   STORAGE_MAX_MANIFESTS: { doc: 'Storage refresh: most manifests read per registry (more: `truncated`).', default: '100000', parse: int(1, 100_000_000) },
+  STORAGE_MAX_BLOBS: {
+    doc: 'Storage refresh: most distinct digests (manifests, configs, layers) counted per registry (more: `truncated`); each costs about 40 bytes outside the heap while the refresh runs.',
+    default: '1000000',
+    parse: int(1, 50_000_000),
+  },
   STORAGE_TIMEOUT_MS: { doc: 'Storage refresh: time limit per registry (hit: `truncated`).', default: '600000', parse: int(1000, 86_400_000) },
   STORAGE_CONCURRENCY: { doc: 'Storage refresh: registry API requests in flight per registry.', default: '4', parse: int(1, 64) },
   HEALTH_CRON: { doc: 'Cron schedule of health sweeps, or `off`.', default: '*/5 * * * *', parse: str },
@@ -213,6 +227,13 @@ export const configSpec = {
     parse: noPlaceholder(peerKeys),
   },
   PEER_STALE_AFTER_S: { doc: 'A peer not reached for this long has its mirrored entries marked `container_registry_origin.stale: true` (kept, not deleted) until it answers again.', default: '60', parse: int(1, 86_400) },
+  WEBHOOK_TIMEOUT_MS: { doc: 'Time limit of one webhook delivery (connect, answer); longer counts as a failed attempt.', default: '5000', parse: int(100, 120_000) },
+  WEBHOOK_RETRY_MIN_MS: { doc: 'First retry delay of a failed webhook delivery; doubled per attempt, with jitter (between half and all of it).', default: '1000', parse: int(10, 3_600_000) },
+  WEBHOOK_RETRY_MAX_MS: { doc: 'Longest retry delay of a webhook delivery.', default: '600000', parse: int(10, 86_400_000) },
+  WEBHOOK_RETRY_FOR_S: { doc: 'A subscription whose event has failed for this long is marked `failing` and stops (delete and recreate it to resume).', default: '86400', parse: int(1, 30 * 86_400) },
+  WEBHOOK_CONCURRENCY: { doc: 'Webhook deliveries in flight at once on one replica, across subscriptions (each subscription has at most one).', default: '16', parse: int(1, 1024) },
+  WEBHOOK_LEASE_MS: { doc: 'Length of the lease through which one replica at a time delivers a subscription (renewed while delivering; a dead holder is replaced within two leases).', default: '15000', parse: int(500, 600_000) },
+  METRICS_MAX_REGISTRIES: { doc: 'Most registries given per-registry series in /metrics (`registry_db_registry_*`); the rest are left out (and counted in `registry_db_registry_series_dropped`).', default: '5000', parse: int(0, 1_000_000) },
   SHUTDOWN_TIMEOUT_MS: { doc: 'On SIGTERM/SIGINT, how long requests in flight may take to finish before the process exits with status 1.', default: '25000', parse: int(100, 600_000) },
 } satisfies Record<string, Spec<unknown>>;
 
@@ -233,7 +254,11 @@ export function loadConfig(env: Env = process.env): Config {
   for (const k of (out.PEER_KEYS as Map<string, string>).keys()) {
     if (!peerNames.has(k)) throw new ConfigError('PEER_KEYS', `names ${k}, which is not in PEERS`);
   }
-  return Object.freeze(out) as Config;
+  const config = out as Config;
+  if (config.HTTP_REQUEST_TIMEOUT_MS < config.HTTP_HEADERS_TIMEOUT_MS) {
+    throw new ConfigError('HTTP_REQUEST_TIMEOUT_MS', `must be at least HTTP_HEADERS_TIMEOUT_MS (${config.HTTP_HEADERS_TIMEOUT_MS}), got ${config.HTTP_REQUEST_TIMEOUT_MS}`);
+  }
+  return Object.freeze(config);
 }
 
 /** Markdown table of the variables, for the README. */

@@ -8,7 +8,11 @@ const SECRET_KEY = /pass(word)?|secret|token|authorization|api[-_]?keys?|credent
 const AUTH_VALUE = /\b(Bearer|Basic|Simple)\s+[A-Za-z0-9._~+/=-]+/g;
 const URL_USERINFO = /(\b[a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi;
 /** `password=x`, `token: x`, `"api_key":"x"` inside free text (error messages, URLs' query strings). */
-const INLINE_SECRET = /\b((?:pass(?:word)?|passwd|secret|token|access_token|api[-_]?keys?|client_secret)["']?\s*[:=]\s*["']?)[^\s"'&,;}]+/gi;
+const INLINE_SECRET = /\b((?:pass(?:word)?|passwd|secret|token|access_token|api[-_]?keys?|client_secret)["']?\s*[:=]\s*["']?)([^\s"'&,;}]+)/gi;
+/** The documentation placeholder of the startup hint (`set API_KEYS=role:key,...`): no secret, kept readable. */
+const PLACEHOLDER = /^role:key$/i;
+/** Standard Webhooks secrets (webhook subscriptions), wherever they appear. */
+const WEBHOOK_SECRET = /whsec_[A-Za-z0-9+/=]+/g;
 const REDACTED = '[REDACTED]';
 
 /** SECRET_KEY's answer per key name: log lines repeat a few dozen names (bounded, in case of odd keys). */
@@ -29,11 +33,15 @@ export function registerSecret(secret: string): void {
 }
 
 /** Every pattern above needs one of these; most log strings (ids, routes, paths, statuses) have none. */
-const MAYBE_PATTERN = /Bearer|Basic|Simple|:\/\/|[:=]/i;
+const MAYBE_PATTERN = /Bearer|Basic|Simple|:\/\/|[:=]|whsec_/i;
+
+function inlineSecret(match: string, prefix: string, value: string): string {
+  return PLACEHOLDER.test(value) ? match : `${prefix}${REDACTED}`;
+}
 
 function scrubString(s: string): string {
   if (s.length < 4) return s;
-  let out = MAYBE_PATTERN.test(s) ? s.replace(AUTH_VALUE, `$1 ${REDACTED}`).replace(URL_USERINFO, `$1${REDACTED}@`).replace(INLINE_SECRET, `$1${REDACTED}`) : s;
+  let out = MAYBE_PATTERN.test(s) ? s.replace(AUTH_VALUE, `$1 ${REDACTED}`).replace(URL_USERINFO, `$1${REDACTED}@`).replace(INLINE_SECRET, inlineSecret).replace(WEBHOOK_SECRET, REDACTED) : s;
   for (const secret of knownSecrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
   return out;
 }

@@ -5,6 +5,8 @@ import type { Server } from 'node:http';
 import { ConfigError, loadConfig, type Config } from './config';
 import { compose } from './compose';
 import { openDatabase } from './db/connect';
+import { PROTECTED_MODE_HINT } from './http/auth';
+import { createHttpServer, listen } from './http/server';
 import { validateSchedules } from './health/scheduler';
 import { stopOnSignals } from './lifecycle';
 import { createLogger } from './logger';
@@ -26,16 +28,13 @@ async function main(): Promise<void> {
   const database = await openDatabase(config, logger);
   const { app, access, lifecycle, health, protectPort } = await compose(config, database.db, logger);
 
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(config.PORT, config.HOST, () => resolve(s));
-    s.once('error', reject);
-  });
+  const server: Server = await listen(createHttpServer(app, config), config.PORT, config.HOST);
   const address = server.address();
   if (typeof address === 'object' && address) protectPort(address.port);
   logger.info('listening', { address: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, backend: database.backend });
 
   if (access.protectedMode) {
-    logger.warn('protected mode: API_KEYS is unset, so only loopback clients (127.0.0.0/8, ::1) are served; set API_KEYS=role:key,... to serve the network', { host: config.HOST });
+    logger.warn(PROTECTED_MODE_HINT, { host: config.HOST });
   } else {
     const roles = config.API_KEYS.reduce<Record<string, number>>((n, k) => ({ ...n, [k.role]: (n[k.role] ?? 0) + 1 }), {});
     logger.warn('API key mode: every route except /healthz, /readyz and /openapi.json needs an API key', { keys_per_role: roles });

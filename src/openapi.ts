@@ -43,6 +43,30 @@ const problem = (description: string) => ({ description, content: { 'application
 const json = (schema: Json, description: string, headers?: Json) => ({ description, ...(headers ? { headers } : {}), content: { 'application/json': { schema } } });
 
 const idParam = { name: 'id', in: 'path', required: true, description: 'container_registry_id (UUID)', schema: { type: 'string' } };
+const webhookIdParam = { name: 'id', in: 'path', required: true, description: 'Webhook subscription id (UUID)', schema: { type: 'string' } };
+
+/** A subscription as the API shows it; `withSecret` only in the answer to POST /webhooks. */
+function webhookView(withSecret: boolean): Json {
+  return {
+    type: 'object',
+    required: ['id', 'url', 'events', 'status', 'position', 'created_at', 'delivered', 'failed_attempts', 'last_error', ...(withSecret ? ['secret'] : [])],
+    properties: {
+      id: { type: 'string' },
+      url: { type: 'string' },
+      events: { type: 'array', items: { type: 'string' } },
+      filter: ref('ContainerRegistryFilter'),
+      status: { enum: ['active', 'failing', 'disabled'], description: '`failing`: no delivery succeeded for WEBHOOK_RETRY_FOR_S; `disabled`: the receiver answered 410. Both stop delivery; delete and recreate to resume.' },
+      status_reason: { type: 'string' },
+      position: { type: 'integer', description: 'Every catalog change up to this revision was delivered.' },
+      created_at: { type: 'string', format: 'date-time' },
+      delivered: { type: 'integer' },
+      failed_attempts: { type: 'integer' },
+      last_error: { type: ['object', 'null'] },
+      ...(withSecret ? { secret: { type: 'string', description: 'whsec_...: verify deliveries with it.' } } : {}),
+    },
+  };
+}
+
 const ifMatch = { name: 'If-Match', in: 'header', required: false, description: 'ETag of the version the change is based on; 412 when stale.', schema: { type: 'string' } };
 const etag = { ETag: { description: 'The entry version as a strong entity tag.', schema: { type: 'string' } } };
 
@@ -250,6 +274,66 @@ function paths(has: (name: string) => boolean): Json {
       get: op('read', 'The peer catalogs this one follows (PEERS) and the state of each', {
         operationId: 'listPeers',
         responses: { '200': json({ type: 'array', items: ref('PeerStatus') }, 'One item per peer, in PEERS order.') },
+      }),
+    },
+    '/webhooks': {
+      post: op('webhooks', 'Subscribe a URL to catalog events (signed per Standard Webhooks); the secret is in this answer only', {
+        operationId: 'createWebhook',
+        requestBody: { required: true, content: { 'application/json': { schema: ref('WebhookSubscriptionRequest') } } },
+        responses: {
+          '201': json(webhookView(true), 'The subscription, with its secret (never shown again).', { Location: { description: 'URL of the subscription.', schema: { type: 'string' } } }),
+          '400': problem('Invalid subscription (url, events, filter or secret named), or malformed JSON.'),
+          '413': problem('Body too large.'),
+          '415': problem('Body is not JSON.'),
+        },
+      }),
+      get: op('webhooks', 'List webhook subscriptions', {
+        operationId: 'listWebhooks',
+        responses: { '200': json({ type: 'object', properties: { webhooks: { type: 'array', items: webhookView(false) } } }, 'Every subscription, oldest first.') },
+      }),
+    },
+    '/webhooks/{id}': {
+      parameters: [webhookIdParam],
+      get: op('webhooks', 'One webhook subscription: status, position, delivery counts and the last error', {
+        operationId: 'getWebhook',
+        responses: { '200': json(webhookView(false), 'The subscription.'), '404': problem('No such subscription.') },
+      }),
+      delete: op('webhooks', 'Delete a webhook subscription (and its delivery log)', {
+        operationId: 'deleteWebhook',
+        responses: { '204': { description: 'Deleted.' }, '404': problem('No such subscription.') },
+      }),
+    },
+    '/webhooks/{id}/deliveries': {
+      parameters: [webhookIdParam],
+      get: op('webhooks', 'The last 100 delivery attempts of a subscription, newest first', {
+        operationId: 'getWebhookDeliveries',
+        responses: {
+          '200': json(
+            {
+              type: 'object',
+              properties: {
+                deliveries: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    properties: {
+                      event_id: { type: 'string' },
+                      type: { type: 'string' },
+                      revision: { type: 'integer' },
+                      attempt: { type: 'integer' },
+                      http_status: { type: ['integer', 'null'] },
+                      error: { type: ['string', 'null'] },
+                      duration_ms: { type: 'integer' },
+                      at: { type: 'string', format: 'date-time' },
+                    },
+                  },
+                },
+              },
+            },
+            'Recent attempts.',
+          ),
+          '404': problem('No such subscription.'),
+        },
       }),
     },
     '/health_report': {

@@ -21,6 +21,7 @@ import resolveRequestSchema from '../schemas/resolve_request.schema.json';
 import resolveResultSchema from '../schemas/resolve_result.schema.json';
 import resolveBatchResultSchema from '../schemas/resolve_batch_result.schema.json';
 import peerStatusSchema from '../schemas/peer_status.schema.json';
+import webhookRequestSchema from '../schemas/webhook_subscription_request.schema.json';
 
 /** Every schema of schemas/, by $id (the OpenAPI document is built from these). */
 export const schemas = {
@@ -38,6 +39,7 @@ export const schemas = {
   resolveResult: resolveResultSchema,
   resolveBatchResult: resolveBatchResultSchema,
   peerStatus: peerStatusSchema,
+  webhookRequest: webhookRequestSchema,
 } as const;
 
 const MAX_ERRORS = 20;
@@ -142,6 +144,7 @@ export const validateUpdate = validator<import('./generated').ContainerRegistryU
 export const validateFilter = validator<Record<string, unknown>>('container_registry_filter.schema.json', 'The filter');
 export const validateCursor = validator<import('./generated').QueryCursor>('query_cursor.schema.json', 'The cursor', 'cursor');
 export const validateChangePage = validator<import('./generated').ChangePage>('change_page.schema.json', 'The change page');
+export const validateWebhookRequest = validator<import('./generated').WebhookSubscriptionRequest>('webhook_subscription_request.schema.json', 'The webhook subscription');
 export const validateResolveRequest = validator<import('./generated').ResolveRequest>('resolve_request.schema.json', 'The resolve request');
 
 /** Dotted paths of the entry that only the service may set (every `readOnly: true` property of the entry schema). */
@@ -161,3 +164,24 @@ export const readOnlyPaths: readonly string[] = (() => {
 
 /** Top-level fields of an entry, in schema order. */
 export const entryFields: readonly string[] = Object.keys(entrySchema.properties);
+
+type StringBounds = { maxLength?: number; properties?: Record<string, StringBounds> };
+
+/**
+ * `value` with every string cut to the `maxLength` its schema gives it (properties followed, `…` marking a
+ * cut). For what the service writes from text a registry chose (realm, service, API version, certificate
+ * names, error details): the health and observed schemas state the bounds, this applies them before storing.
+ */
+export function clipToSchema<T>(schema: object, value: T): T {
+  const s = schema as StringBounds;
+  if (typeof value === 'string') {
+    if (s.maxLength === undefined || value.length <= s.maxLength) return value;
+    let end = s.maxLength - 1;
+    if (end > 0 && (value.charCodeAt(end - 1) & 0xfc00) === 0xd800) end--; // never half a surrogate pair
+    return `${value.slice(0, end)}…` as T;
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || !s.properties) return value;
+  const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+  for (const [key, sub] of Object.entries(s.properties)) if (Object.hasOwn(out, key)) out[key] = clipToSchema(sub, out[key]);
+  return out as T;
+}

@@ -3,8 +3,9 @@
  * atomically (a unique-index insert). It is both the revision allocator and the per-key compare-and-set.
  * The design, and why no consumer can skip a change, is in docs/change-feed.md; in short:
  *
- * - A change is one record `{_id: r, key, prev, op, doc}` inserted in one insert. `_id` is the catalog
- *   revision r; the unique index on `(key, prev)` makes "the change that follows state `prev` of `key`"
+ * - A change is one record `{_id: "<r, zero-padded>", r, key, prev, op, doc}` inserted in one insert. `r`
+ *   is the catalog revision (the `_id` is its text: FerretDB v1 pushes an `_id` lookup down to SQLite only
+ *   for strings and ObjectIds, and scans the whole collection for a number); the unique index on `(key, prev)` makes "the change that follows state `prev` of `key`"
  *   winnable once, so two writers that read the same state cannot both commit (no lost update).
  * - Revisions may commit out of order (r+1 before r), but readers only ever advance over a contiguous
  *   prefix of revisions (LogTail). A revision nobody commits within `holeFillMs` (its writer died or
@@ -24,9 +25,16 @@ import { ensureIndexes } from './indexes';
 
 export type ChangeOp = 'upsert' | 'delete' | 'fill';
 
+/** The `_id` of revision `r`: its decimal text, zero-padded so that text order is revision order. */
+export function revisionId(r: number): string {
+  return String(r).padStart(16, '0');
+}
+
 export interface LogRecord<D = Document> {
+  /** revisionId(r). */
+  _id: string;
   /** The revision. */
-  _id: number;
+  r: number;
   /** The changed document's key; `~fill` for fill records. */
   key: string;
   /** The revision of the state of `key` this change follows (0: the key had no state). */
@@ -192,10 +200,10 @@ export class ChangeLog<D extends Document = Document> {
     const outcomes = await Promise.all(recs.map((rec, i) => (failed.has(i) ? this.afterDuplicate(rec).catch((e: unknown) => e) : 'stored')));
     for (const [i, p] of batch.entries()) {
       const o = outcomes[i];
-      if (o === 'stored' || o === 'ours') p.resolve(recs[i]!._id);
+      if (o === 'stored' || o === 'ours') p.resolve(recs[i]!.r);
       else if (o === 'conflict') p.reject(new ChangeConflict(p.change.key, p.change.prev));
       else if (o !== 'taken') p.reject(o);
-      else if (Date.now() > p.deadline) p.reject(new AppendTimeout(`no free revision found before the deadline (last tried ${recs[i]!._id})`));
+      else if (Date.now() > p.deadline) p.reject(new AppendTimeout(`no free revision found before the deadline (last tried ${recs[i]!.r})`));
       else this.queue.push(p);
     }
   }
@@ -206,7 +214,7 @@ export class ChangeLog<D extends Document = Document> {
       doc = { ...doc };
       this.stamp(doc, r);
     }
-    const rec: LogRecord<D> = { _id: r, key: change.key, prev: change.prev, op: change.op, at: new Date(), w: this.writerId };
+    const rec: LogRecord<D> = { _id: revisionId(r), r, key: change.key, prev: change.prev, op: change.op, at: new Date(), w: this.writerId };
     if (doc) rec.doc = doc;
     return rec;
   }
@@ -219,17 +227,17 @@ export class ChangeLog<D extends Document = Document> {
   private async afterDuplicate(rec: LogRecord<D>): Promise<'ours' | 'taken' | 'conflict'> {
     const at = await this.records.findOne({ _id: rec._id } as Filter<LogRecord<D>>);
     if (at) {
-      this.observe(rec._id);
+      this.observe(rec.r);
       return at.w === rec.w && at.key === rec.key && at.prev === rec.prev ? 'ours' : 'taken';
     }
-    await this.fill(rec._id).catch(() => undefined);
+    await this.fill(rec.r).catch(() => undefined);
     return 'conflict';
   }
 
   /** Writes a fill record at `r` unless something is there; true when this call filled it. */
   async fill(r: number): Promise<boolean> {
     try {
-      await this.records.insertOne({ _id: r, key: FILL_KEY, prev: r, op: 'fill', at: new Date(), w: this.writerId });
+      await this.records.insertOne({ _id: revisionId(r), r, key: FILL_KEY, prev: r, op: 'fill', at: new Date(), w: this.writerId });
       return true;
     } catch (e) {
       if (isDuplicateKey(e)) return false;
@@ -238,7 +246,7 @@ export class ChangeLog<D extends Document = Document> {
   }
 
   async read(r: number): Promise<LogRecord<D> | null> {
-    return this.records.findOne({ _id: r } as Filter<LogRecord<D>>);
+    return this.records.findOne({ _id: revisionId(r) } as Filter<LogRecord<D>>);
   }
 
   /** The record that follows state `prev` of `key` (a scan on FerretDB v1: used only to repair). */
@@ -291,7 +299,7 @@ export class ChangeLog<D extends Document = Document> {
   private async deleteEach(revisions: number[]): Promise<number> {
     let n = 0;
     for (let i = 0; i < revisions.length; i += 8) {
-      const rs = await Promise.all(revisions.slice(i, i + 8).map((r) => this.records.deleteOne({ _id: r } as Filter<LogRecord<D>>)));
+      const rs = await Promise.all(revisions.slice(i, i + 8).map((r) => this.records.deleteOne({ _id: revisionId(r) } as Filter<LogRecord<D>>)));
       n += rs.reduce((s, x) => s + x.deletedCount, 0);
     }
     return n;
@@ -353,8 +361,8 @@ export class LogTail<D extends Document = Document> {
     const found = await Promise.all(revisions.map((r) => this.log.read(r)));
     for (const rec of found) {
       if (!rec) continue;
-      this.stash.set(rec._id, rec);
-      this.log.observe(rec._id);
+      this.stash.set(rec.r, rec);
+      this.log.observe(rec.r);
     }
   }
 

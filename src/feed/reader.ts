@@ -55,7 +55,10 @@ export class CatalogFeed {
       if (r > this.acked) this.acked = r;
       this.nudge();
     });
-    writer.nameOwner = (key) => (this.isFresh() ? view.nameOwner(key) : undefined);
+    writer.nameOwner = async (key) => {
+      if (!this.ready || !(await this.waitFor(this.acked, 2000))) return undefined;
+      return view.nameOwner(key);
+    };
     writer.latestKnown = (id) => {
       const item = this.ready ? view.get(id) : undefined;
       return item && { revision: item.revision, doc: item.doc as StoredRegistry | undefined };
@@ -177,21 +180,21 @@ export class CatalogFeed {
     const latest = new Map<string, LogRecord<StoredRegistry>>();
     const superseded: Array<{ revision: number; at: Date }> = [];
     for await (const rec of log.records.find({}, { batchSize: 2000 })) {
-      if (rec._id > head) continue;
+      if (rec.r > head) continue;
       if (rec.op === 'fill') {
-        superseded.push({ revision: rec._id, at: rec.at });
+        superseded.push({ revision: rec.r, at: rec.at });
         continue;
       }
       const cur = latest.get(rec.key);
-      if (cur && cur._id > rec._id) {
-        superseded.push({ revision: rec._id, at: rec.at });
+      if (cur && cur.r > rec.r) {
+        superseded.push({ revision: rec.r, at: rec.at });
         continue;
       }
-      if (cur) superseded.push({ revision: cur._id, at: cur.at });
+      if (cur) superseded.push({ revision: cur.r, at: cur.at });
       latest.set(rec.key, rec);
     }
-    const ordered = [...latest.values()].sort((a, b) => a._id - b._id);
-    for (const rec of ordered) this.view.apply({ revision: rec._id, id: rec.key, op: rec.op === 'delete' ? 'delete' : 'upsert', at: rec.at, doc: rec.doc });
+    const ordered = [...latest.values()].sort((a, b) => a.r - b.r);
+    for (const rec of ordered) this.view.apply({ revision: rec.r, id: rec.key, op: rec.op === 'delete' ? 'delete' : 'upsert', at: rec.at, doc: rec.doc });
     this.view.revision = head;
     this.view.retained = await log.metaValue('retained');
     this.superseded = superseded.sort((a, b) => a.revision - b.revision);
@@ -209,7 +212,7 @@ export class CatalogFeed {
       this.lastPollOkAt = Date.now();
       const changes: ViewChange[] = [];
       for (const rec of recs) {
-        const c = this.view.apply({ revision: rec._id, id: rec.key, op: rec.op === 'delete' ? 'delete' : 'upsert', at: rec.at, doc: rec.doc });
+        const c = this.view.apply({ revision: rec.r, id: rec.key, op: rec.op === 'delete' ? 'delete' : 'upsert', at: rec.at, doc: rec.doc });
         if (!c) continue;
         if (c.before) this.superseded.push({ revision: c.before.revision, at: c.before.at });
         changes.push(c);

@@ -8,6 +8,7 @@ import { recordProbe } from '../observability/metrics';
 import type { Prober, ProbeResult, StorageCrawler } from '../probe/types';
 import type { CredentialCipher } from '../registries/credentials';
 import type { StoredRegistry } from '../registries/model';
+import { clipToSchema, schemas } from '../schemas';
 import type { Lease } from './leases';
 import { toProbeTarget } from './target';
 import type { HealthWrite, ResultWriter } from './writer';
@@ -48,13 +49,14 @@ async function withDeadline<T>(ms: number, work: (signal: AbortSignal) => Promis
 export class HealthChecker {
   constructor(private readonly deps: CheckerDeps) {}
 
-  /** Probes one registry now; never throws for a probe failure (only for database errors). */
+  /** Probes one registry now (strings cut to the health schema's bounds); never throws for a probe failure (only for database errors). */
   async probe(doc: StoredRegistry): Promise<ProbeResult> {
     const started = Date.now();
     const checkedAt = new Date(started).toISOString();
     try {
       const target = toProbeTarget(doc, this.deps.cipher);
-      return await withDeadline(this.deps.probeDeadlineMs, (signal) => this.deps.prober(target, signal));
+      // Realm, service, API version, certificate names and details are the registry's text: kept within the schema's bounds.
+      return clipToSchema(schemas.health, await withDeadline(this.deps.probeDeadlineMs, (signal) => this.deps.prober(target, signal)));
     } catch (e) {
       const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
       return {
@@ -100,7 +102,7 @@ export class HealthChecker {
         observed = { refreshed_at: new Date(started).toISOString(), duration_ms: Date.now() - started, error: 'probe_error', detail: `storage refresh failed: ${message(e)}` };
       }
     }
-    const written = await this.deps.writer.writeObserved(doc._id, observed, lease, { doc, readAt });
+    const written = await this.deps.writer.writeObserved(doc._id, clipToSchema(schemas.observed, observed), lease, { doc, readAt });
     return { observed, written };
   }
 }

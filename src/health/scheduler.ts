@@ -8,6 +8,7 @@
 import { schedule, validate, type ScheduledTask } from 'node-cron';
 import { ConfigError, type Config } from '../config';
 import type { Logger } from '../logger';
+import type { StoredRegistry } from '../registries/model';
 import { recordSweep } from '../observability/metrics';
 import type { HealthChecker } from './check';
 import type { Claim, LeaseStore, SweepKind } from './leases';
@@ -25,6 +26,21 @@ export function cronSchedule(variable: string, expression: string): string | nul
 export function validateSchedules(config: Pick<Config, 'HEALTH_CRON' | 'STORAGE_CRON'>): void {
   cronSchedule('HEALTH_CRON', config.HEALTH_CRON);
   cronSchedule('STORAGE_CRON', config.STORAGE_CRON);
+}
+
+/**
+ * Per-registry cadence (SPEC 16): false when a sweep should leave the registry alone now, because it was
+ * probed more recently than its `container_registry_config.health_check_interval_s`, or it is rate limited
+ * and its Retry-After has not passed. On-demand checks ignore both (someone asked).
+ */
+export function dueForProbe(doc: Pick<StoredRegistry, 'container_registry_config' | 'container_registry_health'>, now = Date.now()): boolean {
+  const health = doc.container_registry_health;
+  const interval = (doc.container_registry_config as { health_check_interval_s?: unknown } | undefined)?.health_check_interval_s;
+  const checked = health?.checked_at ? Date.parse(health.checked_at) : NaN;
+  // A little slack: a sweep every 5 minutes with an interval of 300 s probes every sweep, not every other one.
+  if (typeof interval === 'number' && !Number.isNaN(checked) && now - checked < interval * 1000 - 5000) return false;
+  const until = health?.error === 'rate_limited' && health.retry_after ? Date.parse(health.retry_after) : NaN;
+  return Number.isNaN(until) || now >= until;
 }
 
 /** The sweep id every replica derives from the same cron tick. */
@@ -109,6 +125,7 @@ export class Scheduler {
   async sweepHealth(opts: SweepOptions = {}): Promise<HealthSweepOutcome | null> {
     return this.exclusive('health', async () => {
       const summary = await this.runSweep('health', opts.sweepId ?? sweepIdFor('health', new Date()), this.deps.probeDeadlineMs, async (claim) => {
+        if (!dueForProbe(claim.doc)) return { status: 'not_due', latency: 0, written: false, superseded: false };
         const { result, write } = await this.deps.checker.check(claim.doc, claim.lease);
         return { status: result.status, latency: result.latency_ms, written: write.written, superseded: write.reason === 'superseded' };
       });

@@ -70,6 +70,7 @@ export function nextHealth(prev: ContainerRegistryHealth | undefined, r: ProbeRe
     tls: r.tls,
     error: r.error as ContainerRegistryHealth['error'],
     detail: r.detail === null ? null : r.detail.slice(0, MAX_DETAIL),
+    ...(r.retry_after ? { retry_after: r.retry_after } : {}),
     consecutive_failures: r.status === 'healthy' ? 0 : (before.consecutive_failures ?? 0) + 1,
     last_healthy_at: r.status === 'healthy' ? r.checked_at : (before.last_healthy_at ?? null),
     last_status_change_at: before.status !== r.status ? r.checked_at : (before.last_status_change_at ?? r.checked_at),

@@ -26,8 +26,14 @@ export const PERMISSIONS = {
   probe: 'writer',
   /** delete entries */
   delete: 'admin',
+  /** manage webhook subscriptions (they send catalog data to a URL of the caller's choosing) */
+  webhooks: 'admin',
 } as const satisfies Record<string, Role>;
 export type Permission = keyof typeof PERMISSIONS;
+
+/** The startup line of protected mode (main.ts); the log redaction keeps its `API_KEYS=role:key` readable. */
+export const PROTECTED_MODE_HINT =
+  'protected mode: API_KEYS is unset, so only loopback clients (127.0.0.0/8, ::1) are served; set API_KEYS=role:key,... to serve the network';
 
 const RANK: Record<Role, number> = { reader: 1, writer: 2, admin: 3 };
 

@@ -69,8 +69,19 @@ function isInvalidRegex(err: unknown): boolean {
   return err instanceof MongoServerError && err.code === 51091;
 }
 
+/**
+ * FerretDB v1 refuses some valid filters with NotImplemented (code 238), e.g. the regex option `x` or `$ne`
+ * inside `$elemMatch`. They are valid input this database cannot run: a 400 that says so, not a 500.
+ */
+function isNotImplemented(err: unknown): boolean {
+  return err instanceof MongoServerError && err.code === 238;
+}
+
 export function toAppError(err: unknown): AppError | undefined {
   if (err instanceof AppError) return err;
+  if (isNotImplemented(err)) {
+    return new InputError(`The database cannot run this filter: ${(err as Error).message}.`, [{ path: '/', message: 'uses an operator or option the embedded database (FerretDB v1) does not implement; rewrite the filter' }]);
+  }
   if (isInvalidRegex(err)) {
     return new InputError(`The database cannot run a $regex of the filter: ${(err as Error).message}.`, [{ path: '/', message: 'a $regex of the filter is not valid for the database; use plain characters, classes and quantifiers' }]);
   }

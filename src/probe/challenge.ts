@@ -7,7 +7,7 @@
 export interface Challenge {
   /** Lower-cased scheme: `basic`, `bearer`, ... */
   scheme: string;
-  /** Parameters, names lower-cased. */
+  /** Parameters, names lower-cased; a null-prototype object (a registry's `constructor=` or `__proto__=` is just a name). */
   params: Record<string, string>;
 }
 
@@ -73,7 +73,7 @@ function parseOne(input: string, out: Challenge[]): void {
       continue;
     }
     if (start !== i && input[i] !== '=') {
-      current = { scheme: name.toLowerCase(), params: {} };
+      current = { scheme: name.toLowerCase(), params: Object.create(null) as Record<string, string> };
       out.push(current);
     }
   }

@@ -21,6 +21,9 @@ export interface TlsSettings {
 
 export interface HttpRequest {
   url: URL;
+  /** GET unless given (webhook deliveries POST a body through the same policy). */
+  method?: 'GET' | 'POST';
+  body?: string;
   headers: Record<string, string>;
   tls: TlsSettings;
   signal: AbortSignal;
@@ -91,7 +94,7 @@ export function createHttpClient(config: Config, options: HttpClientOptions = {}
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ProbeError('invalid_url', `unsupported URL scheme ${url.protocol}`);
       egress.checkUrl(url);
       const entry = agentFor(req.tls);
-      const res = await request(url, { method: 'GET', headers: req.headers, signal: req.signal, dispatcher: entry.agent });
+      const res = await request(url, { method: req.method ?? 'GET', headers: req.headers, body: req.body, signal: req.signal, dispatcher: entry.agent });
       const { body, truncated } = await readBody(res.body, req.maxBodyBytes);
       return {
         url,

@@ -14,7 +14,8 @@ export class ProbeError extends Error {
   }
 }
 
-const BY_SYSTEM_CODE: Record<string, ProbeErrorCode> = {
+/** A Map: the code comes from the error (a name such as `constructor` must not hit Object.prototype). */
+const BY_SYSTEM_CODE: ReadonlyMap<string, ProbeErrorCode> = new Map(Object.entries({
   ECONNREFUSED: 'connection_refused',
   ECONNRESET: 'connection_reset',
   EPIPE: 'connection_reset',
@@ -33,7 +34,7 @@ const BY_SYSTEM_CODE: Record<string, ProbeErrorCode> = {
   ENETUNREACH: 'connection_refused',
   EPROTO: 'tls_error',
   ERR_INVALID_URL: 'invalid_url',
-};
+} satisfies Record<string, ProbeErrorCode>));
 
 const TLS_CODE = /^(ERR_TLS_|ERR_SSL_)|CERT|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|HOSTNAME_MISMATCH/;
 
@@ -48,7 +49,7 @@ export function classifyError(err: unknown, deadline: { timedOut(): boolean }): 
   for (const e of chain(err)) {
     if (e instanceof ProbeError) return { code: e.code, detail: e.message };
     const code = typeof e.code === 'string' ? e.code : '';
-    const mapped = BY_SYSTEM_CODE[code];
+    const mapped = BY_SYSTEM_CODE.get(code);
     if (mapped) return { code: mapped, detail: describe(e) };
     if (code && TLS_CODE.test(code)) return { code: 'tls_error', detail: describe(e) };
     if (/ssl|tls|certificate/i.test(e.message ?? '') && !code.startsWith('UND_ERR')) return { code: 'tls_error', detail: describe(e) };

@@ -15,8 +15,8 @@ export interface Descriptor {
 export interface ParsedManifest {
   /** Child manifests (OCI index, Docker manifest list). */
   children: Descriptor[];
-  /** Config and layers stored in the registry (foreign layers with `urls` left out). */
-  blobs: Descriptor[];
+  /** Config and layers stored in the registry (foreign layers with `urls` left out), read as they are iterated. */
+  blobs: Iterable<Descriptor>;
 }
 
 const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
@@ -45,23 +45,25 @@ export function parseManifest(body: Buffer): ParsedManifest | null {
   if (doc === null || typeof doc !== 'object') return null;
   const m = doc as { manifests?: unknown; config?: unknown; layers?: unknown };
   const children: Descriptor[] = [];
-  const blobs: Descriptor[] = [];
   if (Array.isArray(m.manifests)) {
     for (const child of m.manifests) {
       const d = descriptor(child);
       if (d) children.push(d);
     }
   }
-  const config = descriptor(m.config);
-  if (config) blobs.push(config);
-  if (Array.isArray(m.layers)) {
-    for (const layer of m.layers) {
-      if (isForeign(layer)) continue;
-      const d = descriptor(layer);
-      if (d) blobs.push(d);
-    }
+  return { children, blobs: blobsOf(m.config, m.layers) };
+}
+
+/** A manifest may list tens of thousands of layers: they are checked one by one as the caller asks for them. */
+function* blobsOf(config: unknown, layers: unknown): Generator<Descriptor> {
+  const c = descriptor(config);
+  if (c) yield c;
+  if (!Array.isArray(layers)) return;
+  for (const layer of layers) {
+    if (isForeign(layer)) continue;
+    const d = descriptor(layer);
+    if (d) yield d;
   }
-  return { children, blobs };
 }
 
 export function isDigest(reference: string): boolean {

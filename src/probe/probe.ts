@@ -55,6 +55,24 @@ function fail(result: ProbeResult, status: ProbeStatus, code: ProbeErrorCode, de
   result.detail = detail.length > 2048 ? `${detail.slice(0, 2045)}...` : detail;
 }
 
+/** Retry-After is believed up to a day ahead. */
+const MAX_RETRY_AFTER_MS = 86_400_000;
+
+/** The time a Retry-After header (delay in seconds, or an HTTP date) names, or null when absent or invalid. */
+export function retryAfter(value: string | undefined, now = Date.now()): string | null {
+  if (!value) return null;
+  const v = value.trim();
+  const at = /^\d{1,9}$/.test(v) ? now + Number(v) * 1000 : Date.parse(v);
+  if (Number.isNaN(at) || at <= now) return null;
+  return new Date(Math.min(at, now + MAX_RETRY_AFTER_MS)).toISOString();
+}
+
+function rateLimited(result: ProbeResult, res: HttpResponse): void {
+  const until = retryAfter(header(res.headers, 'retry-after'));
+  if (until) result.retry_after = until;
+  fail(result, 'degraded', 'rate_limited', `${res.url.pathname} answered 429 Too Many Requests${until ? ` (Retry-After: until ${until})` : ''}`);
+}
+
 async function probe(client: HttpClient, target: ProbeTarget, signal: AbortSignal, result: ProbeResult): Promise<void> {
   const tls: TlsSettings = { insecureSkipTlsVerify: target.insecureSkipTlsVerify, caCertificate: target.caCertificate };
   const ping = (url: URL, authorization?: string): Promise<HttpResponse> => {
@@ -79,7 +97,7 @@ async function probe(client: HttpClient, target: ProbeTarget, signal: AbortSigna
     if (looksLikeRegistry(first, challenges.length > 0)) return healthy(result);
     return fail(result, 'unhealthy', 'not_a_registry', `HTTP 200 from ${first.url.pathname} is not a registry (${header(first.headers, 'content-type') ?? 'no content type'})`);
   }
-  if (first.status === 429) return fail(result, 'degraded', 'rate_limited', `${first.url.pathname} answered 429 Too Many Requests`);
+  if (first.status === 429) return rateLimited(result, first);
   if ((first.status === 401 || first.status === 403) && (challenges.length > 0 || result.api_version !== null)) {
     result.auth_required = true;
     result.auth.required = true;
@@ -98,7 +116,7 @@ async function probe(client: HttpClient, target: ProbeTarget, signal: AbortSigna
     if (second.status === 401 || second.status === 403) {
       return fail(result, 'degraded', 'auth_failed', `${schemeName(challenge)} credentials refused (HTTP ${second.status})`);
     }
-    if (second.status === 429) return fail(result, 'degraded', 'rate_limited', `${second.url.pathname} answered 429 Too Many Requests`);
+    if (second.status === 429) return rateLimited(result, second);
     return fail(result, 'unhealthy', 'http_error', `authenticated ${second.url.pathname} answered HTTP ${second.status}`);
   }
   return fail(result, 'unhealthy', 'http_error', `${first.url.pathname} answered HTTP ${first.status}`);

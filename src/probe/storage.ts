@@ -2,15 +2,19 @@
  * Storage refresh (SPEC sections 7 and 11): page through /v2/_catalog (`n`, `Link`), list every repository's
  * tags (OCI pagination with `Link`; distribution 2.8 sends all tags unsorted in one page), read the manifests
  * (indexes followed) and add up manifests, configs and layers with each digest counted once across the whole
- * registry, foreign layers with `urls` left out. Bounded in repositories, tags, manifests and time; a bound hit
- * gives `truncated: true` with what was counted so far. A refused catalog gives `catalog_supported: false`.
+ * registry, foreign layers with `urls` left out. Bounded in repositories, tags, manifests, distinct blobs and time,
+ * each bound applied as the pages and manifests arrive (never after collecting); a bound hit gives
+ * `truncated: true` with what was counted so far. Digests are kept in a DigestSet (about 40 bytes each, outside
+ * the heap). A list whose next page brings nothing new, or whose `Link` repeats a page already read, ends.
+ * A refused catalog gives `catalog_supported: false`.
  * Like the prober, the crawler never throws: a failure is a result with `error` and `detail`.
  */
-import { createHash } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import type { Config } from '../config';
 import type { ContainerRegistryObserved } from '../generated';
 import { createHttpClient, header, type HttpClient, type HttpResponse } from './client';
 import { startDeadline } from './deadline';
+import { DigestSet } from './digest-set';
 import { classifyError, ProbeError } from './errors';
 import { nextLink } from './link';
 import { isDigest, MANIFEST_ACCEPT, parseManifest } from './manifests';
@@ -33,25 +37,33 @@ const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_INDEX_DEPTH = 2;
 const REPOSITORY = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 const TAG = /^\w[\w.-]{0,127}$/;
+/** Descriptors or list entries handled between two turns of the event loop. */
+const YIELD_EVERY = 2000;
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 interface Bounds {
   repositories: number;
   tags: number;
   manifests: number;
+  blobs: number;
 }
 
 /** Everything one crawl has counted so far. */
 class Crawl {
   readonly repositories: string[] = [];
+  /** Tags listed so far, every repository together (taken page by page, never above bounds.tags). */
   tagCount = 0;
   manifestsRead = 0;
-  /** digest → size, for manifests, configs and layers alike: each digest counted once. */
-  readonly sizes = new Map<string, number>();
+  /** Manifests, configs and layers counted (each digest once) and the sum of their sizes. */
+  readonly counted = new DigestSet();
+  usedBytes = 0;
   /** Manifests already read (their children need no second visit). */
-  readonly manifests = new Set<string>();
+  readonly manifests = new DigestSet();
   truncated = false;
-  /** A bound was hit: no new work is started. */
+  /** A bound was hit: no further list pages are read. */
   stopped = false;
+  /** The manifest or blob bound was hit: no further manifests are read either. */
+  full = false;
   unreadable = 0;
 
   constructor(readonly bounds: Bounds) {}
@@ -61,17 +73,31 @@ class Crawl {
     this.stopped = true;
   }
 
-  usedBytes(): number {
-    let total = 0;
-    for (const size of this.sizes.values()) total += size;
-    return total;
+  hitCountBound(): void {
+    this.hitBound();
+    this.full = true;
+  }
+
+  /** Counts `digest` once; false when the blob bound stops the crawl. */
+  count(digest: string, size: number): boolean {
+    if (this.counted.size >= this.bounds.blobs && !this.counted.has(digest)) {
+      this.hitCountBound();
+      return false;
+    }
+    if (this.counted.add(digest)) this.usedBytes += size;
+    return true;
   }
 }
 
 export function createStorageCrawler(config: Config, options: CrawlerOptions = {}): ClosableStorageCrawler {
   const client = options.client ?? createHttpClient(config);
   const pageSize = Math.min(Math.max(options.pageSize ?? MAX_PAGE_SIZE, 1), MAX_PAGE_SIZE);
-  const bounds: Bounds = { repositories: config.STORAGE_MAX_REPOSITORIES, tags: config.STORAGE_MAX_TAGS, manifests: config.STORAGE_MAX_MANIFESTS };
+  const bounds: Bounds = {
+    repositories: config.STORAGE_MAX_REPOSITORIES,
+    tags: config.STORAGE_MAX_TAGS,
+    manifests: config.STORAGE_MAX_MANIFESTS,
+    blobs: config.STORAGE_MAX_BLOBS,
+  };
 
   const crawler = async (target: ProbeTarget, signal?: AbortSignal): Promise<ContainerRegistryObserved> => {
     const started = performance.now();
@@ -106,7 +132,7 @@ function counted(crawl: Crawl): ContainerRegistryObserved {
     catalog_supported: true,
     repository_count: crawl.repositories.length,
     tag_count: crawl.tagCount,
-    used_bytes: crawl.usedBytes(),
+    used_bytes: crawl.usedBytes,
     truncated: crawl.truncated,
     error: null,
     detail: crawl.unreadable > 0 ? `${crawl.unreadable} tag lists or manifests could not be read` : null,
@@ -117,8 +143,10 @@ function counted(crawl: Crawl): ContainerRegistryObserved {
 async function listRepositories(session: RegistrySession, crawl: Crawl, pageSize: number): Promise<boolean> {
   let next: URL | null = new URL(`_catalog?n=${pageSize}`, session.base);
   const seen = new Set<string>();
+  const pages = new Set<string>();
   let first = true;
   while (next) {
+    pages.add(next.href);
     const res = await session.get(next, CATALOG_SCOPE, 'application/json', MAX_LIST_BYTES);
     if (first && (res.status === 401 || res.status === 403 || res.status === 404)) return false;
     first = false;
@@ -134,11 +162,14 @@ async function listRepositories(session: RegistrySession, crawl: Crawl, pageSize
       crawl.repositories.push(name);
       added++;
     }
+    // A page that adds nothing ends the list, whatever its Link says (a Link back to itself, a repeated cursor).
+    if (added === 0) break;
     next = nextLink(res.headers.link, session.base, res.url);
-    // A full page without a Link: ask for the page after the last name (stops once a page adds nothing).
-    if (!next && names.length >= pageSize && added > 0) {
+    // A full page without a Link: ask for the page after the last name.
+    if (!next && names.length >= pageSize) {
       next = new URL(`_catalog?n=${pageSize}&last=${encodeURIComponent(names[names.length - 1]!)}`, session.base);
     }
+    if (next && pages.has(next.href)) next = null;
   }
   return true;
 }
@@ -147,37 +178,51 @@ async function crawlRepository(session: RegistrySession, crawl: Crawl, repo: str
   if (crawl.stopped) return;
   const scope = `repository:${repo}:pull`;
   const tags = await listTags(session, crawl, repo, scope, pageSize);
-  const room = crawl.bounds.tags - crawl.tagCount;
-  if (tags.length > room) {
-    tags.length = Math.max(room, 0);
-    crawl.hitBound();
-  }
-  crawl.tagCount += tags.length;
   for (const tag of tags) {
-    if (crawl.stopped && crawl.manifestsRead >= crawl.bounds.manifests) return;
+    if (crawl.full) return;
     await readManifest(session, crawl, repo, scope, tag, 0);
   }
 }
 
+/**
+ * The repository's tags, page by page: each page's new tags are taken against the registry-wide tag bound as
+ * the page arrives (crawl.tagCount counts them at once, so repositories listed side by side share the bound).
+ */
 async function listTags(session: RegistrySession, crawl: Crawl, repo: string, scope: string, pageSize: number): Promise<string[]> {
   const tags = new Set<string>();
+  const pages = new Set<string>();
   let next: URL | null = new URL(`${repo}/tags/list?n=${pageSize}`, session.base);
-  while (next) {
+  while (next && !crawl.stopped) {
+    pages.add(next.href);
     const res = await session.get(next, scope, 'application/json', MAX_LIST_BYTES);
     if (res.status === 404) break; // a repository whose tags are all gone
     if (res.status !== 200 && res.status !== 429) {
       crawl.unreadable++;
       break;
     }
+    if (res.bodyTruncated) {
+      crawl.hitBound(); // a page above MAX_LIST_BYTES: what came before it is kept
+      break;
+    }
     const before = tags.size;
-    for (const tag of listField(expectOk(res, `tags of ${repo}`), 'tags')) if (TAG.test(tag)) tags.add(tag);
+    for (const tag of listField(expectOk(res, `tags of ${repo}`), 'tags')) {
+      if (!TAG.test(tag) || tags.has(tag)) continue;
+      if (crawl.tagCount >= crawl.bounds.tags) {
+        crawl.hitBound();
+        break;
+      }
+      tags.add(tag);
+      crawl.tagCount++;
+    }
     next = tags.size > before ? nextLink(res.headers.link, session.base, res.url) : null;
+    if (next && pages.has(next.href)) next = null;
   }
   return [...tags];
 }
 
 async function readManifest(session: RegistrySession, crawl: Crawl, repo: string, scope: string, reference: string, depth: number): Promise<void> {
-  if (crawl.manifestsRead >= crawl.bounds.manifests) return crawl.hitBound();
+  if (crawl.full) return;
+  if (crawl.manifestsRead >= crawl.bounds.manifests) return crawl.hitCountBound();
   crawl.manifestsRead++;
   const res = await session.get(`${repo}/manifests/${reference}`, scope, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES);
   if (res.status === 429) expectOk(res, `manifest ${repo}:${reference}`);
@@ -186,18 +231,23 @@ async function readManifest(session: RegistrySession, crawl: Crawl, repo: string
     return;
   }
   const stated = header(res.headers, 'docker-content-digest');
-  const digest = stated && isDigest(stated) ? stated : `sha256:${createHash('sha256').update(res.body).digest('hex')}`;
-  if (crawl.manifests.has(digest)) return;
-  crawl.manifests.add(digest);
-  crawl.sizes.set(digest, res.body.length);
+  // Hashed off the event loop (a 4 MiB manifest is milliseconds of SHA-256).
+  const digest = stated && isDigest(stated) ? stated : `sha256:${Buffer.from(await webcrypto.subtle.digest('SHA-256', res.body)).toString('hex')}`;
+  if (!crawl.manifests.add(digest) || !crawl.count(digest, res.body.length)) return;
   const manifest = parseManifest(res.body);
   if (!manifest) {
     crawl.unreadable++;
     return;
   }
-  for (const blob of manifest.blobs) if (!crawl.sizes.has(blob.digest)) crawl.sizes.set(blob.digest, blob.size);
+  let n = 0;
+  for (const blob of manifest.blobs) {
+    if (!crawl.count(blob.digest, blob.size)) return;
+    // A manifest of 40,000 layers is tens of milliseconds of work: let requests in between.
+    if (++n % YIELD_EVERY === 0) await yieldToEventLoop();
+  }
   if (depth >= MAX_INDEX_DEPTH) return;
   for (const child of manifest.children) {
+    if (crawl.full) return;
     if (crawl.manifests.has(child.digest)) continue;
     await readManifest(session, crawl, repo, scope, child.digest, depth + 1);
   }

@@ -29,6 +29,8 @@ export interface ProbeResult {
   /** Machine-readable code (see schemas/container_registry_health.schema.json), null when healthy. */
   error: string | null;
   detail: string | null;
+  /** rate_limited only: the time the registry's Retry-After names (sweeps do not probe it before then). */
+  retry_after?: string | null;
 }
 
 export type Prober = (target: ProbeTarget, signal?: AbortSignal) => Promise<ProbeResult>;

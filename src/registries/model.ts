@@ -59,3 +59,14 @@ export function toApi(doc: Partial<StoredRegistry> & { _id: string }): Record<st
 export function etagOf(version: number): string {
   return `"${version}"`;
 }
+
+/**
+ * The one place client-written text of an entry is normalised (create, update and onboarding all call it
+ * before validating): the name in Unicode NFC, so that two spellings of the same text (a precomposed "é"
+ * and "e" + combining accent) are one name for the unique index. What is refused (unpaired surrogates,
+ * controls, bidirectional overrides, zero-width characters) the schema's pattern says.
+ */
+export function normaliseEntry(entry: Record<string, unknown>): void {
+  const name = entry.container_registry_name;
+  if (typeof name === 'string') entry.container_registry_name = name.normalize('NFC');
+}

@@ -11,15 +11,18 @@ export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;
 export const MAX_FILTER_DEPTH = 12;
 
-/** Sort keys allowed: fields present on every entry, so key-set pagination sees every entry exactly once. */
-export const SORT_FIELDS: Readonly<Record<string, { dbField: string; type: 'string' | 'number' }>> = {
-  container_registry_name: { dbField: 'container_registry_name', type: 'string' },
-  container_registry_id: { dbField: '_id', type: 'string' },
-  created_at: { dbField: 'created_at', type: 'string' },
-  updated_at: { dbField: 'updated_at', type: 'string' },
-  version: { dbField: 'version', type: 'number' },
-  'container_registry_health.status': { dbField: 'container_registry_health.status', type: 'string' },
-};
+/**
+ * Sort keys allowed: fields present on every entry, so key-set pagination sees every entry exactly once.
+ * A Map, not an object literal: a client's `?sort=constructor` must not find Object.prototype's members.
+ */
+export const SORT_FIELDS: ReadonlyMap<string, { dbField: string; type: 'string' | 'number' }> = new Map([
+  ['container_registry_name', { dbField: 'container_registry_name', type: 'string' }],
+  ['container_registry_id', { dbField: '_id', type: 'string' }],
+  ['created_at', { dbField: 'created_at', type: 'string' }],
+  ['updated_at', { dbField: 'updated_at', type: 'string' }],
+  ['version', { dbField: 'version', type: 'number' }],
+  ['container_registry_health.status', { dbField: 'container_registry_health.status', type: 'string' }],
+]);
 export const DEFAULT_SORT = 'container_registry_name';
 
 export interface SortSpec {
@@ -71,10 +74,10 @@ export function parseSort(raw: string | undefined): SortSpec {
   const spec = raw ?? DEFAULT_SORT;
   const direction = spec.startsWith('-') ? -1 : 1;
   const field = spec.replace(/^[-+]/, '');
-  const known = SORT_FIELDS[field];
+  const known = SORT_FIELDS.get(field);
   if (!known) {
     throw new InputError(`Cannot sort by "${field}".`, [
-      { path: 'sort', message: `unknown sort field "${field}"; use one of ${Object.keys(SORT_FIELDS).join(', ')}, with - for descending` },
+      { path: 'sort', message: `unknown sort field "${field}"; use one of ${[...SORT_FIELDS.keys()].join(', ')}, with - for descending` },
     ]);
   }
   return { spec: (direction === -1 ? '-' : '') + field, field, dbField: known.dbField, direction };
@@ -100,7 +103,7 @@ export function decodeCursor(raw: string, sort: SortSpec): { key: string | numbe
     throw bad('not a cursor issued by this service');
   }
   if (c.s !== sort.spec) throw bad(`it belongs to sort "${c.s}", not "${sort.spec}"; send the same sort as the first page`);
-  if (typeof c.k !== SORT_FIELDS[sort.field]!.type) throw bad('its sort key has the wrong type');
+  if (typeof c.k !== SORT_FIELDS.get(sort.field)!.type) throw bad('its sort key has the wrong type');
   return { key: c.k, id: c.i };
 }
 

@@ -8,7 +8,7 @@ import { ConflictError, InputError, NotFoundError, PreconditionFailedError, type
 import { KeyedMutex } from '../lib/keyed-mutex';
 import { readOnlyPaths, validateEntry } from '../schemas';
 import type { CredentialCipher, PlainCredentials } from './credentials';
-import { originPeer, type Entry, type StoredRegistry } from './model';
+import { normaliseEntry, originPeer, type Entry, type StoredRegistry } from './model';
 import { encodeCursor, parseQueryPlan, type QueryPlan } from './query';
 import type { RegistryRepository } from './repository';
 import { credentialScopeChanged, planCredentials } from './credentials';
@@ -119,6 +119,7 @@ export class RegistryService {
       if (sub === undefined) delete rest[top!];
       else delete (rest[top!] as Record<string, unknown>)[sub];
     }
+    normaliseEntry(rest);
     try {
       validateEntry(rest);
     } catch (e) {
@@ -175,6 +176,7 @@ export class RegistryService {
         const before = this.logicalOf(current);
         const after = applyUpdate(before, ops);
         followUrl(before, after, ops);
+        normaliseEntry(after);
         try {
           validateEntry(after);
         } catch (e) {

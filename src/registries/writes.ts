@@ -17,7 +17,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Collection, Db, Filter } from 'mongodb';
-import { AppendTimeout, ChangeConflict, ChangeLog, type LogRecord } from '../db/changelog';
+import { AppendTimeout, ChangeConflict, ChangeLog, revisionId, type LogRecord } from '../db/changelog';
 import { isDuplicateKey, type Claims } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
 import { ConflictError, ServiceUnavailableError } from '../errors';
@@ -57,8 +57,11 @@ export class EntryWriter {
   readonly tombstones: Collection<Tombstone>;
   readonly log: ChangeLog<StoredRegistry>;
   private readonly listeners: WrittenListener[] = [];
-  /** Optional fast lookup of which entry holds a name key (the in-memory view), used before appending. */
-  nameOwner?: (key: string) => string | undefined;
+  /**
+   * Optional fast lookup of which entry holds a name key (model.ts nameKey; the in-memory view, once it
+   * includes this replica's acknowledged writes), used before appending; undefined when it cannot tell.
+   */
+  nameOwner?: (key: string) => Promise<string | undefined>;
   /**
    * Optional: the latest change of an entry this replica's feed has read (the in-memory view). Repairs
    * use it instead of searching the log, which FerretDB v1 can only do by scanning it.
@@ -99,12 +102,12 @@ export class EntryWriter {
    */
   async create(doc: StoredRegistry): Promise<StoredRegistry> {
     stampNameKey(doc);
-    await this.checkName(doc);
-    const existing = await this.collection.findOne({ _id: doc._id } as Filter<StoredRegistry>);
+    // Three independent reads, at once: the name (the view), the id, and a tombstone the create follows.
+    const [, existing, prev] = await Promise.all([this.checkName(doc), this.collection.findOne({ _id: doc._id } as Filter<StoredRegistry>, { projection: { _id: 1 } }), this.createPrev(doc._id)]);
     if (existing) throw idTaken(doc._id);
     let r: number;
     try {
-      r = await this.log.append({ key: doc._id, prev: await this.createPrev(doc._id), op: 'upsert', doc });
+      r = await this.log.append({ key: doc._id, prev, op: 'upsert', doc });
     } catch (e) {
       if (e instanceof ChangeConflict) throw idTaken(doc._id);
       if (e instanceof AppendTimeout) throw new ServiceUnavailableError('The catalog is being written too often to take this entry now; try again.', 1);
@@ -126,7 +129,7 @@ export class EntryWriter {
     const candidates: number[] = [];
     for (const [i, doc] of docs.entries()) {
       stampNameKey(doc);
-      const owner = this.nameOwner?.(nameKey(doc));
+      const owner = await this.nameOwner?.(nameKey(doc));
       if (owner !== undefined && owner !== doc._id) out[i] = nameTaken(doc);
       else candidates.push(i);
     }
@@ -177,7 +180,7 @@ export class EntryWriter {
   }
 
   private async checkName(doc: StoredRegistry): Promise<void> {
-    const owner = this.nameOwner ? this.nameOwner(nameKey(doc)) : undefined;
+    const owner = this.nameOwner ? await this.nameOwner(nameKey(doc)) : undefined;
     if (owner !== undefined && owner !== doc._id) throw nameTaken(doc);
   }
 
@@ -188,10 +191,12 @@ export class EntryWriter {
   async modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known?: KnownEntry): Promise<R> {
     const giveUpAt = Date.now() + DEADLINE_MS;
     let stuck: { prev: number; since: number } | undefined;
+    let next: KnownEntry | undefined = known;
     for (let attempt = 0; Date.now() < giveUpAt; attempt++) {
-      const reuse = attempt === 0 && known !== undefined && Date.now() - known.readAt < MAX_PLAN_AGE_MS / 2;
-      const readAt = reuse ? known.readAt : Date.now();
-      const doc = reuse ? known.doc : await this.collection.findOne({ _id: id } as Filter<StoredRegistry>);
+      const reuse = next !== undefined && Date.now() - next.readAt < MAX_PLAN_AGE_MS / 2;
+      const readAt = reuse ? next!.readAt : Date.now();
+      const doc = reuse ? next!.doc : await this.collection.findOne({ _id: id } as Filter<StoredRegistry>);
+      next = undefined;
       const p = await plan(doc);
       if (p.kind === 'none' || !doc) return p.result;
       const prev = revisionOf(doc);
@@ -204,8 +209,14 @@ export class EntryWriter {
       } catch (e) {
         if (e instanceof AppendTimeout) break;
         if (!(e instanceof ChangeConflict)) throw e;
-        // Another writer's change follows `prev`. Normally it is materialized within milliseconds; if the
-        // entry stays at `prev`, that writer died in between: write its change ourselves.
+        // Another writer's change follows `prev`. When this replica's feed has read it, plan on it at once
+        // (the collection may not show it yet); else re-read after a short pause. If the entry stays at
+        // `prev`, that writer died between its two steps: write its change ourselves.
+        const latest = this.latestKnown?.(id);
+        if (latest && latest.revision > prev) {
+          next = { doc: latest.doc ? ({ ...latest.doc } as StoredRegistry) : null, readAt: Date.now() };
+          continue;
+        }
         if (stuck?.prev !== prev) stuck = { prev, since: Date.now() };
         else if (Date.now() - stuck.since > this.log.holeFillMs / 2) await this.repair(id, prev);
         await sleep(Math.min(100, 2 + Math.random() * (attempt + 1) * 4));
@@ -235,7 +246,7 @@ export class EntryWriter {
     if (this.latestKnown) {
       const known = this.latestKnown(id);
       if (!known || known.revision <= prev) return false;
-      return this.materializeRecord({ _id: known.revision, key: id, prev, op: known.doc ? 'upsert' : 'delete', doc: known.doc, at: new Date(), w: '' });
+      return this.materializeRecord({ _id: revisionId(known.revision), r: known.revision, key: id, prev, op: known.doc ? 'upsert' : 'delete', doc: known.doc, at: new Date(), w: '' });
     }
     const rec = await this.log.findAfter(id, prev);
     if (!rec) return false;
@@ -246,11 +257,11 @@ export class EntryWriter {
   async materializeRecord(rec: LogRecord<StoredRegistry>): Promise<boolean> {
     const cur = await this.collection.findOne({ _id: rec.key } as Filter<StoredRegistry>, { projection: { revision: 1 } });
     if (rec.op === 'delete') {
-      if (!cur || revisionOf(cur) > rec._id) return false;
-      await this.materializeDelete(rec.key, rec._id);
+      if (!cur || revisionOf(cur) > rec.r) return false;
+      await this.materializeDelete(rec.key, rec.r);
       return true;
     }
-    if (rec.op !== 'upsert' || !rec.doc || (cur && revisionOf(cur) >= rec._id)) return false;
+    if (rec.op !== 'upsert' || !rec.doc || (cur && revisionOf(cur) >= rec.r)) return false;
     if (!cur) await this.collection.insertOne(rec.doc).catch(() => undefined);
     else await this.materializeReplace(rec.doc);
     return true;
@@ -262,6 +273,12 @@ export class EntryWriter {
     // follows; FerretDB v1 checks nothing atomically and scans for any filter but _id.
     const fenced = await this.claims.filteredUpdatesAreAtomic();
     const filter = (fenced ? { _id: next._id, $or: [{ revision: { $lt: next.revision } }, { revision: { $exists: false } }] } : { _id: next._id }) as Filter<StoredRegistry>;
+    if (!fenced) {
+      // FerretDB v1 cannot check the revision atomically: check it just before (a later state that landed
+      // first, e.g. written by a writer that planned on this replica's feed, is never overwritten by an older one).
+      const cur = await this.collection.findOne({ _id: next._id } as Filter<StoredRegistry>, { projection: { revision: 1 } });
+      if (cur && revisionOf(cur) >= (next.revision as number)) return true;
+    }
     try {
       await this.collection.replaceOne(filter, next);
       return true;

@@ -5,8 +5,9 @@
  *
  * Representation: one deep-frozen copy of each document (short strings interned, so repeated values such as
  * tags, URLs and statuses are stored once), and per sort field one array of references to those documents in
- * BSON order of (sort key, _id). A query walks the order of its sort field from the cursor position and stops
- * after limit + 1 matches; an upsert or remove moves one reference per order (binary search + splice).
+ * BSON order of (sort key, _id), kept in blocks (a one-level B-tree). A query walks the order of its sort field from the cursor position and stops
+ * after limit + 1 matches; an upsert or remove moves one reference per order (binary search, then a splice
+ * within one block of at most 1,024).
  *
  * The filter is evaluated by mingo (compiled once per query) after the normalisation in ./filter.ts, which
  * brings its semantics in line with the database's where they differ. Pure: no database or HTTP code.
@@ -36,9 +37,16 @@ function pathGetter(path: string): (doc: Doc) => unknown {
   };
 }
 
-/** The documents in BSON order of (key at `field`, _id), ascending. Holds references, never copies. */
+/** Entries per block of an order: a block is split in two when it grows past twice this. */
+const BLOCK = 512;
+
+/**
+ * The documents in BSON order of (key at `field`, _id), ascending, as a list of sorted blocks (a one-level
+ * B-tree): finding a position is a binary search over the blocks' last entries and then within one block,
+ * and an insert or remove moves at most 2 × BLOCK references, however large the catalog. Holds references.
+ */
 class SortOrder {
-  readonly items: Doc[] = [];
+  private blocks: Doc[][] = [];
   readonly key: (doc: Doc) => unknown;
   private readonly byIdOnly: boolean;
 
@@ -47,46 +55,105 @@ class SortOrder {
     this.byIdOnly = field === '_id';
   }
 
-  /** Compares the entry at `doc` with the position (key, id). */
+  /** Compares the entry `doc` with the position (key, id). */
   private cmp(doc: Doc, key: unknown, id: string): number {
     if (this.byIdOnly) return compareStrings(doc._id, id);
     return compareBson(this.key(doc), key) || compareStrings(doc._id, id);
   }
 
-  /** Index of the first entry at or after (key, id). */
-  lowerBound(key: unknown, id: string): number {
+  /** The position [block, index] of the first entry at or after (key, id); [blocks.length, 0] past the end. */
+  locate(key: unknown, id: string): [number, number] {
+    const blocks = this.blocks;
     let lo = 0;
-    let hi = this.items.length;
+    let hi = blocks.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.cmp(this.items[mid]!, key, id) < 0) lo = mid + 1;
+      const block = blocks[mid]!;
+      if (this.cmp(block[block.length - 1]!, key, id) < 0) lo = mid + 1;
       else hi = mid;
     }
-    return lo;
+    if (lo === blocks.length) return [lo, 0];
+    const block = blocks[lo]!;
+    let a = 0;
+    let b = block.length;
+    while (a < b) {
+      const mid = (a + b) >>> 1;
+      if (this.cmp(block[mid]!, key, id) < 0) a = mid + 1;
+      else b = mid;
+    }
+    return [lo, a];
+  }
+
+  /** The position of the first entry after (key, id). */
+  locateAfter(key: unknown, id: string): [number, number] {
+    const [b, i] = this.locate(key, id);
+    const at = this.blocks[b]?.[i];
+    if (!at || at._id !== id || (!this.byIdOnly && compareBson(this.key(at), key) !== 0)) return [b, i];
+    return i + 1 < this.blocks[b]!.length ? [b, i + 1] : [b + 1, 0];
+  }
+
+  /** Calls `visit` with the entries from position [b, i] in `direction` (the entry before it when -1) until it answers false. */
+  walk(from: [number, number] | undefined, direction: 1 | -1, visit: (doc: Doc) => boolean): void {
+    const blocks = this.blocks;
+    if (direction === 1) {
+      let [b, i] = from ?? [0, 0];
+      for (; b < blocks.length; b++, i = 0) {
+        const block = blocks[b]!;
+        for (; i < block.length; i++) if (!visit(block[i]!)) return;
+      }
+      return;
+    }
+    let [b, i] = from ?? [blocks.length, 0];
+    i -= 1;
+    if (i < 0) {
+      b -= 1;
+      i = (blocks[b]?.length ?? 0) - 1;
+    }
+    for (; b >= 0; b--, i = (blocks[b]?.length ?? 0) - 1) {
+      const block = blocks[b]!;
+      for (; i >= 0; i--) if (!visit(block[i]!)) return;
+    }
   }
 
   insert(doc: Doc): void {
-    this.items.splice(this.lowerBound(this.key(doc), doc._id), 0, doc);
+    const blocks = this.blocks;
+    if (blocks.length === 0) {
+      blocks.push([doc]);
+      return;
+    }
+    let [b, i] = this.locate(this.key(doc), doc._id);
+    if (b === blocks.length) {
+      b -= 1;
+      i = blocks[b]!.length;
+    }
+    const block = blocks[b]!;
+    block.splice(i, 0, doc);
+    if (block.length > 2 * BLOCK) blocks.splice(b, 1, block.slice(0, BLOCK), block.slice(BLOCK));
   }
 
   remove(doc: Doc): void {
-    const i = this.lowerBound(this.key(doc), doc._id);
-    if (this.items[i] === doc) this.items.splice(i, 1);
-    else throw new Error(`view order ${this.field} lost entry ${doc._id}`);
+    const [b, i] = this.locate(this.key(doc), doc._id);
+    const block = this.blocks[b];
+    if (block?.[i] !== doc) throw new Error(`view order ${this.field} lost entry ${doc._id}`);
+    block.splice(i, 1);
+    if (block.length === 0) this.blocks.splice(b, 1);
   }
 
-  /** Replaces `old` by `next` (same _id); moves it only when its position changes. */
+  /** Replaces `old` by `next` (same _id); in place when the sort key did not change. */
   replace(old: Doc, next: Doc): void {
-    const i = this.lowerBound(this.key(old), old._id);
-    if (this.items[i] !== old) throw new Error(`view order ${this.field} lost entry ${old._id}`);
-    const key = this.key(next);
-    const fits = (i === 0 || this.cmp(this.items[i - 1]!, key, next._id) < 0) && (i === this.items.length - 1 || this.cmp(this.items[i + 1]!, key, next._id) > 0);
-    if (fits) {
-      this.items[i] = next;
+    if (this.byIdOnly || compareBson(this.key(old), this.key(next)) === 0) {
+      const [b, i] = this.locate(this.key(old), old._id);
+      if (this.blocks[b]?.[i] !== old) throw new Error(`view order ${this.field} lost entry ${old._id}`);
+      this.blocks[b]![i] = next;
       return;
     }
-    this.items.splice(i, 1);
+    this.remove(old);
     this.insert(next);
+  }
+
+  /** Fills an empty order from entries already in order. */
+  load(sorted: Doc[]): void {
+    for (let i = 0; i < sorted.length; i += BLOCK) this.blocks.push(sorted.slice(i, i + BLOCK));
   }
 }
 
@@ -136,29 +203,21 @@ export class QueryEngine {
     const { dbField, direction } = plan.sort;
     const order = this.order(dbField);
     const match = compileFilter(plan.filter);
-    const items = order.items;
     const want = plan.limit + 1;
     const after = plan.after;
     const afterKey = after ? (dbField === '_id' ? after.id : after.key) : undefined;
-    let i: number;
-    if (direction === 1) i = after ? this.upperBound(order, afterKey, after.id) : 0;
-    else i = (after ? order.lowerBound(afterKey, after.id) : items.length) - 1;
+    let from: [number, number] | undefined;
+    if (after) from = direction === 1 ? order.locateAfter(afterKey, after.id) : order.locate(afterKey, after.id);
     const project = projector(plan);
     const out: StoredRegistry[] = [];
-    for (; i >= 0 && i < items.length && out.length < want; i += direction) {
-      const doc = items[i]!;
+    order.walk(from, direction, (doc) => {
       // The database's cursor clause {key: {$gt: k}} (or $lt) only matches keys of k's BSON type (type
       // bracketing); entries past the position with a key of another type are not on the next pages there.
-      if (after && dbField !== '_id' && !sameBracket(order.key(doc), afterKey)) continue;
+      if (after && dbField !== '_id' && !sameBracket(order.key(doc), afterKey)) return true;
       if (match(doc)) out.push(project(doc));
-    }
+      return out.length < want;
+    });
     return out;
-  }
-
-  private upperBound(order: SortOrder, key: unknown, id: string): number {
-    const i = order.lowerBound(key, id);
-    const at = order.items[i];
-    return at && at._id === id && (order.field === '_id' || compareBson(order.key(at), key) === 0) ? i + 1 : i;
   }
 
   private order(field: string): SortOrder {
@@ -167,7 +226,7 @@ export class QueryEngine {
       order = new SortOrder(field);
       const items = [...this.docs.values()];
       items.sort((a, b) => compareBson(order!.key(a), order!.key(b)) || compareStrings(a._id, b._id));
-      order.items.push(...items);
+      order.load(items);
       this.orders.set(field, order);
     }
     return order;
@@ -179,6 +238,9 @@ export class QueryEngine {
     if (v === null || typeof v !== 'object') return v;
     if (Array.isArray(v)) return Object.freeze(v.map((x) => this.freeze(x)));
     if (v instanceof Date) return Object.freeze(new Date(v.getTime()));
+    // Values of other classes (BSON types the API never stores) are kept as they are.
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) return v;
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = this.freeze(x);
     return Object.freeze(out);
@@ -204,8 +266,11 @@ function projector(plan: QueryPlan): (doc: Doc) => StoredRegistry {
   const top = new Set<string>(['_id']);
   for (const f of plan.fields) if (f !== 'container_registry_id') top.add(f);
   const [sortTop, ...sortRest] = plan.sort.dbField.split('.');
-  const partial = sortRest.length > 0 && !top.has(sortTop!) ? sortTop! : undefined;
-  if (!partial) top.add(sortTop!);
+  // A dotted sort field projects only its key of the object, even when the object itself is asked for:
+  // FerretDB v1 lets {h.status: 1} win over {h: 1}. (MongoDB rejects that projection as a path collision.)
+  const partial = sortRest.length > 0 ? sortTop! : undefined;
+  if (partial) top.delete(partial);
+  else top.add(sortTop!);
   const sub = sortRest.join('.');
   return (doc) => {
     const out: Record<string, unknown> = {};

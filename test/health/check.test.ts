@@ -139,3 +139,24 @@ test('When the entry is updated through the API while its probe is in flight, th
     await slow.close();
   }
 });
+
+test('When a registry answers with a huge API version and a challenge with a huge realm and service, then what is stored is cut to the schema bounds', async () => {
+  const realm = `http://127.0.0.1:9/token?${'r'.repeat(8000)}`; // all headers together stay under undici's 16 KiB
+  const huge = await startFakeServer((_req, res) => {
+    res
+      .writeHead(401, { 'Docker-Distribution-API-Version': `registry/${'9'.repeat(3000)}`, 'WWW-Authenticate': `Bearer realm="${realm}",service="${'s'.repeat(1500)}"` })
+      .end('{}');
+  });
+  const id = await create(huge.url);
+  const res = await call(svc.url, 'GET', `/check_container_health/${id}`).finally(() => huge.close());
+  expect(res.status).toBe(200);
+  expect(res.body).toMatchObject({ status: 'healthy', auth_required: true });
+  const stored = (await call(svc.url, 'GET', `/container_registry/${id}`)).body.container_registry_health;
+  expect(stored.api_version).toHaveLength(128);
+  expect(stored.api_version).toMatch(/^registry\/9+…$/);
+  expect(stored.auth.realm).toHaveLength(2048);
+  expect(stored.auth.realm.startsWith(realm.slice(0, 2047))).toBe(true);
+  expect(stored.auth.service).toHaveLength(512);
+  const [row] = await history(id);
+  expect(JSON.stringify(row).length).toBeLessThan(6000);
+});

@@ -37,8 +37,10 @@ describe('Liveness, readiness and metrics', () => {
     expect(text).toMatch(/# TYPE registry_db_sweep_duration_seconds histogram/);
     expect(text).toMatch(/process_cpu_user_seconds_total/);
     expect(text).toMatch(/nodejs_eventloop_lag_seconds/);
-    // Ids never become labels.
-    expect(text).not.toContain(id);
+    // Ids never become labels of the request and probe metrics (only the per-registry series carry them, SPEC 16).
+    const perRegistry = /^registry_db_registry_(status|probe_latency_seconds|last_success_timestamp_seconds)\{/;
+    expect(text.split('\n').filter((l) => !perRegistry.test(l)).join('\n')).not.toContain(id);
+    expect(text).toContain(`registry_id="${id}"`);
   });
 
   test('When the database client is closed under requests in flight and connected again (what the reconnect watchdog does), then each request is a 200 or a 503 problem, never a 500, and the service answers again', async () => {

@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from '../../src/config';
 import { parseChallenges, pickChallenge } from '../../src/probe/challenge';
 import { createEgressPolicy } from '../../src/probe/egress';
 import { classifyError, ProbeError } from '../../src/probe/errors';
-import { nextLink } from '../../src/probe/link';
+import { MAX_LINK_HEADER_CHARS, nextLink } from '../../src/probe/link';
 import { apiBase } from '../../src/probe/registry-url';
 
 describe('WWW-Authenticate', () => {
@@ -70,6 +70,33 @@ describe('Link', () => {
     expect(nextLink('<a>; rel="prev"', base, res)).toBeNull();
     expect(nextLink(undefined, base, res)).toBeNull();
     expect(nextLink('<http://127.0.0.9/v2/_catalog>; rel="next"', base, res)).toBeNull();
+  });
+
+  test('When rel is unquoted, lists several relations or sits among quoted parameters with commas, then next is still found', () => {
+    const res = new URL('x/tags/list', base);
+    expect(nextLink('<a>; title="a, b; rel=next", <b>; type="x"; rel="prev next"', base, res)?.pathname).toBe('/some/prefix/v2/x/tags/b');
+    expect(nextLink(['<a>; rel=prev', '<c>;REL=NEXT'], base, res)?.pathname).toBe('/some/prefix/v2/x/tags/c');
+  });
+
+  test.each([
+    ['64,000 <', '<'.repeat(64_000)],
+    ['64,000 < after a link', '<a>; rel="prev", ' + '<'.repeat(64_000)],
+    ['a link with 30,000 ;', '<a>' + '; '.repeat(30_000) + 'rel="next"'],
+    ['30,000 <a>;', '<a>;'.repeat(30_000)],
+    ['an unterminated quote', '<a>; rel="' + 'x'.repeat(64_000)],
+    ['20,000 empty links', '<>, '.repeat(20_000)],
+  ])('When a hostile registry sends a Link header of %s, then it is parsed in linear time (a loose bound: 50 ms)', (_what, header) => {
+    const res = new URL('_catalog', base);
+    const started = performance.now();
+    for (let k = 0; k < 3; k++) nextLink(header, base, res);
+    expect((performance.now() - started) / 3).toBeLessThan(50);
+  });
+
+  test('When the next link comes after MAX_LINK_HEADER_CHARS characters, then it is not read', () => {
+    const res = new URL('_catalog', base);
+    const filler = '<a>; rel="prev", '.repeat(Math.ceil(MAX_LINK_HEADER_CHARS / 17));
+    expect(nextLink(filler + '<b>; rel="next"', base, res)).toBeNull();
+    expect(nextLink('<a>; rel="prev", <b>; rel="next"', base, res)?.pathname).toBe('/some/prefix/v2/b');
   });
 });
 

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../src/config';
 import { createStorageCrawler, type ClosableStorageCrawler } from '../../src/probe/storage';
 import { closeAllFakeServers, startFakeServer } from '../support/fake-servers';
+import { loopingCatalogRegistry, manyBlobsRegistry, syntheticDigest, tagFloodRegistry } from '../support/hostile-registries';
 import {
   content,
   ensureTestDeps,
@@ -202,4 +203,34 @@ test('When the crawl runs out of time while a registry hangs on a manifest, then
   const observed = await crawler({ STORAGE_TIMEOUT_MS: '1000' })(target(slow.url));
   expect(observed).toMatchObject({ catalog_supported: true, repository_count: 1, tag_count: 1, used_bytes: 0, truncated: true, error: null });
   expect(observed.detail).toMatch(/time limit/);
+});
+
+describe('When a registry is hostile', () => {
+  test('with more distinct blobs than STORAGE_MAX_BLOBS, then the crawl stops reading manifests at the bound and reports truncated', async () => {
+    const handler = manyBlobsRegistry({ tags: 50, layers: 2000, layerSize: 7 });
+    const registry = await startFakeServer(handler);
+    const observed = await crawler({ STORAGE_MAX_BLOBS: '5000' })(target(registry.url));
+    // Two whole manifests (manifest, config, 2000 layers each), then the third up to the bound: 5000 digests.
+    expect(observed).toMatchObject({ catalog_supported: true, repository_count: 1, tag_count: 50, truncated: true, error: null });
+    const manifestBytes = (n: number) => Buffer.byteLength(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"${syntheticDigest(0, n)}","size":7},"layers":[${Array.from({ length: 2000 }, (_, i) => `{"digest":"${syntheticDigest(n + 1, i)}","size":7}`).join(',')}]}`);
+    expect(observed.used_bytes).toBe(manifestBytes(0) + manifestBytes(1) + manifestBytes(2) + (5000 - 3) * 7);
+    expect(handler.manifestsServed()).toBe(3);
+  });
+
+  test('with tag pages that never end, then STORAGE_MAX_TAGS applies page by page and no page past the bound is read', async () => {
+    const handler = tagFloodRegistry({ perPage: 100, length: 100 });
+    const registry = await startFakeServer(handler);
+    const observed = await crawler({ STORAGE_MAX_TAGS: '250', STORAGE_TIMEOUT_MS: '5000' })(target(registry.url));
+    expect(observed).toMatchObject({ catalog_supported: true, repository_count: 1, tag_count: 250, truncated: true, error: null });
+    expect(handler.pagesServed()).toBe(3);
+  });
+
+  test.each(['self', 'repeat-last'] as const)('with a catalog whose Link loops (%s), then the listing stops at the page that repeats', async (mode) => {
+    const handler = loopingCatalogRegistry(mode);
+    const registry = await startFakeServer(handler);
+    const observed = await crawler({ STORAGE_TIMEOUT_MS: '3000' })(target(registry.url));
+    expect(observed).toMatchObject({ catalog_supported: true, error: null });
+    expect(handler.catalogRequests()).toBeLessThanOrEqual(2);
+    expect(observed.repository_count).toBe(mode === 'self' ? 1 : 2);
+  });
 });

@@ -135,6 +135,7 @@ describe('When a query filter is hostile or wrong', () => {
     ['a bad cursor', '?cursor=garbage!', 'cursor'],
     ['a forged cursor', `?cursor=${Buffer.from('{"s":"x"}').toString('base64url')}`, 'cursor'],
     ['an unknown sort field', '?sort=container_registry_metadata.owner', 'sort'],
+    ...['constructor', '__proto__', 'toString', 'valueOf', 'hasOwnProperty', '-constructor'].map((k): [string, string, string] => [`sort=${k} (an Object.prototype name)`, `?sort=${k}`, 'sort']),
     ['a limit too high', '?limit=5000', 'limit'],
     ['a limit of zero', '?limit=0', 'limit'],
     ['a limit given twice', '?limit=1&limit=2', 'limit'],
@@ -177,5 +178,44 @@ describe('When an update is invalid', () => {
     }
     const after = await call(svc.url, 'GET', `/container_registry/${created.container_registry_id}`);
     expect(after.body).toEqual(created);
+  });
+});
+
+describe('When a name is ill-formed or deceptive', () => {
+  test.each([
+    ['a lone high surrogate', 'sur\ud800x'],
+    ['a lone low surrogate', 'sur\udfffx'],
+    ['a right-to-left override', 'abc\u202Eexe.gpj'],
+    ['a left-to-right isolate', 'a\u2066b'],
+    ['a zero-width space', 'reg\u200Bistry'],
+    ['a zero-width joiner', 'reg\u200Distry'],
+    ['a byte order mark', '\uFEFFregistry'],
+    ['a C1 control', 'reg\u0085istry'],
+    ['a newline', 'reg\nistry'],
+  ])('with %s, then create, update and onboarding answer 400 naming container_registry_name', async (_what, name) => {
+    expectProblem(await call(svc.url, 'POST', '/container_registry', entry({ container_registry_name: name })), 400, '/container_registry_name');
+    const created = (await call(svc.url, 'POST', '/container_registry', entry())).body;
+    expectProblem(await call(svc.url, 'PUT', `/container_registry/${created.container_registry_id}`, { $set: { container_registry_name: name } }), 400, /container_registry_name/);
+    await expect(svc.parts.registries.onboard(entry({ container_registry_name: name }), true)).rejects.toMatchObject({ errors: [expect.objectContaining({ path: '/container_registry_name' })] });
+  });
+
+  test('with a letter and an emoji outside the BMP (a surrogate pair), then it is accepted as sent', async () => {
+    const name = `caf\u00e9 \u{1F433} ${Date.now()}`;
+    const r = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
+    expect(r.status).toBe(201);
+    expect(r.body.container_registry_name).toBe(name);
+  });
+
+  test('in NFD form, then it is stored in NFC, and the same name in the other form is a 409 on create, update and onboarding', async () => {
+    const stem = `Cafe\u0301-${Date.now()}`; // "Café" with a combining accent (NFD)
+    const created = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_name: stem }));
+    expect(created.status).toBe(201);
+    expect(created.body.container_registry_name).toBe(stem.normalize('NFC'));
+    expectProblem(await call(svc.url, 'POST', '/container_registry', entry({ container_registry_name: stem.normalize('NFC') })), 409, '/container_registry_name');
+    const other = (await call(svc.url, 'POST', '/container_registry', entry())).body;
+    expect((await call(svc.url, 'PUT', `/container_registry/${other.container_registry_id}`, { $set: { container_registry_name: stem } })).status).toBe(409);
+    // Onboarding by name finds the stored entry whichever form the file uses.
+    const onboarded = await svc.parts.registries.onboard(entry({ container_registry_name: stem, container_registry_public_url: created.body.container_registry_public_url }), true);
+    expect(onboarded).toMatchObject({ id: created.body.container_registry_id });
   });
 });

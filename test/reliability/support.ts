@@ -47,11 +47,20 @@ export interface ServiceProcess {
   stop(graceMs?: number): Promise<number | null>;
 }
 
+export interface ProcessOptions {
+  /** Node flags before the entry point, e.g. productionNodeFlags(root): the heap cap of `npm start`. */
+  nodeFlags?: string[];
+  /** A file descriptor limit (`ulimit -n`) for the process. */
+  fdLimit?: number;
+}
+
 /** Starts the service built by the global setup, on 127.0.0.1 and a free port, with the test environment plus `env`. */
-export async function startServiceProcess(env: Record<string, string>): Promise<ServiceProcess> {
+export async function startServiceProcess(env: Record<string, string>, opts: ProcessOptions = {}): Promise<ServiceProcess> {
   const build = process.env.RELIABILITY_BUILD;
   if (!build) throw new Error('RELIABILITY_BUILD is not set: run through jest.reliability.config.js');
-  const child = spawn(process.execPath, [path.join(build, 'src', 'main.js')], {
+  const args = [...(opts.nodeFlags ?? []), path.join(build, 'src', 'main.js')];
+  const [command, argv] = opts.fdLimit === undefined ? [process.execPath, args] : ['/bin/sh', ['-c', `ulimit -n ${opts.fdLimit} && exec "$0" "$@"`, process.execPath, ...args]];
+  const child = spawn(command, argv, {
     env: {
       PATH: process.env.PATH,
       ...testEnv(),

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
+import { PROTECTED_MODE_HINT } from '../../src/http/auth';
 import { createLogger, registerSecret } from '../../src/logger';
 import { entry } from '../support/entries';
 import { call, startTestService, type TestService } from '../support/service';
@@ -112,5 +113,32 @@ test('When any code logs a secret in a message, a field, a header object, a URL 
   expect(out).not.toContain(apiKey);
   expect(out).not.toContain(password);
   expect(out).not.toContain('dXNlcjpzZWNyZXQ=');
+  expect(out).toContain('[REDACTED]');
+});
+
+test('When the protected-mode startup hint is logged, then its API_KEYS=role:key stays readable while a real API_KEYS value is still redacted', () => {
+  const stream = new PassThrough();
+  let out = '';
+  stream.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const logger = createLogger('debug', stream);
+  logger.warn(PROTECTED_MODE_HINT, { host: '127.0.0.1' });
+  const real = `admin:${randomBytes(12).toString('hex')}`;
+  logger.warn(`started with API_KEYS=${real} and API_KEYS=ROLE:KEY2`);
+  const [hint, leak] = out.trim().split('\n').map((l) => JSON.parse(l) as { message: string });
+  expect(hint!.message).toBe(PROTECTED_MODE_HINT);
+  expect(hint!.message).toContain('set API_KEYS=role:key,...');
+  expect(leak!.message).toBe('started with API_KEYS=[REDACTED] and API_KEYS=[REDACTED]');
+});
+
+test('When a webhook secret (whsec_...) appears anywhere in a log line, then it is redacted', () => {
+  const stream = new PassThrough();
+  let out = '';
+  stream.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const logger = createLogger('debug', stream);
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  logger.info(`subscription created with ${secret}`);
+  logger.warn('delivery', { body: { url: 'http://127.0.0.1/hook', signing: secret }, err: new Error(`bad ${secret}`) });
+  expect(out.trim().split('\n')).toHaveLength(2);
+  expect(out).not.toContain(secret.slice(6));
   expect(out).toContain('[REDACTED]');
 });

@@ -21,6 +21,13 @@ async function newEntry(): Promise<string> {
   return res.body.container_registry_id as string;
 }
 
+/** Creates a webhook subscription as admin (to a closed loopback port: deliveries fail and stay on loopback). */
+async function newWebhook(): Promise<string> {
+  const res = await call(svc.url, 'POST', '/webhooks', { url: 'http://127.0.0.1:9/hook', events: ['registry.deleted'] }, bearer(keys.admin));
+  expect(res.status).toBe(201);
+  return res.body.id as string;
+}
+
 interface Route {
   method: string;
   path: string;
@@ -50,6 +57,11 @@ const ROUTES: Route[] = [
   // newEntry's image prefix is its URL's host:port, 127.0.0.1:9
   { method: 'GET', path: '/resolve', role: 'reader', ok: 200, request: async () => (await newEntry(), { path: '/resolve?image=127.0.0.1:9/team/app:1' }) },
   { method: 'POST', path: '/resolve', role: 'reader', ok: 200, request: async () => ({ path: '/resolve', body: { images: ['127.0.0.1:9/app', 'nginx'] } }) },
+  { method: 'POST', path: '/webhooks', role: 'admin', ok: 201, request: async () => ({ path: '/webhooks', body: { url: 'http://127.0.0.1:9/hook', events: ['registry.created'] } }) },
+  { method: 'GET', path: '/webhooks', role: 'admin', ok: 200, request: async () => ({ path: '/webhooks' }) },
+  { method: 'GET', path: '/webhooks/:id', role: 'admin', ok: 200, request: async () => ({ path: `/webhooks/${await newWebhook()}` }) },
+  { method: 'DELETE', path: '/webhooks/:id', role: 'admin', ok: 204, request: async () => ({ path: `/webhooks/${await newWebhook()}` }) },
+  { method: 'GET', path: '/webhooks/:id/deliveries', role: 'admin', ok: 200, request: async () => ({ path: `/webhooks/${await newWebhook()}/deliveries` }) },
 ];
 
 beforeAll(async () => {

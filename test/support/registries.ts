@@ -40,6 +40,8 @@ export interface RegistryOptions {
   auth?: 'none' | 'htpasswd' | 'token';
   tls?: boolean;
   credentials?: Credentials;
+  /** Listen on this port (a registry started again where a stopped one was); default: a free one. */
+  port?: number;
 }
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -223,7 +225,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
   const tls = opts.tls ? selfSignedCertificate(dir, 'tls', '127.0.0.1') : undefined;
 
   for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
+    const port = opts.port ?? (await freePort());
     const configPath = path.join(dir, 'config.yml');
     writeFileSync(configPath, configYaml({ port, storage, tls, auth }));
     const logPath = path.join(dir, `registry-${attempt}.log`);

@@ -12,6 +12,7 @@ import { PassThrough } from 'node:stream';
 import { MongoClient, type Db } from 'mongodb';
 import { loadConfig, type Config } from '../../src/config';
 import { compose } from '../../src/compose';
+import { createHttpServer, listen } from '../../src/http/server';
 import { createLogger } from '../../src/logger';
 
 export interface TestService {
@@ -22,7 +23,8 @@ export interface TestService {
   /** Every log line the service wrote so far. */
   logs(): string;
   parts: Awaited<ReturnType<typeof compose>>;
-  close(): Promise<void>;
+  /** keepDatabase: stop this instance only (a restart, or one replica of several, going away). */
+  close(opts?: { keepDatabase?: boolean }): Promise<void>;
 }
 
 export function testDbName(): string {
@@ -64,9 +66,7 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
   const parts = await compose(config, db, logger);
   // The view (and the resolver's index it feeds) loads in the background; tests start from a loaded one.
   await parts.feed.waitFor(0, 30_000);
-  const server: Server = await new Promise((resolve) => {
-    const s = parts.app.listen(0, opts.host ?? '127.0.0.1', () => resolve(s));
-  });
+  const server: Server = await listen(createHttpServer(parts.app, config), 0, opts.host ?? '127.0.0.1');
   const { port } = server.address() as AddressInfo;
   parts.protectPort(port);
   return {
@@ -76,13 +76,13 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
     client,
     logs: () => chunks.join(''),
     parts,
-    close: async () => {
+    close: async ({ keepDatabase = false } = {}) => {
       parts.lifecycle.beginStop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
       await parts.lifecycle.stop(logger);
-      await db.dropDatabase().catch(() => undefined);
+      if (!keepDatabase) await db.dropDatabase().catch(() => undefined);
       await client.close();
       rmSync(dataDir, { recursive: true, force: true });
     },

@@ -127,9 +127,9 @@ test('When protected mode refuses the client (403), then the page says why inste
 
 test('When GET /whoami is asked with each key, then it answers the role and what it may do; without a key, 401', async () => {
   const expected = {
-    reader: { read: true, write: false, probe: false, delete: false },
-    writer: { read: true, write: true, probe: true, delete: false },
-    admin: { read: true, write: true, probe: true, delete: true },
+    reader: { read: true, write: false, probe: false, delete: false, webhooks: false },
+    writer: { read: true, write: true, probe: true, delete: false, webhooks: false },
+    admin: { read: true, write: true, probe: true, delete: true, webhooks: true },
   };
   for (const role of ['reader', 'writer', 'admin'] as const) {
     const res = await call(svc.url, 'GET', '/whoami', undefined, bearer(keys[role]));

@@ -57,11 +57,12 @@ export function publicOpsRoutes(deps: OpsDeps): Router {
   return r;
 }
 
-export function metricsRoutes(can: (p: Permission) => RequestHandler): Router {
+/** `extra`: text appended to the process metrics (the per-registry series, computed from the catalog view). */
+export function metricsRoutes(can: (p: Permission) => RequestHandler, extra?: () => Promise<string>): Router {
   const r = Router();
   r.get('/metrics', can('read'), async (_req, res) => {
     const { contentType, body } = await metricsText();
-    res.type(contentType).send(body);
+    res.type(contentType).send(extra ? body + (await extra()) : body);
   });
   return r;
 }

@@ -1,0 +1,110 @@
+/**
+ * Webhook subscriptions (SPEC 16), the domain side of /webhooks: validation (schema, filter like queries,
+ * secret), creation at the current revision (a new subscription gets the changes after it), the views
+ * the API returns (never the secret, except once in the creation answer), deletion.
+ */
+import { randomUUID } from 'node:crypto';
+import { InputError, NotFoundError, ServiceUnavailableError } from '../errors';
+import type { CatalogFeed } from '../feed/reader';
+import { parseFilter } from '../registries/query';
+import { validateWebhookRequest } from '../schemas';
+import type { WebhookDeliverer } from './deliverer';
+import { generateSecret, secretKey } from './signing';
+import type { DeliveryRow, StoredSubscription, WebhookStore } from './store';
+
+export interface SubscriptionView {
+  id: string;
+  url: string;
+  events: string[];
+  filter?: unknown;
+  status: StoredSubscription['status'];
+  status_reason?: string;
+  position: number;
+  created_at: string;
+  delivered: number;
+  failed_attempts: number;
+  last_error: { at: string; event_id: string; http_status: number | null; error: string } | null;
+}
+
+export function subscriptionView(s: StoredSubscription): SubscriptionView {
+  return {
+    id: s._id,
+    url: s.url,
+    events: s.events,
+    ...(s.filter_json ? { filter: JSON.parse(s.filter_json) as unknown } : {}),
+    status: s.status,
+    ...(s.status_reason ? { status_reason: s.status_reason } : {}),
+    position: s.position,
+    created_at: s.created_at.toISOString(),
+    delivered: s.delivered,
+    failed_attempts: s.failed_attempts,
+    last_error: s.last_error ? { ...s.last_error, at: s.last_error.at.toISOString() } : null,
+  };
+}
+
+export function deliveryView(d: DeliveryRow) {
+  return { event_id: d.event_id, type: d.type, revision: d.revision, attempt: d.attempt, http_status: d.http_status, error: d.error, duration_ms: d.duration_ms, at: d.at.toISOString() };
+}
+
+export class WebhookService {
+  constructor(
+    private readonly store: WebhookStore,
+    private readonly feed: CatalogFeed,
+    private readonly deliverer: WebhookDeliverer,
+  ) {}
+
+  async create(body: unknown): Promise<SubscriptionView & { secret: string }> {
+    const req = validateWebhookRequest(body);
+    if (req.filter !== undefined) {
+      try {
+        parseFilter(req.filter);
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        const errors = (e.errors ?? []).map((x) => ({ path: `/filter${x.path === '/' ? '' : x.path}`, message: x.message }));
+        throw new InputError(`The filter is invalid: ${e.message}`, errors.length > 0 ? errors : [{ path: '/filter', message: e.message }]);
+      }
+    }
+    const secret = req.secret ?? generateSecret();
+    secretKey(secret);
+    if (!this.feed.ready) throw new ServiceUnavailableError('The change feed is still loading the catalog; try again shortly.', 2);
+    const id = randomUUID();
+    const sub: StoredSubscription = {
+      _id: id,
+      url: req.url,
+      events: [...req.events],
+      ...(req.filter !== undefined && Object.keys(req.filter).length > 0 ? { filter_json: JSON.stringify(req.filter) } : {}),
+      secret_enc: this.store.seal(id, secret),
+      status: 'active',
+      // Changes after the subscription: everything this replica acknowledged, or its view holds, is before it.
+      position: Math.max(this.feed.view.revision, this.feed.acked),
+      created_at: new Date(),
+      delivered: 0,
+      failed_attempts: 0,
+      last_error: null,
+      failing_since: null,
+    };
+    await this.store.create(sub);
+    this.deliverer.added(id);
+    return { ...subscriptionView(sub), secret };
+  }
+
+  async list(): Promise<SubscriptionView[]> {
+    return (await this.store.list()).map(subscriptionView);
+  }
+
+  async get(id: string): Promise<StoredSubscription> {
+    const s = await this.store.get(id);
+    if (!s) throw new NotFoundError(`No webhook subscription with id "${id}".`);
+    return s;
+  }
+
+  async remove(id: string): Promise<void> {
+    this.deliverer.removed(id);
+    if (!(await this.store.remove(id))) throw new NotFoundError(`No webhook subscription with id "${id}".`);
+  }
+
+  async deliveries(id: string) {
+    await this.get(id);
+    return (await this.store.recent(id)).map(deliveryView);
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Webhook subscriptions (SPEC 16), role admin: POST/GET /webhooks, GET/DELETE /webhooks/:id,
+ * GET /webhooks/:id/deliveries. The secret appears only in the 201 of POST.
+ */
+import { Router } from 'express';
+import { subscriptionView, type WebhookService } from '../../events/service';
+import type { Access } from '../auth';
+import { jsonBody } from '../body';
+
+export function webhookRoutes(deps: { webhooks: WebhookService; can: Access['can']; bodyLimit: number }): Router {
+  const r = Router();
+  const { webhooks, can } = deps;
+  r.post('/webhooks', can('webhooks'), jsonBody(deps.bodyLimit), async (req, res) => {
+    const created = await webhooks.create(req.body);
+    res.status(201).location(`/webhooks/${created.id}`).json(created);
+  });
+  r.get('/webhooks', can('webhooks'), async (_req, res) => {
+    res.json({ webhooks: await webhooks.list() });
+  });
+  r.get('/webhooks/:id', can('webhooks'), async (req, res) => {
+    res.json(subscriptionView(await webhooks.get(String(req.params.id))));
+  });
+  r.delete('/webhooks/:id', can('webhooks'), async (req, res) => {
+    await webhooks.remove(String(req.params.id));
+    res.status(204).end();
+  });
+  r.get('/webhooks/:id/deliveries', can('webhooks'), async (req, res) => {
+    res.json({ deliveries: await webhooks.deliveries(String(req.params.id)) });
+  });
+  return r;
+}

@@ -1,0 +1,36 @@
+/** The storage crawl's compact digest set behaves as a Set of digest strings, at a fixed cost per digest. */
+import { createHash } from 'node:crypto';
+import fc from 'fast-check';
+import { DigestSet } from '../../src/probe/digest-set';
+
+const sha = (i: number): string => `sha256:${createHash('sha256').update(String(i)).digest('hex')}`;
+
+test('When digests of any spelling are added and looked up, then the set answers as a Set of strings does', () => {
+  const digest = fc.oneof(
+    fc.stringMatching(/^[0-9a-f]{64}$/).map((h) => `sha256:${h}`),
+    fc.constantFrom(sha(1), sha(2), sha(1).toUpperCase(), 'sha512:abc', 'sha256:' + '0'.repeat(63) + 'g', 'sha256:'),
+    fc.string({ maxLength: 80 }),
+  );
+  fc.assert(
+    fc.property(fc.array(digest, { maxLength: 200 }), fc.array(digest, { maxLength: 50 }), (added, probed) => {
+      const set = new DigestSet();
+      const reference = new Set<string>();
+      for (const d of added) {
+        expect(set.add(d)).toBe(!reference.has(d));
+        reference.add(d);
+      }
+      expect(set.size).toBe(reference.size);
+      for (const d of [...probed, ...added]) expect(set.has(d)).toBe(reference.has(d));
+    }),
+  );
+});
+
+test('When 200,000 distinct digests are added (several chunks, index grown many times), then each is found once and costs about 40 bytes', () => {
+  const set = new DigestSet();
+  const digests = Array.from({ length: 200_000 }, (_, i) => sha(i));
+  expect(digests.filter((d) => set.add(d)).length).toBe(200_000);
+  expect(digests.filter((d, i) => i % 7 === 0 && set.add(d)).length).toBe(0);
+  expect(set.has(sha(200_001))).toBe(false);
+  expect(set.size).toBe(200_000);
+  expect(set.bytes / set.size).toBeLessThan(64);
+});
