@@ -208,7 +208,8 @@ export class CatalogFeed {
   private async pollOnce(): Promise<void> {
     const tail = this.tail!;
     for (;;) {
-      const recs = await tail.poll(2000);
+      // Small chunks: the view (and the freshness that lets queries use it) moves on while a backlog is read.
+      const recs = await tail.poll(256);
       this.lastPollOkAt = Date.now();
       const changes: ViewChange[] = [];
       for (const rec of recs) {
@@ -220,7 +221,7 @@ export class CatalogFeed {
       if (tail.revision > this.view.revision) this.view.revision = tail.revision;
       if (changes.length > 0) this.publish(changes);
       this.release();
-      if (recs.length < 2000) break;
+      if (recs.length < 256) break;
     }
     if (Date.now() - this.headWrittenAt > 1000 && this.view.revision > 0) {
       this.headWrittenAt = Date.now();

@@ -64,6 +64,7 @@ export function changesRoutes(opts: ChangesRouteOptions): Router {
         done = true;
         unsubscribe();
         unclose();
+        req.socket.off('close', finish);
         clearTimeout(timer);
         resolve(collectChanges(feed.view, lens, from, q.limit));
       };
