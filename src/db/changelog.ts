@@ -346,7 +346,7 @@ export class LogTail<D extends Document = Document> {
       const advanced = this.revision > before;
       if (advanced) {
         this.gap = undefined;
-        this.batch = Math.min(64, this.batch * 2);
+        this.batch = Math.min(256, this.batch * 2);
         continue;
       }
       if (!(await this.overGap())) {

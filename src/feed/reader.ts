@@ -9,7 +9,7 @@
  * replica that claims it each period, compaction of superseded records and expired tombstones.
  */
 import type { Claims } from '../db/atomic';
-import { LogTail, type LogRecord } from '../db/changelog';
+import { LogTail } from '../db/changelog';
 import type { Logger } from '../logger';
 import type { StoredRegistry } from '../registries/model';
 import { revisionOf, type EntryWriter } from '../registries/writes';
@@ -177,32 +177,30 @@ export class CatalogFeed {
     const tail = new LogTail(log, await log.startHint());
     for (;;) if ((await tail.poll()).length === 0) break;
     const head = tail.revision;
-    const latest = new Map<string, LogRecord<StoredRegistry>>();
+    // Each record goes straight into the view as the scan streams it (in no particular order: the view keeps
+    // the latest revision of each entry and sorts its order once), so the catalog is held once, not twice.
     const superseded: Array<{ revision: number; at: Date }> = [];
-    for await (const rec of log.records.find({}, { batchSize: 2000 })) {
+    let records = 0;
+    for await (const rec of log.records.find({}, { batchSize: 1000 })) {
       if (rec.r > head) continue;
+      records++;
       if (rec.op === 'fill') {
         superseded.push({ revision: rec.r, at: rec.at });
         continue;
       }
-      const cur = latest.get(rec.key);
-      if (cur && cur.r > rec.r) {
-        superseded.push({ revision: rec.r, at: rec.at });
-        continue;
-      }
-      if (cur) superseded.push({ revision: cur.r, at: cur.at });
-      latest.set(rec.key, rec);
+      const c = this.view.apply({ revision: rec.r, id: rec.key, op: rec.op === 'delete' ? 'delete' : 'upsert', at: rec.at, doc: rec.doc });
+      if (!c) superseded.push({ revision: rec.r, at: rec.at });
+      else if (c.before) superseded.push({ revision: c.before.revision, at: c.before.at });
     }
-    const ordered = [...latest.values()].sort((a, b) => a.r - b.r);
-    for (const rec of ordered) this.view.apply({ revision: rec.r, id: rec.key, op: rec.op === 'delete' ? 'delete' : 'upsert', at: rec.at, doc: rec.doc });
-    this.view.revision = head;
+    this.view.revision = Math.max(this.view.revision, head);
+    this.view.sortOrder();
     this.view.retained = await log.metaValue('retained');
     this.superseded = superseded.sort((a, b) => a.revision - b.revision);
     this.tail = tail;
     this.lastPollOkAt = Date.now();
     this.warmingUp = false;
     for (const l of this.readyListeners.splice(0)) l();
-    this.logger.info('change feed: view ready', { revision: head, entries: this.view.size, records: latest.size, backfilled, duration_ms: Date.now() - started });
+    this.logger.info('change feed: view ready', { revision: head, entries: this.view.size, records, backfilled, duration_ms: Date.now() - started });
   }
 
   private async pollOnce(): Promise<void> {
