@@ -237,6 +237,8 @@ test('When a writer presses "check now" on a registry never probed, then the pag
   expect(await rec.page.getAttribute('.chart', 'data-points')).toBe('0');
   await rec.page.click('#check-now');
   await rec.page.waitForFunction(() => document.querySelector('.head-badge .badge')?.getAttribute('data-status') === 'healthy');
+  // The badge can turn healthy from the change feed before the check's own answer is shown: wait for that too.
+  await rec.page.waitForFunction(() => (document.querySelector('.check-result')?.textContent ?? '') !== '');
   expect(await rec.page.textContent('.check-result')).toMatch(/^Checked: healthy in \d+ ms\.$/);
   await rec.page.waitForSelector('.chart canvas');
   expect(await rec.page.getAttribute('.chart', 'data-points')).toBe('1');
