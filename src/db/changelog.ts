@@ -172,14 +172,28 @@ export class ChangeLog<D extends Document = Document> {
 
   private async flushLoop(): Promise<void> {
     try {
-      while (this.queue.length > 0) await this.flushBatch(this.queue.splice(0, 500));
+      while (this.queue.length > 0) {
+        const collided = await this.flushBatch(this.queue.splice(0, 500));
+        // Another process took revisions this batch wanted (replicas writing at once pick the same ones):
+        // learn how far its writes reach, and wait a random moment, so the next batch does not collide again.
+        if (collided) await this.skipTaken();
+      }
     } finally {
       this.flushing = undefined;
       if (this.queue.length > 0) this.flushing = this.flushLoop();
     }
   }
 
-  private async flushBatch(batch: Pending<D>[]): Promise<void> {
+  /** Moves the allocator past revisions other processes have written just above it (one parallel probe). */
+  private async skipTaken(): Promise<void> {
+    const base = this.nextLocal;
+    const found = await Promise.all(Array.from({ length: 16 }, (_, i) => this.records.findOne({ _id: revisionId(base + i) } as Filter<LogRecord<D>>, { projection: { _id: 1 } }).catch(() => null)));
+    found.forEach((f, i) => f && this.observe(base + i));
+    await sleep(Math.random() * 15);
+  }
+
+  /** Writes one batch; true when some of its revisions were taken by another writer (they are queued again). */
+  private async flushBatch(batch: Pending<D>[]): Promise<boolean> {
     const recs = batch.map((p) => this.record(p.change, this.allocate(p.change.prev)));
     let failed = new Set<number>();
     try {
@@ -192,20 +206,25 @@ export class ChangeLog<D extends Document = Document> {
         if (!errors || errors.some((w) => w.code !== 11000 && !/UNIQUE constraint failed|duplicate key/i.test(w.errmsg ?? ''))) {
           // Unknown outcome (the database went away...): each record is ours or a hole (filled by readers).
           for (const p of batch) p.reject(e);
-          return;
+          return false;
         }
         failed = new Set(errors.map((w) => w.index));
       }
     }
     const outcomes = await Promise.all(recs.map((rec, i) => (failed.has(i) ? this.afterDuplicate(rec).catch((e: unknown) => e) : 'stored')));
+    let collided = false;
     for (const [i, p] of batch.entries()) {
       const o = outcomes[i];
       if (o === 'stored' || o === 'ours') p.resolve(recs[i]!.r);
       else if (o === 'conflict') p.reject(new ChangeConflict(p.change.key, p.change.prev));
       else if (o !== 'taken') p.reject(o);
       else if (Date.now() > p.deadline) p.reject(new AppendTimeout(`no free revision found before the deadline (last tried ${recs[i]!.r})`));
-      else this.queue.push(p);
+      else {
+        collided = true;
+        this.queue.push(p);
+      }
     }
+    return collided;
   }
 
   private record(change: Change<D>, r: number): LogRecord<D> {
@@ -332,6 +351,17 @@ export class LogTail<D extends Document = Document> {
   /** The records that became contiguous since the last call, in order (fills and compacted gaps advance silently). */
   async poll(max = 5000): Promise<LogRecord<D>[]> {
     const out: LogRecord<D>[] = [];
+    try {
+      await this.pollInto(out, max);
+    } catch (e) {
+      // The position has moved past what `out` holds: hand those out (the error comes back on the next poll)
+      // rather than lose them — a database that fails mid-poll must not make a reader skip changes.
+      if (out.length === 0) throw e;
+    }
+    return out;
+  }
+
+  private async pollInto(out: LogRecord<D>[], max: number): Promise<void> {
     while (out.length < max) {
       const want: number[] = [];
       for (let r = this.revision + 1; want.length < this.batch; r++) if (!this.stash.has(r)) want.push(r);
@@ -354,7 +384,6 @@ export class LogTail<D extends Document = Document> {
         break;
       }
     }
-    return out;
   }
 
   private async fetch(revisions: number[]): Promise<void> {
