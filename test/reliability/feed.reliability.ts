@@ -204,7 +204,18 @@ async function runScenario(sc: Scenario): Promise<void> {
   const verifier = await startServiceProcess({ ...env, HEALTH_CRON: 'off' });
   processes.push(verifier);
   pool.urls = [verifier.url];
-  const head = Number((await send(verifier.url, 'GET', '/container_registries/changes?since=0&limit=1')).body.revision);
+  // The head: the highest revision the database holds (a page's `revision` with a limit is only where that page
+  // ends). Changes behind a hole a killed writer left come once it is filled (FEED_HOLE_FILL_MS), so wait for it.
+  const dbHead = await (async () => {
+    const c = new MongoClient(sc.uri, { serverSelectionTimeoutMS: 10_000 });
+    await c.connect();
+    try {
+      return Math.max(0, ...Object.values(await catalogFromDb(c.db(dbName).collection('container_registries'))).map((h) => h.revision));
+    } finally {
+      await c.close();
+    }
+  })();
+  const head = Math.max(dbHead, Number((await send(verifier.url, 'GET', '/container_registries/changes?since=0&limit=5000')).body.revision));
   const caughtUp = async () => {
     const until = Date.now() + 20_000;
     while (Date.now() < until && (polled.revision < head || streamed.revision < head)) await sleep(100);
@@ -220,7 +231,11 @@ async function runScenario(sc: Scenario): Promise<void> {
     const db = client.db(dbName);
     const catalog = await catalogFromDb(db.collection('container_registries'));
     const fills = await db.collection('catalog_changes').countDocuments({ op: 'fill' });
-    const listed = (await send(verifier.url, 'GET', '/container_registries/changes?since=0&limit=5000')).body.changes as FeedChange[];
+    let page = (await send(verifier.url, 'GET', '/container_registries/changes?since=0&limit=5000')).body as { revision: number; changes: FeedChange[] };
+    for (const until = Date.now() + 20_000; page.revision < head && Date.now() < until; await sleep(100)) {
+      page = (await send(verifier.url, 'GET', '/container_registries/changes?since=0&limit=5000')).body as { revision: number; changes: FeedChange[] };
+    }
+    const listed = page.changes;
     const fromList: Record<string, Held> = Object.fromEntries(listed.map((c) => [c.container_registry_id, { version: Number(c.entry!.version), revision: c.revision }]).sort(([a], [b]) => String(a).localeCompare(String(b))));
     log(sc.name, `catalog ${Object.keys(catalog).length} entries; fills in the log ${fills}; ${Math.round((Date.now() - started) / 1000)} s`);
 
