@@ -35,8 +35,8 @@ test('When schemathesis fuzzes every operation of /openapi.json, then no respons
   if (!existsSync(SCHEMATHESIS)) throw new Error('schemathesis is not installed: run bash scripts/install-schemathesis.sh (npm run test:reliability does)');
   svc = await startServiceProcess({ MONGODB_URI: process.env.TEST_MONGODB_URI! });
   reportDir = tempDir('schemathesis');
-  const args = ['run', `${svc.url}/openapi.json`, '--checks', CHECKS, '--max-examples', '8', '--suppress-health-check', 'large_base_example', '--max-time', '60', '--seed', '6', '--workers', '2', '--request-timeout', '15', '--no-color', '--report-dir', reportDir];
-  const { code, stdout } = await promisify(execFile)(SCHEMATHESIS, args, { cwd: reportDir, timeout: 150_000, maxBuffer: 64 * 1024 * 1024, env: { PATH: process.env.PATH, HOME: reportDir, NO_COLOR: '1' } }).then(
+  const args = ['run', `${svc.url}/openapi.json`, '--checks', CHECKS, '--max-examples', '8', '--suppress-health-check', 'large_base_example', '--max-time', '60', '--seed', '6', '--workers', '2', '--request-timeout', '65', '--no-color', '--report-dir', reportDir];
+  const { code, stdout } = await promisify(execFile)(SCHEMATHESIS, args, { cwd: reportDir, timeout: 200_000, maxBuffer: 64 * 1024 * 1024, env: { PATH: process.env.PATH, HOME: reportDir, NO_COLOR: '1' } }).then(
     (r) => ({ code: 0, stdout: r.stdout }),
     (e: { code?: number; stdout?: string; message: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? e.message }),
   );
@@ -67,4 +67,4 @@ test('When schemathesis fuzzes every operation of /openapi.json, then no respons
   expect(summary).toMatch(/Test cases:\s*\n\s*\d+ generated/);
   // No 500 in the service's own log either.
   expect(svc.lines.filter((l) => l.message === 'unexpected error')).toEqual([]);
-}, 200_000);
+}, 260_000);
