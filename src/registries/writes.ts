@@ -222,11 +222,25 @@ export class EntryWriter {
         await sleep(Math.min(100, 2 + Math.random() * (attempt + 1) * 4));
         continue;
       }
-      if (p.kind === 'delete') {
-        await this.materializeDelete(id, r);
-      } else {
+      const rec: LogRecord<StoredRegistry> = { _id: revisionId(r), r, key: id, prev, op: p.kind === 'delete' ? 'delete' : 'upsert', at: new Date(), w: '' };
+      if (p.kind === 'replace') rec.doc = { ...p.next, revision: r } as StoredRegistry;
+      try {
+        if (p.kind === 'delete') await this.materializeDelete(id, r);
+      } catch (e) {
+        this.repairLater(rec);
+        throw e;
+      }
+      if (p.kind === 'replace') {
         p.next.revision = r;
-        if (!(await this.materializeReplace(p.next))) {
+        let ok: boolean;
+        try {
+          ok = await this.materializeReplace(p.next);
+        } catch (e) {
+          // The change is in the log (every consumer sees it); the collection catches up once the database answers.
+          this.repairLater(rec);
+          throw e;
+        }
+        if (!ok) {
           // The name was taken by a concurrent writer between the check and now: put the entry back.
           await this.log
             .append({ key: id, prev: r, op: 'upsert', doc })
@@ -239,6 +253,12 @@ export class EntryWriter {
       return p.result;
     }
     throw new ServiceUnavailableError(`Entry ${id} is being written too often to apply this change now; try again.`, 1);
+  }
+
+  /** Retries bringing the collection to a logged change whose write failed (the database went away in between). */
+  private repairLater(rec: LogRecord<StoredRegistry>, attempt = 0): void {
+    if (attempt > 20) return;
+    setTimeout(() => void this.materializeRecord(rec).catch(() => this.repairLater(rec, attempt + 1)), Math.min(5000, 250 * 2 ** attempt)).unref();
   }
 
   /** Writes the entry's state after the change that follows `prev` (found in the log) when the entry is still at `prev`. */
