@@ -10,13 +10,28 @@
  *
  * - `claimOnce(key)`: exactly one caller wins a key (compaction turns, once-only work).
  */
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import { MongoBulkWriteError, MongoServerError, type Collection, type Db } from 'mongodb';
 
 /** Claims are kept this long: far longer than any period they arbitrate, so none can be won twice. */
 export const TOKEN_RETENTION_MS = 15 * 60_000;
 
 export function isDuplicateKey(e: unknown): boolean {
   return e instanceof MongoServerError && (e.code === 11000 || /UNIQUE constraint failed|duplicate key/i.test(e.message));
+}
+
+/**
+ * The positions of a batch insert's documents that unique indexes refused, when that is all that happened
+ * (every other document was inserted); undefined when the outcome is unknown. The driver reports a
+ * connection lost mid-batch as a MongoBulkWriteError too, with no write errors: taking that for "all
+ * inserted" made writers act on inserts that never happened.
+ */
+export function refusedAsDuplicates(e: unknown, count: number): Set<number> | undefined {
+  if (count === 1 && isDuplicateKey(e)) return new Set([0]);
+  if (!(e instanceof MongoBulkWriteError)) return undefined;
+  const errors = Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors];
+  if (errors.length === 0 || errors.some((w) => w.code !== 11000 && !/UNIQUE constraint failed|duplicate key/i.test(w.errmsg ?? ''))) return undefined;
+  if (e.insertedCount + errors.length !== count) return undefined;
+  return new Set(errors.map((w) => w.index));
 }
 
 interface Token {

@@ -19,8 +19,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MongoBulkWriteError, type Collection, type Db, type Document, type Filter } from 'mongodb';
-import { isDuplicateKey } from './atomic';
+import type { Collection, Db, Document, Filter } from 'mongodb';
+import { isDuplicateKey, refusedAsDuplicates } from './atomic';
 import { ensureIndexes } from './indexes';
 
 export type ChangeOp = 'upsert' | 'delete' | 'fill';
@@ -99,7 +99,8 @@ export class ChangeLog<D extends Document = Document> {
   readonly holeFillMs: number;
   readonly compactAfterMs: number;
   private readonly stamp: (doc: Document, revision: number) => void;
-  private readonly writerId = randomBytes(8).toString('hex');
+  /** Stamped on every record this process writes (`w`): tells its own records from other processes'. */
+  readonly writerId = randomBytes(8).toString('hex');
   /** The lowest revision this process may still hand out; grows with everything it sees. */
   private nextLocal = 1;
 
@@ -200,16 +201,14 @@ export class ChangeLog<D extends Document = Document> {
       if (recs.length === 1) await this.records.insertOne(recs[0]!);
       else await this.records.insertMany(recs, { ordered: false });
     } catch (e) {
-      if (recs.length === 1 && isDuplicateKey(e)) failed = new Set([0]);
-      else {
-        const errors = e instanceof MongoBulkWriteError ? (Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors]) : undefined;
-        if (!errors || errors.some((w) => w.code !== 11000 && !/UNIQUE constraint failed|duplicate key/i.test(w.errmsg ?? ''))) {
-          // Unknown outcome (the database went away...): each record is ours or a hole (filled by readers).
-          for (const p of batch) p.reject(e);
-          return false;
-        }
-        failed = new Set(errors.map((w) => w.index));
+      const refused = refusedAsDuplicates(e, recs.length);
+      if (!refused) {
+        // Unknown outcome (the database went away...): each record is in the log or a hole (filled by
+        // readers). One that landed is written to the collection by the feed's check (CatalogFeed.verify).
+        for (const p of batch) p.reject(e);
+        return false;
       }
+      failed = refused;
     }
     const outcomes = await Promise.all(recs.map((rec, i) => (failed.has(i) ? this.afterDuplicate(rec).catch((e: unknown) => e) : 'stored')));
     let collided = false;
@@ -332,12 +331,16 @@ export class ChangeLog<D extends Document = Document> {
  * present) once it is older than holeFillMs. Later revisions are looked for beyond a persisting gap, so a
  * hole left by a writer that died is found even when nothing is written after it.
  */
+/** The most holes a reader fills in one go (a longer run takes a few rounds). */
+const MAX_FILL_RUN = 64;
+
 export class LogTail<D extends Document = Document> {
   /** Every revision up to here has been handed out (or was a fill or compacted). */
   revision: number;
   private readonly stash = new Map<number, LogRecord<D>>();
   private batch = 2;
-  private gap?: { r: number; since: number };
+  /** Revisions read as missing while a later one existed, and since when (a run of holes ages together). */
+  private readonly missingSince = new Map<number, number>();
   private floor = 0;
   private floorReadAt = 0;
   private probedAt = 0;
@@ -375,7 +378,7 @@ export class LogTail<D extends Document = Document> {
       }
       const advanced = this.revision > before;
       if (advanced) {
-        this.gap = undefined;
+        for (const r of this.missingSince.keys()) if (r <= this.revision) this.missingSince.delete(r);
         this.batch = Math.min(256, this.batch * 2);
         continue;
       }
@@ -397,7 +400,10 @@ export class LogTail<D extends Document = Document> {
 
   /**
    * The next revision is missing. True when the tail may go on: the gap is compaction (at or below the
-   * floor), or a hole older than holeFillMs, now filled. A gap with nothing after it is no hole.
+   * floor), or a hole missing for holeFillMs, now filled. A gap with nothing after it is no hole. Every
+   * revision between the tail and the next one present is read and aged from when it was first seen
+   * missing, so a run of holes (writers that lost the database mid-append) is filled at once, not one
+   * holeFillMs after another.
    */
   private async overGap(): Promise<boolean> {
     const r = this.revision + 1;
@@ -411,7 +417,7 @@ export class LogTail<D extends Document = Document> {
       this.probeEveryMs = this.stash.size > 0 ? Math.max(100, this.log.holeFillMs / 2) : Math.min(10_000, this.probeEveryMs * 2);
     }
     if (this.stash.size === 0) {
-      this.gap = undefined;
+      this.missingSince.clear();
       return false;
     }
     if (now - this.floorReadAt > 500) {
@@ -420,13 +426,36 @@ export class LogTail<D extends Document = Document> {
     }
     if (r <= this.floor) {
       this.revision = r;
-      this.gap = undefined;
       return true;
     }
-    if (this.gap?.r !== r) this.gap = { r, since: now };
-    if (now - this.gap.since < this.log.holeFillMs) return false;
-    await this.log.fill(r);
-    this.gap = undefined;
+    let next = Infinity;
+    for (const k of this.stash.keys()) if (k < next) next = k;
+    const span: number[] = [];
+    for (let x = r; x < next && span.length < MAX_FILL_RUN; x++) span.push(x);
+    const present = await Promise.all(span.map((x) => this.log.read(x)));
+    if (present[0]) {
+      this.stash.set(r, present[0]);
+      return true;
+    }
+    // Filled now: the missing revisions from r on, up to the first present one or one not missing long enough.
+    const due: number[] = [];
+    let run = true;
+    for (const [i, x] of span.entries()) {
+      const rec = present[i];
+      if (rec) {
+        this.stash.set(x, rec);
+        run = false;
+        continue;
+      }
+      const since = this.missingSince.get(x) ?? now;
+      this.missingSince.set(x, since);
+      if (now - since < this.log.holeFillMs) run = false;
+      if (run) due.push(x);
+    }
+    if (due[0] !== r) return false;
+    // Atomic inserts: where the slow writer's record landed meanwhile, the fill is refused and the record read.
+    await Promise.all(due.map((x) => this.log.fill(x)));
+    for (const x of due) this.missingSince.delete(x);
     return true;
   }
 }

@@ -7,6 +7,13 @@
  * Life cycle: warm-up (find the head of the log, then scan the log into the view), then a poll loop that
  * follows the log a few revisions at a time (at once when this replica wrote something), and, on the one
  * replica that claims it each period, compaction of superseded records and expired tombstones.
+ *
+ * Every replica also checks that the collection caught up with the log (a writer killed between its log
+ * insert and its collection write, or one that lost the database in between, leaves the collection behind
+ * the log): once a change it did not itself write to the collection is VERIFY_AFTER_MS old and still the
+ * entry's latest, the entry is written from it if the collection is behind. At start, the newest changes
+ * of the log are checked the same way (the process this one replaces may have died mid-write). See
+ * docs/change-feed.md.
  */
 import type { Claims } from '../db/atomic';
 import { LogTail } from '../db/changelog';
@@ -14,6 +21,11 @@ import type { Logger } from '../logger';
 import type { StoredRegistry } from '../registries/model';
 import { revisionOf, type EntryWriter } from '../registries/writes';
 import type { CatalogView, ViewChange } from '../view/catalog-view';
+
+/** A live writer materializes its change within its deadline (8 s); after this long, the change is checked. */
+export const VERIFY_AFTER_MS = 10_000;
+/** How many of the newest changes a starting replica checks. */
+const VERIFY_AT_START = 1000;
 
 export type FeedListener = (changes: ViewChange[]) => void;
 
@@ -31,7 +43,7 @@ export class CatalogFeed {
   private readonly listeners = new Set<FeedListener>();
   private readonly closers = new Set<() => void>();
   private readonly readyListeners: Array<() => void> = [];
-  private readonly waiters = new Set<{ revision: number; resolve: () => void }>();
+  private readonly waiters = new Set<{ revision: number; resolve: (reached: boolean) => void }>();
   private running = false;
   private wake?: () => void;
   private loop?: Promise<void>;
@@ -43,6 +55,12 @@ export class CatalogFeed {
   private superseded: Array<{ revision: number; at: Date }> = [];
   private compactTimer?: NodeJS.Timeout;
   private warmingUp = true;
+  /** Changes read from the log, not yet checked against the collection (`at`: when they were read). */
+  private unverified: Array<{ key: string; r: number; at: number }> = [];
+  private verifyTimer?: NodeJS.Timeout;
+  private verifying = false;
+  /** Entries the verification wrote because the collection was behind the log (since start). */
+  repaired = 0;
 
   constructor(
     private readonly writer: EntryWriter,
@@ -101,7 +119,7 @@ export class CatalogFeed {
   waitFor(revision: number, ms: number): Promise<boolean> {
     if (this.view.revision >= revision && this.ready) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const w = { revision, resolve: () => resolve(true) };
+      const w = { revision, resolve };
       this.waiters.add(w);
       this.nudge();
       setTimeout(() => {
@@ -120,14 +138,18 @@ export class CatalogFeed {
     this.loop = this.run();
     this.compactTimer = setInterval(() => void this.compact().catch((e) => this.logger.warn('change log compaction failed', { error: String(e) })), this.opts.compactEveryMs);
     this.compactTimer.unref();
+    this.verifyTimer = setInterval(() => void this.verify(), 1000);
+    this.verifyTimer.unref();
   }
 
   async stop(): Promise<void> {
     this.running = false;
     clearInterval(this.compactTimer);
+    clearInterval(this.verifyTimer);
     this.nudge();
     await this.loop;
-    for (const w of this.waiters) w.resolve();
+    for (const w of this.waiters) w.resolve(false);
+    this.waiters.clear();
   }
 
   private async run(): Promise<void> {
@@ -181,9 +203,14 @@ export class CatalogFeed {
     // the latest revision of each entry and sorts its order once), so the catalog is held once, not twice.
     const superseded: Array<{ revision: number; at: Date }> = [];
     let records = 0;
+    let newest: Array<{ key: string; r: number; at: number }> = [];
     for await (const rec of log.records.find({}, { batchSize: 1000 })) {
       if (rec.r > head) continue;
       records++;
+      if (rec.op !== 'fill') {
+        newest.push({ key: rec.key, r: rec.r, at: rec.at.getTime() });
+        if (newest.length >= 4 * VERIFY_AT_START) newest = newest.sort((a, b) => b.r - a.r).slice(0, VERIFY_AT_START);
+      }
       if (rec.op === 'fill') {
         superseded.push({ revision: rec.r, at: rec.at });
         continue;
@@ -196,6 +223,7 @@ export class CatalogFeed {
     this.view.sortOrder();
     this.view.retained = await log.metaValue('retained');
     this.superseded = superseded.sort((a, b) => a.revision - b.revision);
+    this.unverified.push(...newest.sort((a, b) => b.r - a.r).slice(0, VERIFY_AT_START));
     this.tail = tail;
     this.lastPollOkAt = Date.now();
     this.warmingUp = false;
@@ -210,7 +238,9 @@ export class CatalogFeed {
       const recs = await tail.poll(256);
       this.lastPollOkAt = Date.now();
       const changes: ViewChange[] = [];
+      const now = Date.now();
       for (const rec of recs) {
+        if (rec.op !== 'fill') this.unverified.push({ key: rec.key, r: rec.r, at: now });
         const c = this.view.apply({ revision: rec.r, id: rec.key, op: rec.op === 'delete' ? 'delete' : 'upsert', at: rec.at, doc: rec.doc });
         if (!c) continue;
         if (c.before) this.superseded.push({ revision: c.before.revision, at: c.before.at });
@@ -241,7 +271,7 @@ export class CatalogFeed {
     for (const w of this.waiters) {
       if (this.view.revision >= w.revision) {
         this.waiters.delete(w);
-        w.resolve();
+        w.resolve(true);
       }
     }
   }
@@ -276,6 +306,42 @@ export class CatalogFeed {
     }
     if (compacted + gone > 0) this.logger.info('change log compacted', { superseded_removed: compacted, tombstones_expired: gone, floor: await log.metaValue('floor') });
     return { compacted, expired: gone };
+  }
+
+  /**
+   * Writes each entry whose latest change (read VERIFY_AFTER_MS ago or more, and not written to the
+   * collection by this process) the collection does not hold yet. The write is guarded like any materialization: never over a later revision.
+   */
+  async verify(now = Date.now()): Promise<number> {
+    if (this.verifying || !this.ready || this.unverified.length === 0) return 0;
+    this.verifying = true;
+    let wrote = 0;
+    try {
+      const due = this.unverified.filter((u) => now - u.at >= VERIFY_AFTER_MS);
+      if (due.length === 0) return 0;
+      this.unverified = this.unverified.filter((u) => now - u.at < VERIFY_AFTER_MS);
+      for (let i = 0; i < due.length; i++) {
+        const u = due[i]!;
+        if (this.writer.takeComplete(u.r)) continue; // written to the collection here
+        const item = this.view.get(u.key);
+        if (!item || item.revision !== u.r) continue; // superseded: the later change is checked (or was written here)
+        try {
+          if (await this.writer.materializeState(u.key, u.r, item.doc as StoredRegistry | undefined)) wrote++;
+        } catch (e) {
+          // The database is away: keep the rest for the next round.
+          this.unverified.push(...due.slice(i));
+          this.logger.warn('change feed: checking the collection against the log failed; retrying', { error: String(e) });
+          break;
+        }
+      }
+      if (wrote > 0) {
+        this.repaired += wrote;
+        this.logger.warn('change feed: the collection was behind the log (a writer died mid-write); entries written from the log', { entries: wrote });
+      }
+      return wrote;
+    } finally {
+      this.verifying = false;
+    }
   }
 
   /** Whether revision `r` exists in the log (tells a `since` from another replica from a made-up one). */

@@ -12,8 +12,8 @@
  * claims are made in small batches (one unordered insertMany per batch, sized to the free worker slots).
  */
 import { randomUUID } from 'node:crypto';
-import { MongoBulkWriteError, type Collection, type Db, type Filter } from 'mongodb';
-import { isDuplicateKey } from '../db/atomic';
+import type { Collection, Db, Filter } from 'mongodb';
+import { refusedAsDuplicates } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
 import { COLLECTION, originPeer, type StoredRegistry } from '../registries/model';
 
@@ -122,13 +122,9 @@ export class SweepClaimer {
     try {
       await this.store.leases.insertMany(rows, { ordered: false });
     } catch (e) {
-      if (!isDuplicateKey(e) && !(e instanceof MongoBulkWriteError)) throw e;
-      const errors = e instanceof MongoBulkWriteError ? (Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors]) : [];
-      if (errors.length === 0) return []; // a duplicate without details: count the whole batch as lost
-      for (const w of errors) {
-        if (w.code !== 11000 && !/UNIQUE constraint failed|duplicate key/i.test(w.errmsg ?? '')) throw e;
-        lost.add(w.index);
-      }
+      const refused = refusedAsDuplicates(e, rows.length);
+      if (!refused) throw e;
+      for (const i of refused) lost.add(i);
     }
     return rows.filter((_, i) => !lost.has(i));
   }

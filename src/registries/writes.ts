@@ -18,7 +18,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Collection, Db, Filter } from 'mongodb';
 import { AppendTimeout, ChangeConflict, ChangeLog, revisionId, type LogRecord } from '../db/changelog';
-import { isDuplicateKey, type Claims } from '../db/atomic';
+import { isDuplicateKey, refusedAsDuplicates, type Claims } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
 import { ConflictError, ServiceUnavailableError } from '../errors';
 import { COLLECTION, NAME_KEY, nameKey, type StoredRegistry } from './model';
@@ -87,8 +87,20 @@ export class EntryWriter {
     this.listeners.push(listener);
   }
 
-  private written(r: number): void {
-    for (const l of this.listeners) l(r);
+  /** Revisions this process wrote to both the log and the collection (when), until the feed checks them. */
+  private readonly complete = new Map<number, number>();
+
+  private written(...rs: number[]): void {
+    const now = Date.now();
+    if (this.complete.size > 100_000) for (const [r, at] of this.complete) if (now - at > 300_000) this.complete.delete(r);
+    for (const r of rs) this.complete.set(r, now);
+    const top = Math.max(0, ...rs);
+    if (top > 0) for (const l of this.listeners) l(top);
+  }
+
+  /** True (once) when this process wrote revision `r` to the collection itself: nothing to check. */
+  takeComplete(r: number): boolean {
+    return this.complete.delete(r);
   }
 
   /** The revision a create of `id` follows: its tombstone's, or 0 for an id never used. */
@@ -142,8 +154,7 @@ export class EntryWriter {
     }
     const failed = await this.materializeNew(stored.map((s) => s.doc), false);
     for (const [k, s] of stored.entries()) out[s.i] = failed.get(k) ?? s.doc;
-    const top = Math.max(0, ...stored.map((s) => s.doc.revision as number));
-    if (top > 0) this.written(top);
+    this.written(...stored.filter((_, k) => !failed.has(k)).map((s) => s.doc.revision as number));
     return out;
   }
 
@@ -160,7 +171,9 @@ export class EntryWriter {
       else await this.collection.insertMany(docs, { ordered: false });
       return refused;
     } catch (e) {
-      if (!isDuplicateKey(e) && !(e as { writeErrors?: unknown }).writeErrors) throw e;
+      // Anything but unique-index refusals (the database went away...) is the caller's error; the entries
+      // are in the log, so the feed's check writes them to the collection once the database answers.
+      if (!refusedAsDuplicates(e, docs.length)) throw e;
     }
     const present = new Map(
       (await this.collection.find({ _id: { $in: docs.map((d) => d._id) } } as Filter<StoredRegistry>, { projection: { _id: 1, revision: 1 } }).toArray()).map((d) => [d._id, revisionOf(d)]),
@@ -266,11 +279,16 @@ export class EntryWriter {
     if (this.latestKnown) {
       const known = this.latestKnown(id);
       if (!known || known.revision <= prev) return false;
-      return this.materializeRecord({ _id: revisionId(known.revision), r: known.revision, key: id, prev, op: known.doc ? 'upsert' : 'delete', doc: known.doc, at: new Date(), w: '' });
+      return this.materializeState(id, known.revision, known.doc);
     }
     const rec = await this.log.findAfter(id, prev);
     if (!rec) return false;
     return this.materializeRecord(rec);
+  }
+
+  /** Brings the entry to a state the feed knows (`doc` undefined: deleted) at `revision`, unless it is there or later. */
+  materializeState(id: string, revision: number, doc: StoredRegistry | undefined): Promise<boolean> {
+    return this.materializeRecord({ _id: revisionId(revision), r: revision, key: id, prev: 0, op: doc ? 'upsert' : 'delete', doc, at: new Date(), w: '' });
   }
 
   /** Brings the entry to the state of log record `rec` unless it is already there or later. */
@@ -282,9 +300,14 @@ export class EntryWriter {
       return true;
     }
     if (rec.op !== 'upsert' || !rec.doc || (cur && revisionOf(cur) >= rec.r)) return false;
-    if (!cur) await this.collection.insertOne(rec.doc).catch(() => undefined);
-    else await this.materializeReplace(rec.doc);
-    return true;
+    if (cur) return this.materializeReplace(rec.doc);
+    try {
+      await this.collection.insertOne(rec.doc);
+      return true;
+    } catch (e) {
+      if (isDuplicateKey(e)) return false;
+      throw e;
+    }
   }
 
   /** Replaces the entry by `next` (stamped with its revision); false when a unique index (the name) refuses it. */

@@ -7,6 +7,9 @@
 import { randomUUID } from 'node:crypto';
 import { entry } from '../support/entries';
 import { catalogFromDb, FeedCopy, openSse, type FeedChange, type SseEvent } from '../support/feed';
+import { ChangeLog, revisionId } from '../../src/db/changelog';
+import { VERIFY_AFTER_MS } from '../../src/feed/reader';
+import { NAME_KEY, nameKey, type StoredRegistry } from '../../src/registries/model';
 import { call, startTestService, testDbName, type TestService } from '../support/service';
 
 let svc: TestService;
@@ -448,5 +451,76 @@ describe('retention and compaction', () => {
     const after = await catalogFromDb(own.db.collection('container_registries'));
     expect(fresh.snapshot()).toEqual(after);
     expect(old.snapshot()).toEqual(after);
+  });
+});
+
+describe('a writer that dies between the log and the collection', () => {
+  test('When another process logged changes and died before writing the collection, then a replica following the feed and a replica started afterwards both bring the collection to the log, and never over a later write', async () => {
+    const dbName = testDbName();
+    const own = await startTestService({}, { dbName });
+    extra.push(own);
+    const [a, b, c] = [await create(own.url), await create(own.url), await create(own.url)];
+    const entries = own.db.collection<StoredRegistry>('container_registries');
+    const stored = async (id: string) => (await entries.findOne({ _id: id }))!;
+    // The dead process: its own log handle (its own writer id), three changes appended, nothing materialized.
+    const dead = new ChangeLog<StoredRegistry>(own.db, { name: 'catalog_changes' });
+    const named = (doc: StoredRegistry) => ({ ...doc, [NAME_KEY]: nameKey(doc) }) as StoredRegistry;
+    const aNext = named({ ...(await stored(a.id)), version: a.version + 1, container_registry_name: `renamed-${a.id.slice(0, 8)}` });
+    const ra = await dead.append({ key: a.id, prev: a.revision, op: 'upsert', doc: aNext });
+    const rb = await dead.append({ key: b.id, prev: b.revision, op: 'delete' });
+    const newId = randomUUID();
+    const created = named({ ...(await stored(c.id)), _id: newId, container_registry_id: newId, container_registry_name: `orphan-${newId.slice(0, 8)}`, version: 1 } as StoredRegistry);
+    const rn = await dead.append({ key: newId, prev: 0, op: 'upsert', doc: created });
+    expect(await own.parts.feed.waitFor(rn, 3000)).toBe(true);
+
+    // The feed has the changes; the collection does not (what the check must repair).
+    expect((await stored(a.id)).revision).toBe(a.revision);
+    expect(await entries.countDocuments({ _id: { $in: [b.id, newId] } } as never)).toBe(1);
+    // Too young: a live writer may still be writing them.
+    expect(await own.parts.feed.verify()).toBe(0);
+
+    // A replica started now checks the newest changes of the log.
+    const later = await startTestService({}, { dbName });
+    extra.push(later);
+    expect(await later.parts.feed.verify(Date.now() + VERIFY_AFTER_MS)).toBe(3);
+    expect(await stored(a.id)).toMatchObject({ revision: ra, version: a.version + 1, container_registry_name: aNext.container_registry_name });
+    expect(await entries.findOne({ _id: b.id } as never)).toBeNull();
+    expect((await own.db.collection('container_registry_tombstones').findOne({ _id: b.id } as never))?.revision).toBe(rb);
+    expect((await stored(newId)).revision).toBe(rn);
+    // The replica that was running finds nothing left to do, and the entries go on normally.
+    expect(await own.parts.feed.verify(Date.now() + VERIFY_AFTER_MS)).toBe(0);
+    const u = await update(own.url, a.id, { $set: { 'container_registry_metadata.owner': 'after' } });
+    expect(u.revision).toBeGreaterThan(ra);
+    expect((await call(own.url, 'GET', `/container_registry/${b.id}`)).status).toBe(404);
+    expect(await catalogFromDb(entries)).toEqual(await catalogFromDb(later.db.collection('container_registries')));
+
+    // A check that comes late never writes an older state over a later one.
+    const d = await create(own.url);
+    const rd = await dead.append({ key: d.id, prev: d.revision, op: 'upsert', doc: { ...(await stored(d.id)), version: d.version + 1 } });
+    await own.parts.feed.waitFor(rd, 3000);
+    const newer = await update(own.url, d.id, { $set: { 'container_registry_metadata.owner': 'newest' } });
+    await own.parts.feed.waitFor(newer.revision, 3000);
+    await own.parts.feed.verify(Date.now() + VERIFY_AFTER_MS);
+    expect((await stored(d.id)).revision).toBe(newer.revision);
+  });
+});
+
+describe('holes', () => {
+  test('When writers left a run of holes (revisions taken and never written) below a later change, then the run is filled together and the feed moves on to the change', async () => {
+    const dbName = testDbName();
+    const own = await startTestService({}, { dbName });
+    extra.push(own);
+    const a = await create(own.url);
+    const at = await settled(own);
+    const doc = (await own.db.collection<StoredRegistry>('container_registries').findOne({ _id: a.id }))!;
+    // A change 20 revisions on: the 19 between were allocated by writers that lost the database mid-append.
+    const r = at + 20;
+    const dead = new ChangeLog<StoredRegistry>(own.db, { name: 'catalog_changes' });
+    await dead.records.insertOne({ _id: revisionId(r), r, key: a.id, prev: a.revision, op: 'upsert', doc: { ...doc, version: a.version + 1, revision: r }, at: new Date(), w: 'dead' });
+    // One hole at a time would take 19 × FEED_HOLE_FILL_MS (38 s); together, about one.
+    expect(await own.parts.feed.waitFor(r, 10_000)).toBe(true);
+    expect(await own.db.collection('catalog_changes').countDocuments({ op: 'fill', r: { $gt: at, $lt: r } })).toBe(19);
+    const page = await changes(own.url, `since=${at}`);
+    expect(page.body.changes.map((c: FeedChange) => [c.container_registry_id, c.revision])).toEqual([[a.id, r]]);
   });
 });

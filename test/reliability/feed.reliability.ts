@@ -13,6 +13,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
 import type { EmbeddedDatabase } from '../../src/db/embedded';
+import { VERIFY_AFTER_MS } from '../../src/feed/reader';
 import { entry } from '../support/entries';
 import { catalogFromDb, FeedCopy, openSse, type FeedChange, type Held } from '../support/feed';
 import { startRegistry, stopAllRegistries, type RunningRegistry } from '../support/registries';
@@ -229,7 +230,7 @@ async function runScenario(sc: Scenario): Promise<void> {
   await client.connect();
   try {
     const db = client.db(dbName);
-    const catalog = await catalogFromDb(db.collection('container_registries'));
+    let catalog = await catalogFromDb(db.collection('container_registries'));
     const fills = await db.collection('catalog_changes').countDocuments({ op: 'fill' });
     let page = (await send(verifier.url, 'GET', '/container_registries/changes?since=0&limit=5000')).body as { revision: number; changes: FeedChange[] };
     for (const until = Date.now() + 20_000; page.revision < head && Date.now() < until; await sleep(100)) {
@@ -237,21 +238,34 @@ async function runScenario(sc: Scenario): Promise<void> {
     }
     const listed = page.changes;
     const fromList: Record<string, Held> = Object.fromEntries(listed.map((c) => [c.container_registry_id, { version: Number(c.entry!.version), revision: c.revision }]).sort(([a], [b]) => String(a).localeCompare(String(b))));
-    log(sc.name, `catalog ${Object.keys(catalog).length} entries; fills in the log ${fills}; ${Math.round((Date.now() - started) / 1000)} s`);
+    // The collection catches up with the log where a writer died (or the database went away) between the two
+    // writes: the verifier checks the newest changes at start, after VERIFY_AFTER_MS.
+    const lagged = diff(fromList, catalog);
+    for (const until = Date.now() + VERIFY_AFTER_MS + 15_000; diff(fromList, catalog).length > 0 && Date.now() < until; await sleep(500)) {
+      catalog = await catalogFromDb(db.collection('container_registries'));
+    }
+    log(sc.name, `catalog ${Object.keys(catalog).length} entries; fills in the log ${fills}; collection behind the log at first: ${JSON.stringify(lagged)}; ${Math.round((Date.now() - started) / 1000)} s`);
+    const apart = diff(fromList, catalog);
+    if (apart.length > 0 || polled.revision < head || streamed.revision < head) {
+      // What the log holds for the entries that differ, and at its end: the facts to explain a failure with.
+      const ids = apart.map((d) => d.replace(/^(missing |extra )?([^:( ]+).*$/, '$2'));
+      const records = await db.collection('catalog_changes').find({ $or: [{ key: { $in: ids } }, { r: { $gte: Math.min(polled.revision, streamed.revision) - 3 } }] }, { projection: { doc: 0 } }).toArray();
+      log(sc.name, `log records of the differing entries and near the head: ${JSON.stringify(records)}`);
+      log(sc.name, `meta: ${JSON.stringify(await db.collection('catalog_changes_meta').find().toArray())}`);
+      for (const w of [...writers, verifier]) {
+        const lines = w.lines.filter((l) => l.level !== 'info' || /change|feed|log/.test(String(l.message)));
+        log(sc.name, `${w.url} warnings: ${JSON.stringify(lines.map((l) => `${String(l.timestamp).slice(11, 23)} ${l.level} ${l.message} ${JSON.stringify({ ...l, timestamp: undefined, level: undefined, message: undefined, service: undefined })}`).slice(-40))}`);
+      }
+    }
 
     expect(outcomes.filter((o) => !isAcceptable(o)).map((o) => `${o.method} ${o.path} ${o.status} ${JSON.stringify(o.body).slice(0, 200)}`)).toEqual([]);
     expect({ long_poll: polled.violations, sse: streamed.violations }).toEqual({ long_poll: [], sse: [] });
     expect(polled.revision).toBeGreaterThanOrEqual(head);
     expect(streamed.revision).toBeGreaterThanOrEqual(head);
     // The log (through a replica started afterwards) and the database agree, and each consumer holds exactly that.
-    // After a database restart the collection can lag the log for entries whose write failed in the outage
-    // (known gap, in the session notes: written again in the background, not yet proven here): the feed's
-    // promise is checked against the log there, and the lag is logged.
-    const reference = sc.name === 'db-restart' ? fromList : catalog;
-    if (sc.name === 'db-restart') log(sc.name, `collection behind the log: ${JSON.stringify(diff(fromList, catalog))}`);
-    else expect(diff(fromList, catalog)).toEqual([]);
-    expect(diff(polled.snapshot(), reference)).toEqual([]);
-    expect(diff(streamed.snapshot(), reference)).toEqual([]);
+    expect(diff(fromList, catalog)).toEqual([]);
+    expect(diff(polled.snapshot(), catalog)).toEqual([]);
+    expect(diff(streamed.snapshot(), catalog)).toEqual([]);
     expect(Object.keys(catalog).length).toBeGreaterThan(probed.length + shared.length);
   } finally {
     await client.close();
