@@ -51,7 +51,6 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   if (config.QUERY_SOURCE === 'view') registries.fastReads = viewReads(feed);
   feed.start();
   lifecycle.onBeginStop(() => feed.closeWatchers());
-  lifecycle.onStop('change feed', () => feed.stop());
   const access = createAccess(config.API_KEYS);
   const rateLimits = await createRateLimits(config, db, logger);
   lifecycle.onStop('rate limits', () => rateLimits.shutdown());
@@ -77,6 +76,8 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   const federation = new Federation(config, db, repository.writer, peerClient, logger);
   await federation.start();
   lifecycle.onStop('federation', () => federation.stop().then(() => peerClient.close()));
+  // The feed stops after everything that writes through it (a write waits for the feed to check its name).
+  lifecycle.onStop('change feed', () => feed.stop());
   // The resolver's prefix index, kept current by the change feed (loaded with the view; 503 until then).
   const resolver = new PrefixIndex();
   feedResolver(feed, resolver);

@@ -191,6 +191,8 @@ export class PeerFollower {
   /** Writes the changes of a page; `listed` collects the ids present (a list). */
   private async apply(changes: Array<{ revision: number; type: string; container_registry_id: string; entry?: Record<string, unknown> }>, listed: Set<string> | undefined): Promise<void> {
     for (const c of changes) {
+      // Stopping: leave the page unfinished (its position is not saved; the next holder applies it again).
+      if (this.stopped) throw new Error('the follower is stopping');
       const id = mirrorId(this.name, c.container_registry_id);
       if (c.type === 'delete' || !c.entry) {
         listed?.delete(id);

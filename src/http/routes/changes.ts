@@ -99,7 +99,18 @@ export function changesRoutes(opts: ChangesRouteOptions): Router {
       const more = page.changes.length >= SSE_CHUNK;
       sent = page.revision;
       if (!more) break;
-      if (res.writableNeedDrain) await new Promise((resolve) => res.once('drain', resolve));
+      if (res.writableNeedDrain) {
+        // A client that goes away mid catch-up never drains: 'close' ends the wait too.
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.once('drain', done);
+          res.once('close', done);
+        });
+      }
       if (closed) return;
     }
     bookmark(sent);
