@@ -1,5 +1,5 @@
 // Rewrites the configuration table of README.md from src/config.ts (npm run config:doc prints it).
-// Used after adding a variable: node scripts/update-config-table.mjs (after npm run build).
+// Used after adding a variable: npm run config:readme.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);

@@ -40,7 +40,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   pruneTokens.unref();
   // Stop hooks run after requests drained, before the database closes (the scheduler registers here too).
   const lifecycle = new Lifecycle();
-  lifecycle.onStop('write-token pruning', () => clearInterval(pruneTokens));
+  lifecycle.onStop('claim pruning', () => clearInterval(pruneTokens));
   // The change feed: one reader of the change log per replica, feeding the in-memory view and every watcher.
   const view = new CatalogView([...SORT_FIELDS.values()].map((f) => f.dbField));
   const feed = new CatalogFeed(repository.writer, view, repository.claims, logger, {
@@ -93,14 +93,14 @@ export async function compose(config: Config, db: Db, logger: Logger) {
       changesRoutes({ feed, can: access.can, bookmarkSeconds: config.FEED_BOOKMARK_S }),
       // Per-registry series from the view, after this replica's acknowledged writes (read-your-writes, like queries).
       metricsRoutes(access.can, async () => {
-        await feed.waitFor(feed.acked, 2000);
+        await feed.caughtUp();
         return registryMetricsText(view, config.METRICS_MAX_REGISTRIES);
       }),
       webhookRoutes({ webhooks: webhooks.service, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES }),
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),
       whoamiRoutes(access),
       peersRoutes({ federation, can: access.can }),
-      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, isReady: () => feed.ready, caughtUp: () => feed.waitFor(feed.acked, 2000) }),
+      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, isReady: () => feed.ready, caughtUp: () => feed.caughtUp() }),
     ],
   });
   const protectPort = (port: number) => void localPorts.add(port);

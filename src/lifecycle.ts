@@ -83,11 +83,16 @@ export function stopOnSignals(opts: {
       logger.error('forced exit: requests still running', { after_ms: opts.timeoutMs });
       process.exit(1);
     }, opts.timeoutMs).unref();
-    await drained;
-    logger.info('stopped', { part: 'http' });
-    await lifecycle.stop(logger);
-    await opts.closeDatabase();
-    logger.info('stopped', { part: 'database' });
+    try {
+      await drained;
+      logger.info('stopped', { part: 'http' });
+      await lifecycle.stop(logger);
+      await opts.closeDatabase();
+      logger.info('stopped', { part: 'database' });
+    } catch (e) {
+      logger.error('stopping failed', { error: String(e) });
+      process.exit(1);
+    }
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -4,8 +4,10 @@
  * components `<Title>_<def>`, and `$id`-relative references (`#/$defs/x`, `other.schema.json`,
  * `other.schema.json#/$defs/x`) are rewritten to point at those components.
  */
+import { DEFAULT_CHANGES_LIMIT, MAX_CHANGES_LIMIT, MAX_WAIT_S } from './feed/changes';
 import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from './health/history';
 import { PERMISSIONS, type Permission } from './http/auth';
+import { DEFAULT_LIMIT, MAX_LIMIT } from './registries/query';
 import { schemas } from './schemas';
 
 type Json = Record<string, unknown>;
@@ -141,7 +143,7 @@ function paths(has: (name: string) => boolean): Json {
       post: op('read', 'Query the catalog with a Mongo-style filter', {
         operationId: 'queryRegistries',
         parameters: [
-          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT } },
           { name: 'cursor', in: 'query', description: 'Opaque; from the previous page’s Link header.', schema: { type: 'string' } },
           { name: 'sort', in: 'query', description: 'A whitelisted field, `-` for descending.', schema: { type: 'string' } },
           { name: 'fields', in: 'query', description: 'Comma-separated projection.', schema: { type: 'string' } },
@@ -166,8 +168,8 @@ function paths(has: (name: string) => boolean): Json {
           'List-then-watch (SPEC 12): start with since=0 (a list of every entry), then pass the returned `revision` as `since`. With `wait` the request waits for a change. With `Accept: text/event-stream` the same URL streams events `upsert`, `delete` and `bookmark` (heartbeat) with `id:` = revision; reconnect with `Last-Event-ID` to resume.',
         parameters: [
           { name: 'since', in: 'query', description: 'Revision to continue from (0: list everything).', schema: { type: 'integer', minimum: 0, default: 0 } },
-          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 5000, default: 500 } },
-          { name: 'wait', in: 'query', description: 'Long poll: seconds to wait when nothing is newer than `since`.', schema: { type: 'integer', minimum: 0, maximum: 60, default: 0 } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: MAX_CHANGES_LIMIT, default: DEFAULT_CHANGES_LIMIT } },
+          { name: 'wait', in: 'query', description: 'Long poll: seconds to wait when nothing is newer than `since`.', schema: { type: 'integer', minimum: 0, maximum: MAX_WAIT_S, default: 0 } },
           { name: 'filter', in: 'query', description: 'A query filter as JSON (same rules as POST /container_registries); an entry that stops matching is a delete.', schema: { type: 'string' } },
           { name: 'origin', in: 'query', description: '`local`: leave out entries mirrored from peer catalogs.', schema: { type: 'string', enum: ['local'] } },
           { name: 'Last-Event-ID', in: 'header', required: false, description: 'SSE resume: the id of the last event received (stands for `since`).', schema: { type: 'string' } },

@@ -75,11 +75,6 @@ export class Claims {
     }
   }
 
-  async ageOf(key: string): Promise<number | undefined> {
-    const t = await this.collection.findOne({ _id: key });
-    return t ? Date.now() - t.at.getTime() : undefined;
-  }
-
   /** Drops claims older than `maxAgeMs` (no TTL indexes on FerretDB v1). */
   async prune(maxAgeMs: number): Promise<number> {
     const r = await this.collection.deleteMany({ at: { $lt: new Date(Date.now() - maxAgeMs) } });

@@ -174,7 +174,12 @@ export class ChangeLog<D extends Document = Document> {
   private async flushLoop(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        const collided = await this.flushBatch(this.queue.splice(0, 500));
+        const batch = this.queue.splice(0, 500);
+        const collided = await this.flushBatch(batch).catch((e: unknown) => {
+          // Not a database answer (a bug, a document that cannot be serialised): its callers get the error.
+          for (const p of batch) p.reject(e);
+          return false;
+        });
         // Another process took revisions this batch wanted (replicas writing at once pick the same ones):
         // learn how far its writes reach, and wait a random moment, so the next batch does not collide again.
         if (collided) await this.skipTaken();
@@ -458,13 +463,4 @@ export class LogTail<D extends Document = Document> {
     for (const x of due) this.missingSince.delete(x);
     return true;
   }
-}
-
-export async function waitFor(cond: () => boolean, ms: number, step = 10): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() >= until) return false;
-    await sleep(step);
-  }
-  return true;
 }

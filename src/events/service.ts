@@ -4,9 +4,9 @@
  * the API returns (never the secret, except once in the creation answer), deletion.
  */
 import { randomUUID } from 'node:crypto';
-import { InputError, NotFoundError, ServiceUnavailableError } from '../errors';
+import { NotFoundError, ServiceUnavailableError } from '../errors';
 import type { CatalogFeed } from '../feed/reader';
-import { parseFilter } from '../registries/query';
+import { parseFilterAt } from '../registries/query';
 import { validateWebhookRequest } from '../schemas';
 import type { WebhookDeliverer } from './deliverer';
 import { generateSecret, secretKey } from './signing';
@@ -55,15 +55,7 @@ export class WebhookService {
 
   async create(body: unknown): Promise<SubscriptionView & { secret: string }> {
     const req = validateWebhookRequest(body);
-    if (req.filter !== undefined) {
-      try {
-        parseFilter(req.filter);
-      } catch (e) {
-        if (!(e instanceof InputError)) throw e;
-        const errors = (e.errors ?? []).map((x) => ({ path: `/filter${x.path === '/' ? '' : x.path}`, message: x.message }));
-        throw new InputError(`The filter is invalid: ${e.message}`, errors.length > 0 ? errors : [{ path: '/filter', message: e.message }]);
-      }
-    }
+    if (req.filter !== undefined) parseFilterAt(req.filter, '/filter');
     const secret = req.secret ?? generateSecret();
     secretKey(secret);
     if (!this.feed.ready) throw new ServiceUnavailableError('The change feed is still loading the catalog; try again shortly.', 2);

@@ -11,12 +11,11 @@ import type { Logger } from '../logger';
 import { registerSecret } from '../logger';
 import type { PeerStatus } from '../generated';
 import type { HttpClient } from '../probe';
-import type { StoredRegistry } from '../registries/model';
+import { COLLECTION, type StoredRegistry } from '../registries/model';
 import type { EntryWriter } from '../registries/writes';
 import { PEER_STATE, PeerFollower, type PeerState } from './follower';
 import { PeerLeases } from './lease';
 
-export { mirrorId } from './mirror';
 
 /** A follower that stops renewing (dead or hung replica) is replaced after this long. */
 export const PEER_LEASE_MS = 10_000;
@@ -47,7 +46,7 @@ export class Federation {
 
   async status(): Promise<PeerStatus[]> {
     const states = new Map((await this.db.collection<PeerState>(PEER_STATE).find({}).toArray()).map((s) => [s._id, s]));
-    const entries = this.db.collection<StoredRegistry>('container_registries');
+    const entries = this.db.collection<StoredRegistry>(COLLECTION);
     return Promise.all(
       this.config.PEERS.map(async (peer) => {
         const s = states.get(peer.name);

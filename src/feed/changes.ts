@@ -5,8 +5,9 @@
  * matching, is a delete. Catching up from since=0 is a list: only upserts.
  */
 import { InputError, RevisionExpiredError } from '../errors';
+import { integer, single } from '../lib/query-params';
 import { toApi, type StoredRegistry } from '../registries/model';
-import { parseFilter } from '../registries/query';
+import { parseFilterAt } from '../registries/query';
 import { originPeer, type CatalogView, type ViewChange, type ViewItem } from '../view/catalog-view';
 import { compileFilter } from '../view/filter';
 
@@ -39,22 +40,6 @@ export interface ChangesPage {
 
 const PARAMS = new Set(['since', 'limit', 'wait', 'filter', 'origin']);
 
-function single(query: Record<string, unknown>, name: string): string | undefined {
-  const v = query[name];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new InputError(`Give ${name} once, as a plain value.`, [{ path: name, message: 'must be given once' }]);
-  return v;
-}
-
-function integer(query: Record<string, unknown>, name: string, min: number, max: number, dflt: number): number {
-  const raw = single(query, name);
-  if (raw === undefined) return dflt;
-  if (!/^\d{1,15}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    throw new InputError(`${name} must be an integer from ${min} to ${max}.`, [{ path: name, message: `must be an integer from ${min} to ${max}` }]);
-  }
-  return Number(raw);
-}
-
 /** Parses the query string; `lastEventId` (SSE resume) stands for `since` when given. */
 export function parseChangesQuery(query: Record<string, unknown>, lastEventId?: string): ChangesQuery {
   const unknown = Object.keys(query).filter((k) => !PARAMS.has(k));
@@ -77,13 +62,7 @@ export function parseChangesQuery(query: Record<string, unknown>, lastEventId?: 
     } catch {
       throw new InputError('filter must be a JSON object (URL-encoded), as in POST /container_registries.', [{ path: 'filter', message: 'is not valid JSON' }]);
     }
-    try {
-      filter = parseFilter(parsed);
-    } catch (e) {
-      if (!(e instanceof InputError)) throw e;
-      const errors = (e.errors ?? []).map((x) => ({ path: `filter${x.path === '/' ? '' : x.path}`, message: x.message }));
-      throw new InputError(`The filter is invalid: ${e.message}`, errors.length > 0 ? errors : [{ path: 'filter', message: e.message }]);
-    }
+    filter = parseFilterAt(parsed, 'filter');
   }
   return {
     since,

@@ -24,6 +24,8 @@ import type { CatalogView, ViewChange } from '../view/catalog-view';
 
 /** A live writer materializes its change within its deadline (8 s); after this long, the change is checked. */
 export const VERIFY_AFTER_MS = 10_000;
+/** How long a read waits for this replica's feed to hold every write it acknowledged (read-your-writes). */
+export const OWN_WRITES_WAIT_MS = 2000;
 /** How many of the newest changes a starting replica checks. */
 const VERIFY_AT_START = 1000;
 
@@ -74,7 +76,7 @@ export class CatalogFeed {
       this.nudge();
     });
     writer.nameOwner = async (key) => {
-      if (!this.ready || !(await this.waitFor(this.acked, 2000))) return undefined;
+      if (!this.ready || !(await this.caughtUp())) return undefined;
       return view.nameOwner(key);
     };
     writer.latestKnown = (id) => {
@@ -113,6 +115,11 @@ export class CatalogFeed {
   /** Ends every watcher (the service is stopping; they reconnect to another replica). */
   closeWatchers(): void {
     for (const c of [...this.closers]) c();
+  }
+
+  /** Resolves true once the view holds every write this replica acknowledged, false after `ms`. */
+  caughtUp(ms = OWN_WRITES_WAIT_MS): Promise<boolean> {
+    return this.waitFor(this.acked, ms);
   }
 
   /** Resolves true once the view reached `revision`, false after `ms`. */

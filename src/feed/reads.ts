@@ -9,11 +9,10 @@ import { ServiceUnavailableError } from '../errors';
 import type { StoredRegistry } from '../registries/model';
 import type { QueryPlan } from '../registries/query';
 import type { FastReads } from '../registries/service';
-import type { CatalogFeed } from './reader';
+import { OWN_WRITES_WAIT_MS, type CatalogFeed } from './reader';
 
 const MIN_REVISION_WAIT_MS = 5000;
 /** How long a read waits for this replica's own acknowledged writes before asking the database instead. */
-const OWN_WRITES_WAIT_MS = 2000;
 
 export function viewReads(feed: CatalogFeed): FastReads {
   return {

@@ -5,6 +5,7 @@
  */
 import type { Collection, Db } from 'mongodb';
 import { InputError } from '../errors';
+import { integer, single } from '../lib/query-params';
 import type { ContainerRegistryHealthHistory } from '../generated';
 import { HISTORY, type HistoryRow } from './writer';
 
@@ -19,20 +20,12 @@ export interface HistoryWindow {
   limit: number;
 }
 
-function single(query: Record<string, unknown>, name: string): string | undefined {
-  const v = query[name];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new InputError(`Give ${name} once, as a plain value.`, [{ path: name, message: 'must be given once' }]);
-  return v;
-}
-
 /**
  * `since` (ISO-8601 date-time; default: `historyDays` before `now`, the whole kept history) and `limit`
  * (1–HISTORY_MAX_LIMIT, default HISTORY_DEFAULT_LIMIT) from the query string.
  */
 export function parseHistoryWindow(query: Record<string, unknown>, now: Date, historyDays: number): HistoryWindow {
   const rawSince = single(query, 'since');
-  const rawLimit = single(query, 'limit');
   let since = new Date(now.getTime() - historyDays * DAY);
   if (rawSince !== undefined) {
     const t = ISO_DATE_TIME.test(rawSince) ? Date.parse(rawSince) : NaN;
@@ -41,14 +34,7 @@ export function parseHistoryWindow(query: Record<string, unknown>, now: Date, hi
     }
     since = new Date(t);
   }
-  let limit = HISTORY_DEFAULT_LIMIT;
-  if (rawLimit !== undefined) {
-    limit = /^\d{1,6}$/.test(rawLimit) ? Number(rawLimit) : NaN;
-    if (!(limit >= 1 && limit <= HISTORY_MAX_LIMIT)) {
-      throw new InputError(`limit must be an integer from 1 to ${HISTORY_MAX_LIMIT}.`, [{ path: 'limit', message: `must be an integer from 1 to ${HISTORY_MAX_LIMIT}` }]);
-    }
-  }
-  return { since, limit };
+  return { since, limit: integer(query, 'limit', 1, HISTORY_MAX_LIMIT, HISTORY_DEFAULT_LIMIT) };
 }
 
 export class HealthHistoryReader {

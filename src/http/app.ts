@@ -54,13 +54,24 @@ function requestContext(logger: Logger): RequestHandler {
   };
 }
 
-/** Known paths and their methods, for 405 + Allow. */
-const KNOWN: Array<[RegExp, string[]]> = [
+/** Known paths and their methods, for 405 + Allow (test/ops/endpoints.test.ts checks every route is here). */
+const READ = ['GET', 'HEAD'];
+export const KNOWN: Array<[RegExp, string[]]> = [
   [/^\/container_registry\/?$/, ['POST']],
-  [/^\/container_registry\/[^/]+\/?$/, ['GET', 'HEAD', 'PUT', 'DELETE']],
-  [/^\/container_registry\/[^/]+\/health_history\/?$/, ['GET', 'HEAD']],
+  [/^\/container_registry\/[^/]+\/?$/, [...READ, 'PUT', 'DELETE']],
+  [/^\/container_registry\/[^/]+\/health_history\/?$/, READ],
   [/^\/container_registries\/?$/, ['POST']],
-  [/^\/resolve\/?$/, ['GET', 'HEAD', 'POST']],
+  [/^\/container_registries\/changes\/?$/, READ],
+  [/^\/check_container_health\/[^/]+\/?$/, READ],
+  [/^\/health_report\/?$/, READ],
+  [/^\/resolve\/?$/, [...READ, 'POST']],
+  [/^\/webhooks\/?$/, [...READ, 'POST']],
+  [/^\/webhooks\/[^/]+\/?$/, [...READ, 'DELETE']],
+  [/^\/webhooks\/[^/]+\/deliveries\/?$/, READ],
+  [/^\/peers\/?$/, READ],
+  [/^\/whoami\/?$/, READ],
+  [/^\/(healthz|readyz|metrics|openapi\.json)\/?$/, READ],
+  [/^\/(ui\/[^/]+)?$/, READ],
 ];
 
 export function buildApp(deps: AppDeps): Express {

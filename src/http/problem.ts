@@ -3,7 +3,7 @@
  * anything unexpected a 500 that is logged with its stack (and never shows internals to the client).
  */
 import type { ErrorRequestHandler, Response } from 'express';
-import { MongoClientClosedError, MongoError, MongoExpiredSessionError, MongoNetworkError, MongoServerError, MongoServerSelectionError, MongoNotConnectedError, MongoTopologyClosedError } from 'mongodb';
+import { MongoBulkWriteError, MongoClientClosedError, MongoError, MongoExpiredSessionError, MongoNetworkError, MongoServerError, MongoServerSelectionError, MongoNotConnectedError, MongoTopologyClosedError } from 'mongodb';
 import { AppError, InputError, ServiceUnavailableError, type FieldError } from '../errors';
 import type { Problem } from '../generated';
 import type { Logger } from '../logger';
@@ -48,6 +48,9 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   ) {
     return true;
   }
+  // A batch write cut off by a lost connection: the driver wraps the network error (as the error response).
+  const wrapped = err instanceof MongoBulkWriteError ? (err.errorResponse as unknown) : undefined;
+  if (wrapped instanceof Error && wrapped !== err) return isDatabaseUnavailable(wrapped);
   // Not exported by the driver: a checkout from the pool the close just shut, or one that waited too long.
   if (err instanceof MongoError && ['MongoPoolClosedError', 'MongoWaitQueueTimeoutError'].includes(err.name)) return true;
   // The driver lets a write on a socket the server already half-closed surface as a plain Node error

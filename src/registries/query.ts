@@ -4,6 +4,7 @@
  * Pure functions; they throw InputError naming the offending path or parameter.
  */
 import { InputError } from '../errors';
+import { integer, single } from '../lib/query-params';
 import { checkJsonShape } from '../lib/json-shape';
 import { entryFields, validateCursor, validateFilter } from '../schemas';
 
@@ -63,11 +64,18 @@ export function parseFilter(body: unknown): Record<string, unknown> {
   return toDbFilter(validateFilter(body));
 }
 
-function single(query: Record<string, unknown>, name: string): string | undefined {
-  const v = query[name];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new InputError(`Give ${name} once, as a plain value.`, [{ path: name, message: 'must be given once' }]);
-  return v;
+/**
+ * A filter given inside another request (a query parameter, a field of a body): its errors name where
+ * it was given (`at`: a parameter name such as `filter`, or a JSON pointer such as `/filter`).
+ */
+export function parseFilterAt(body: unknown, at: string): Record<string, unknown> {
+  try {
+    return parseFilter(body);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    const errors = (e.errors ?? []).map((x) => ({ path: `${at}${x.path === '/' ? '' : x.path}`, message: x.message }));
+    throw new InputError(`The filter is invalid: ${e.message}`, errors.length > 0 ? errors : [{ path: at, message: e.message }]);
+  }
 }
 
 export function parseSort(raw: string | undefined): SortSpec {
@@ -126,14 +134,7 @@ export function parseQueryPlan(body: unknown, query: Record<string, unknown>): Q
   if (unknownParams.length > 0) {
     throw new InputError(`Unknown query parameters: ${unknownParams.join(', ')}.`, unknownParams.map((p) => ({ path: p, message: 'unknown query parameter; use limit, cursor, sort, fields or min_revision' })));
   }
-  const limitRaw = single(query, 'limit');
-  let limit = DEFAULT_LIMIT;
-  if (limitRaw !== undefined) {
-    if (!/^\d{1,7}$/.test(limitRaw) || Number(limitRaw) < 1 || Number(limitRaw) > MAX_LIMIT) {
-      throw new InputError(`limit must be an integer from 1 to ${MAX_LIMIT}.`, [{ path: 'limit', message: `must be an integer from 1 to ${MAX_LIMIT}` }]);
-    }
-    limit = Number(limitRaw);
-  }
+  const limit = integer(query, 'limit', 1, MAX_LIMIT, DEFAULT_LIMIT);
   const sort = parseSort(single(query, 'sort'));
   const cursorRaw = single(query, 'cursor');
   const minRaw = single(query, 'min_revision');

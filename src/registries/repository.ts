@@ -1,6 +1,7 @@
 /**
  * The only module that touches the `container_registries` collection for catalog reads and writes.
- * Every query carries a server-side time limit (maxTimeMS); writes are compare-and-set on `version`.
+ * Every query carries a server-side time limit (maxTimeMS); writes go through the EntryWriter (writes.ts),
+ * which orders them in the change log and settles concurrent writers of an entry there.
  */
 import { type Collection, type Db, type Filter } from 'mongodb';
 import { Claims } from '../db/atomic';
@@ -112,16 +113,4 @@ export class RegistryRepository {
       .toArray();
   }
 
-  /**
-   * Every entry with only the `projection` fields, read in one pass (start-up loads of in-memory indexes).
-   * A whole-catalog read may take longer than one query's QUERY_TIMEOUT_MS on a large catalog, so it gets
-   * at least two minutes.
-   */
-  async findAllFields(projection: Record<string, 1>): Promise<Partial<StoredRegistry>[]> {
-    return this.collection.find({}, { projection, batchSize: 5000, maxTimeMS: Math.max(this.queryTimeoutMs, 120_000) }).toArray();
-  }
-
-  async count(): Promise<number> {
-    return this.collection.countDocuments({}, { maxTimeMS: this.queryTimeoutMs });
-  }
 }

@@ -1,7 +1,8 @@
 /**
  * Registry use cases: create, read, update, delete, query and onboard. Every write goes through the same
- * schema validation; updates are optimistic (version compare-and-set) and retried, so concurrent updates
- * never lose each other's changes.
+ * schema validation; updates are planned on the entry as read and re-planned when another writer got in
+ * first (the change log's per-entry check, src/registries/writes.ts), so concurrent updates never lose
+ * each other's changes.
  */
 import { randomUUID } from 'node:crypto';
 import { ConflictError, InputError, NotFoundError, PreconditionFailedError, type FieldError } from '../errors';

@@ -3,6 +3,7 @@
  * answers 503 problem+json once it cannot be reached; /metrics serves Prometheus text with request counts
  * and latency histograms by route template and status, probe outcomes and process metrics.
  */
+import { buildOpenApi } from '../../src/openapi';
 import { entry } from '../support/entries';
 import { call, startTestService, type TestService } from '../support/service';
 
@@ -77,5 +78,29 @@ describe('Liveness, readiness and metrics', () => {
     expect(ready.body).toMatchObject({ status: 503, title: 'Service unavailable' });
     expect(ready.headers.get('retry-after')).toBeTruthy();
     expect((await call(svc.url, 'GET', '/healthz')).status).toBe(200);
+  });
+});
+
+describe('Methods', () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService();
+  });
+  afterAll(() => svc.close());
+
+  test('When a documented path is called with a method it does not take, then the answer is a 405 problem whose Allow lists the methods the OpenAPI document gives it', async () => {
+    const doc = buildOpenApi('test') as { paths: Record<string, Record<string, unknown>> };
+    const verbs = ['get', 'head', 'post', 'put', 'delete', 'patch'];
+    const checked: string[] = [];
+    for (const [template, ops] of Object.entries(doc.paths)) {
+      const path = template.replace(/\{[^}]+\}/g, 'x');
+      const documented = verbs.filter((v) => v in ops).map((v) => v.toUpperCase());
+      const allowed = new Set([...documented, ...(documented.includes('GET') ? ['HEAD'] : [])]);
+      const r = await call(svc.url, 'PATCH', path, {});
+      expect([path, r.status, r.headers.get('content-type')]).toEqual([path, 405, expect.stringContaining('application/problem+json')]);
+      expect([path, new Set(r.headers.get('allow')!.split(/,\s*/))]).toEqual([path, allowed]);
+      checked.push(path);
+    }
+    expect(checked).toEqual(expect.arrayContaining(['/peers', '/webhooks/x/deliveries', '/container_registries/changes', '/whoami']));
   });
 });

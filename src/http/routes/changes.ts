@@ -19,7 +19,6 @@ export interface ChangesRouteOptions {
 }
 
 /** How long a request waits for this replica's own acknowledged writes to reach the view. */
-const OWN_WRITES_WAIT_MS = 2000;
 
 /** Chunk size of an SSE catch-up: each chunk is read from the view in one synchronous step. */
 const SSE_CHUNK = 500;
@@ -35,7 +34,7 @@ export function changesRoutes(opts: ChangesRouteOptions): Router {
    */
   async function position(q: ChangesQuery): Promise<void> {
     if (!feed.ready && !(await feed.waitFor(0, 5000))) throw new ServiceUnavailableError('The change feed is starting (loading the catalog); try again shortly.', 2);
-    if (feed.acked > feed.view.revision) await feed.waitFor(feed.acked, OWN_WRITES_WAIT_MS);
+    if (feed.acked > feed.view.revision) await feed.caughtUp();
     if (q.since > feed.view.revision && !(await feed.waitFor(q.since, 2000))) {
       if (await feed.revisionExists(q.since)) throw new ServiceUnavailableError(`This replica has not yet read revision ${q.since}; try again.`, 1);
       throw new InputError(`since=${q.since} is beyond the catalog's latest revision (${feed.view.revision}).`, [{ path: 'since', message: `must not exceed the current revision ${feed.view.revision}` }]);
