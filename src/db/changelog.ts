@@ -344,7 +344,7 @@ export class LogTail<D extends Document = Document> {
   revision: number;
   private readonly stash = new Map<number, LogRecord<D>>();
   private batch = 2;
-  /** Revisions read as missing while a later one existed, and since when (a run of holes ages together). */
+  /** Revisions seen missing while a later one existed, and since when. */
   private readonly missingSince = new Map<number, number>();
   private floor = 0;
   private floorReadAt = 0;
@@ -383,7 +383,7 @@ export class LogTail<D extends Document = Document> {
       }
       const advanced = this.revision > before;
       if (advanced) {
-        for (const r of this.missingSince.keys()) if (r <= this.revision) this.missingSince.delete(r);
+        for (const x of this.missingSince.keys()) if (x <= this.revision) this.missingSince.delete(x);
         this.batch = Math.min(256, this.batch * 2);
         continue;
       }
@@ -405,10 +405,8 @@ export class LogTail<D extends Document = Document> {
 
   /**
    * The next revision is missing. True when the tail may go on: the gap is compaction (at or below the
-   * floor), or a hole missing for holeFillMs, now filled. A gap with nothing after it is no hole. Every
-   * revision between the tail and the next one present is read and aged from when it was first seen
-   * missing, so a run of holes (writers that lost the database mid-append) is filled at once, not one
-   * holeFillMs after another.
+   * floor), or a hole missing for holeFillMs, now filled (with the holes after it that have been missing
+   * as long). A gap with nothing after it is no hole.
    */
   private async overGap(): Promise<boolean> {
     const r = this.revision + 1;
@@ -433,17 +431,18 @@ export class LogTail<D extends Document = Document> {
       this.revision = r;
       return true;
     }
+    const since = this.missingSince.get(r) ?? now;
+    this.missingSince.set(r, since);
+    if (now - since < this.log.holeFillMs) return false;
+    // r has been missing holeFillMs while a later revision exists: a hole. Writers that lost the database
+    // mid-append leave runs of them; one at a time, each would wait holeFillMs. So the run behind r is read
+    // once now: its missing revisions age from now, and those missing holeFillMs already are filled with r.
     let next = Infinity;
-    for (const k of this.stash.keys()) if (k < next) next = k;
+    for (const k of this.stash.keys()) if (k > r && k < next) next = k;
     const span: number[] = [];
-    for (let x = r; x < next && span.length < MAX_FILL_RUN; x++) span.push(x);
+    for (let x = r + 1; x < next && span.length < MAX_FILL_RUN; x++) span.push(x);
     const present = await Promise.all(span.map((x) => this.log.read(x)));
-    if (present[0]) {
-      this.stash.set(r, present[0]);
-      return true;
-    }
-    // Filled now: the missing revisions from r on, up to the first present one or one not missing long enough.
-    const due: number[] = [];
+    const due = [r];
     let run = true;
     for (const [i, x] of span.entries()) {
       const rec = present[i];
@@ -452,12 +451,11 @@ export class LogTail<D extends Document = Document> {
         run = false;
         continue;
       }
-      const since = this.missingSince.get(x) ?? now;
-      this.missingSince.set(x, since);
-      if (now - since < this.log.holeFillMs) run = false;
+      const first = this.missingSince.get(x) ?? now;
+      this.missingSince.set(x, first);
+      if (now - first < this.log.holeFillMs) run = false;
       if (run) due.push(x);
     }
-    if (due[0] !== r) return false;
     // Atomic inserts: where the slow writer's record landed meanwhile, the fill is refused and the record read.
     await Promise.all(due.map((x) => this.log.fill(x)));
     for (const x of due) this.missingSince.delete(x);

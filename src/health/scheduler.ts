@@ -7,6 +7,7 @@
  */
 import { schedule, validate, type ScheduledTask } from 'node-cron';
 import { ConfigError, type Config } from '../config';
+import { ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import type { StoredRegistry } from '../registries/model';
 import { recordSweep } from '../observability/metrics';
@@ -224,7 +225,10 @@ export class Scheduler {
         if (r.superseded) summary.superseded += 1;
       } catch (e) {
         summary.failed += 1;
-        this.deps.logger.error('sweep item failed', { kind, sweep_id: sweepId, registry_id: claim.doc._id, err: e });
+        // The entry was written by others (clients, other replicas) again and again until the write's deadline:
+        // expected under contention, not a fault; the next sweep probes it again.
+        if (e instanceof ServiceUnavailableError) this.deps.logger.warn('sweep item not written: the entry is being written too often', { kind, sweep_id: sweepId, registry_id: claim.doc._id, detail: e.message });
+        else this.deps.logger.error('sweep item failed', { kind, sweep_id: sweepId, registry_id: claim.doc._id, err: e });
       } finally {
         summary.slowest_ms = Math.max(summary.slowest_ms, Date.now() - t0);
       }
