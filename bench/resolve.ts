@@ -123,7 +123,9 @@ export async function overHttp(deps: { uri: string; startService: (uri: string, 
   await deps.insert(docs);
   const service = await deps.startService(deps.uri, 'bench_resolve');
   try {
-    const loaded = JSON.parse(await service.waitForLine('resolve index loaded', 60_000)) as { entries: number; ms: number };
+    // The prefix index is loaded from the replica's view once the feed has read the catalog (src/feed/resolver.ts).
+    const ready = JSON.parse(await service.waitForLine('change feed: view ready', 120_000)) as { entries: number; duration_ms: number };
+    const loaded = { entries: ready.entries, ms: ready.duration_ms };
     const refs = references(n, 1000);
     const body = JSON.stringify({ images: refs, prefer: ['gpu'] });
     const post = async () => {

@@ -12,7 +12,6 @@ import type { FastReads } from '../registries/service';
 import { OWN_WRITES_WAIT_MS, type CatalogFeed } from './reader';
 
 const MIN_REVISION_WAIT_MS = 5000;
-/** How long a read waits for this replica's own acknowledged writes before asking the database instead. */
 
 export function viewReads(feed: CatalogFeed): FastReads {
   return {

@@ -3,7 +3,7 @@
  * 32-byte key (`sha256:<64 lower-case hex>` decoded; any other algorithm or spelling hashed with SHA-256) in 2 MB
  * chunks, found through an open-addressing index of 32-bit entry numbers (load at most one half).
  * About 40 bytes per digest (a million: 32 MB of keys and 8 MB of index), where a Map of digest strings
- * to sizes cost about 150 bytes each on the heap the service caps at 160 MB.
+ * to sizes cost about 150 bytes each on the heap the service caps at 256 MB.
  *
  * The slot of a key mixes it with a seed drawn per set, so a registry cannot choose digests that all land
  * in one probe sequence.

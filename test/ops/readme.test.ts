@@ -26,7 +26,7 @@ test('When the README role matrix is read, then every permission it names has th
 test('When the Dockerfile starts the service, then it passes the same node flags as npm start (the heap cap the benchmark measures)', () => {
   const root = path.join(__dirname, '..', '..');
   const flags = productionNodeFlags(root);
-  expect(flags).toContain('--max-old-space-size=160');
+  expect(flags).toContain('--max-old-space-size=256');
   const cmd = /^CMD (\[.*\])$/m.exec(readFileSync(path.join(root, 'Dockerfile'), 'utf8'))![1]!;
   expect(JSON.parse(cmd)).toEqual(['node', ...flags, 'dist/src/main.js']);
 });
