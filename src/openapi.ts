@@ -147,7 +147,7 @@ function paths(has: (name: string) => boolean): Json {
           { name: 'cursor', in: 'query', description: 'Opaque; from the previous page’s Link header.', schema: { type: 'string' } },
           { name: 'sort', in: 'query', description: 'A whitelisted field, `-` for descending.', schema: { type: 'string' } },
           { name: 'fields', in: 'query', description: 'Comma-separated projection.', schema: { type: 'string' } },
-          { name: 'min_revision', in: 'query', description: 'Wait (up to 5 s) until the answer includes every change up to this catalog revision; 503 if it does not.', schema: { type: 'integer', minimum: 0 } },
+          { name: 'min_revision', in: 'query', description: 'Wait (up to 5 s) until the answer includes every change up to this catalog revision; 503 if it does not; 400 if no such revision was ever written.', schema: { type: 'integer', minimum: 0 } },
         ],
         requestBody: { required: false, content: { 'application/json': { schema: ref('ContainerRegistryFilter') } } },
         responses: {

@@ -5,7 +5,7 @@
  * - `min_revision=R` waits up to 5 s for the view to reach R, then answers 503;
  * - while the view loads, or has lost touch with the database, queries go to the database.
  */
-import { ServiceUnavailableError } from '../errors';
+import { InputError, ServiceUnavailableError } from '../errors';
 import type { StoredRegistry } from '../registries/model';
 import type { QueryPlan } from '../registries/query';
 import type { FastReads } from '../registries/service';
@@ -21,6 +21,10 @@ export function viewReads(feed: CatalogFeed): FastReads {
       const serve = () => ({ rows: feed.view.engine.query(plan), revision: feed.view.revision });
       if (feed.isFresh() && feed.view.revision >= need) return serve();
       if (!feed.ready && min === 0) return undefined;
+      // A revision nobody wrote will never come: say so at once (a client's revisions are logged before it sees them).
+      if (min > feed.view.revision && !(await feed.revisionExists(min))) {
+        throw new InputError(`min_revision=${min} is beyond the catalog's latest revision (${feed.view.revision}).`, [{ path: 'min_revision', message: `must not exceed the current revision ${feed.view.revision}` }]);
+      }
       const reached = await feed.waitFor(need, min > 0 ? MIN_REVISION_WAIT_MS : OWN_WRITES_WAIT_MS);
       if (reached && feed.isFresh()) return serve();
       if (!reached && min > 0) {
