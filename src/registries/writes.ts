@@ -301,6 +301,10 @@ export class EntryWriter {
     }
     if (rec.op !== 'upsert' || !rec.doc || (cur && revisionOf(cur) >= rec.r)) return false;
     if (cur) return this.materializeReplace(rec.doc);
+    // Missing: never written (behind), or deleted by a later change this process has not read yet (ahead; a
+    // delete writes its tombstone before it removes the entry). Only the first is brought back.
+    const tomb = await this.tombstones.findOne({ _id: rec.key });
+    if (tomb && tomb.revision > rec.r) return false;
     try {
       await this.collection.insertOne(rec.doc);
       return true;

@@ -503,6 +503,13 @@ describe('a writer that dies between the log and the collection', () => {
     expect((await call(own.url, 'GET', `/container_registry/${b.id}`)).status).toBe(404);
     expect(await catalogFromDb(entries)).toEqual(await catalogFromDb(later.db.collection('container_registries')));
 
+    // A check whose view has not yet read a later delete (another replica's, a moment ago) does not bring the entry back.
+    const gone = await create(own.url);
+    const goneDoc = await stored(gone.id);
+    await remove(own.url, gone.id);
+    expect(await own.parts.repository.writer.materializeState(gone.id, gone.revision, goneDoc)).toBe(false);
+    expect(await entries.findOne({ _id: gone.id } as never)).toBeNull();
+
     // A check that comes late never writes an older state over a later one.
     const d = await create(own.url);
     const rd = await dead.append({ key: d.id, prev: d.revision, op: 'upsert', doc: { ...(await stored(d.id)), version: d.version + 1 } });
