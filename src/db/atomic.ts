@@ -15,8 +15,11 @@ import { MongoBulkWriteError, MongoServerError, type Collection, type Db } from 
 /** Claims are kept this long: far longer than any period they arbitrate, so none can be won twice. */
 export const TOKEN_RETENTION_MS = 15 * 60_000;
 
+/** How a unique-index refusal reads when it comes without code 11000 (FerretDB's SQLite backend). */
+const DUPLICATE_MESSAGE = /UNIQUE constraint failed|duplicate key/i;
+
 export function isDuplicateKey(e: unknown): boolean {
-  return e instanceof MongoServerError && (e.code === 11000 || /UNIQUE constraint failed|duplicate key/i.test(e.message));
+  return e instanceof MongoServerError && (e.code === 11000 || DUPLICATE_MESSAGE.test(e.message));
 }
 
 /**
@@ -29,7 +32,7 @@ export function refusedAsDuplicates(e: unknown, count: number): Set<number> | un
   if (count === 1 && isDuplicateKey(e)) return new Set([0]);
   if (!(e instanceof MongoBulkWriteError)) return undefined;
   const errors = Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors];
-  if (errors.length === 0 || errors.some((w) => w.code !== 11000 && !/UNIQUE constraint failed|duplicate key/i.test(w.errmsg ?? ''))) return undefined;
+  if (errors.length === 0 || errors.some((w) => w.code !== 11000 && !DUPLICATE_MESSAGE.test(w.errmsg ?? ''))) return undefined;
   if (e.insertedCount + errors.length !== count) return undefined;
   return new Set(errors.map((w) => w.index));
 }
