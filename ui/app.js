@@ -154,6 +154,19 @@ function setLive(kind, text) {
   liveEl.textContent = text;
 }
 
+// A 410 that follows a fresh list means the server (or a proxy before it) keeps answering 410: the list is
+// taken again only after a pause that doubles, 1 s to 30 s with jitter, so an open page never loops on it.
+let expiredInARow = 0;
+
+function afterExpiry() {
+  expiredInARow++;
+  if (expiredInARow === 1) return reload();
+  const base = Math.min(30_000, 1000 * 2 ** Math.min(expiredInARow - 2, 5));
+  const wait = base / 2 + Math.random() * (base / 2);
+  setLive('wait', `Live updates: the server no longer holds this page's place; listing again in ${Math.ceil(wait / 1000)} s`);
+  setTimeout(reload, wait);
+}
+
 function startFeed(revision) {
   if (revision === null || revision === undefined || revision === '') {
     // Without X-Catalog-Revision there is no feed to follow from a known point.
@@ -168,7 +181,10 @@ function startFeed(revision) {
       state.revision = r;
     },
     onState: (s, e) => {
-      if (s === 'live') setLive('on', 'Live');
+      if (s === 'live') {
+        expiredInARow = 0;
+        setLive('on', 'Live');
+      }
       else if (s === 'connecting') setLive('wait', 'Live updates: connecting');
       else if (s === 'retrying') setLive('wait', 'Live updates: reconnecting');
       else if (s === 'unavailable') setLive('off', 'Live updates: not available on this server');
@@ -179,7 +195,7 @@ function startFeed(revision) {
       } else if (s === 'expired') {
         // The feed no longer holds our revision (410): list again and follow from there.
         feed = null;
-        reload();
+        afterExpiry();
       }
     },
   });

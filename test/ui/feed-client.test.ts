@@ -26,10 +26,15 @@ afterAll(async () => {
   await svc?.close();
 });
 
+/**
+ * A page of the service's origin that runs none of the status page's code (its own live follower would be
+ * caught by the tests' route intercepts, whenever it happens to connect), with ui/feed.js loaded.
+ */
 async function blankPage(): Promise<Recorded> {
   const rec = await openPage(browser);
-  await rec.page.goto(`${svc.url}/`);
-  await rec.page.waitForSelector('table.registries');
+  // The browser asks any document's origin for /favicon.ico; the status page names its icon itself.
+  await rec.page.route('**/favicon.ico', (route: Route) => route.fulfill({ status: 204 }));
+  await rec.page.goto(`${svc.url}/healthz`);
   // As a string: compiled to CommonJS, a dynamic import() in a function would become require().
   await rec.page.evaluate("import('/ui/feed.js').then((m) => { window.feed = m; })");
   return rec;
@@ -171,5 +176,26 @@ test('When the feed delivers changes, then the table follows them without a relo
   // No reload happened: the document was loaded once.
   expect(rec.requests.filter((r) => new URL(r.url).pathname === '/')).toHaveLength(1);
   expect(rec.problems).toEqual([]);
+  await rec.context.close();
+});
+
+test('When the feed answers 410 to every watch, even right after a fresh list, then the page lists again with a growing pause instead of looping', async () => {
+  const rec = await openPage(browser);
+  let watches = 0;
+  await rec.page.route('**/container_registries/changes?*', async (route: Route) => {
+    watches++;
+    await route.fulfill({ status: 410, headers: { 'Content-Type': 'application/problem+json' }, body: '{"type":"/problems/revision-expired","status":410,"title":"Gone","detail":"too old","revision":1}' });
+  });
+  const lists = () => rec.requests.filter((r) => r.method === 'POST' && new URL(r.url).pathname === '/container_registries').length;
+  await rec.page.goto(`${svc.url}/`);
+  await rec.page.waitForSelector('table.registries');
+  await new Promise((r) => setTimeout(r, 6000));
+  // Without a pause the page lists and watches again as fast as the answers come (hundreds in 6 s). With
+  // the pause: the first list, one at once after the first 410, then 0.5–1 s, 1–2 s, 2–4 s apart.
+  expect(lists()).toBeGreaterThanOrEqual(3);
+  expect(lists()).toBeLessThanOrEqual(6);
+  expect(watches).toBe(lists());
+  expect(await rec.page.textContent('#live')).toMatch(/listing again in \d+ s/);
+  expect(rec.problems.filter((p) => !p.includes('410'))).toEqual([]);
   await rec.context.close();
 });
