@@ -12,8 +12,10 @@
  *   (repair) and goes on.
  * - Deletes leave a tombstone `{_id, revision}` in `container_registry_tombstones`, so that a later create
  *   of the same id follows the delete (and concurrent creates of one id cannot both win).
- * - A name taken by another entry is found before the append where possible (`nameOwner`); a race that
- *   gets past it is undone by a compensating change (the entry's previous state) and answered with 409.
+ * - A name is reserved before the write that gives it to an entry is appended (names.ts), so a write
+ *   refused for its name never reaches the log and no reader ever sees it. Entries named before
+ *   reservations existed are found in the view (`nameOwner`); the collection's unique index stays the last
+ *   word, and a write it refuses is undone by a compensating change and answered with 409.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Collection, Db, Filter } from 'mongodb';
@@ -22,6 +24,7 @@ import { isDuplicateKey, refusedAsDuplicates, type Claims } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
 import { ConflictError, ServiceUnavailableError } from '../errors';
 import { COLLECTION, NAME_KEY, nameKey, type StoredRegistry } from './model';
+import { NameReservations } from './names';
 
 export const TOMBSTONES = 'container_registry_tombstones';
 export const CHANGES = 'catalog_changes';
@@ -56,6 +59,7 @@ export class EntryWriter {
   readonly collection: Collection<StoredRegistry>;
   readonly tombstones: Collection<Tombstone>;
   readonly log: ChangeLog<StoredRegistry>;
+  readonly names: NameReservations;
   private readonly listeners: WrittenListener[] = [];
   /**
    * Optional fast lookup of which entry holds a name key (model.ts nameKey; the in-memory view, once it
@@ -76,6 +80,7 @@ export class EntryWriter {
     this.collection = db.collection<StoredRegistry>(COLLECTION);
     this.tombstones = db.collection<Tombstone>(TOMBSTONES);
     this.log = new ChangeLog<StoredRegistry>(db, { name: CHANGES, ...opts });
+    this.names = new NameReservations(db, claims, (id, key) => this.holdsName(id, key));
   }
 
   async ensureIndexes(): Promise<void> {
@@ -114,14 +119,22 @@ export class EntryWriter {
    */
   async create(doc: StoredRegistry): Promise<StoredRegistry> {
     stampNameKey(doc);
-    // Three independent reads, at once: the name (the view), the id, and a tombstone the create follows.
-    const [, existing, prev] = await Promise.all([this.checkName(doc), this.collection.findOne({ _id: doc._id } as Filter<StoredRegistry>, { projection: { _id: 1 } }), this.createPrev(doc._id)]);
-    if (existing) throw idTaken(doc._id);
+    // Three independent steps, at once: the name (reserved), the id, and a tombstone the create follows.
+    const [named, existing, prev] = await Promise.allSettled([this.takeName(doc), this.collection.findOne({ _id: doc._id } as Filter<StoredRegistry>, { projection: { _id: 1 } }), this.createPrev(doc._id)]);
+    if (named.status === 'rejected') throw named.reason;
+    const refuse = async (e: unknown): Promise<never> => {
+      await this.names.releaseUnused(nameKey(doc), doc._id).catch(() => undefined);
+      throw e;
+    };
+    if (existing.status === 'rejected') return refuse(existing.reason);
+    if (prev.status === 'rejected') return refuse(prev.reason);
+    if (existing.value) return refuse(idTaken(doc._id));
     let r: number;
     try {
-      r = await this.log.append({ key: doc._id, prev, op: 'upsert', doc });
+      r = await this.log.append({ key: doc._id, prev: prev.value, op: 'upsert', doc });
     } catch (e) {
-      if (e instanceof ChangeConflict) throw idTaken(doc._id);
+      if (e instanceof ChangeConflict) return refuse(idTaken(doc._id));
+      // An append that timed out may still land (or become a hole): its name stays reserved until stale.
       if (e instanceof AppendTimeout) throw new ServiceUnavailableError('The catalog is being written too often to take this entry now; try again.', 1);
       throw e;
     }
@@ -139,18 +152,20 @@ export class EntryWriter {
     const out: Array<StoredRegistry | Error> = [];
     const tombstones = new Map((await this.tombstones.find({ _id: { $in: docs.map((d) => d._id) } }).toArray()).map((t) => [t._id, t.revision]));
     const candidates: number[] = [];
+    for (const doc of docs) stampNameKey(doc);
+    const refused = await this.names.reserveMany(docs.map((d) => ({ key: nameKey(d), id: d._id })));
     for (const [i, doc] of docs.entries()) {
-      stampNameKey(doc);
-      const owner = await this.nameOwner?.(nameKey(doc));
-      if (owner !== undefined && owner !== doc._id) out[i] = nameTaken(doc);
+      if (refused.has(doc._id) || (await this.unreservedOwner(doc))) out[i] = nameTaken(doc);
       else candidates.push(i);
     }
     const revs = await this.log.appendMany(candidates.map((i) => ({ key: docs[i]!._id, prev: tombstones.get(docs[i]!._id) ?? 0, op: 'upsert' as const, doc: docs[i]! })));
     const stored: Array<{ i: number; doc: StoredRegistry }> = [];
     for (const [k, i] of candidates.entries()) {
       const r = revs[k]!;
-      if (r instanceof ChangeConflict) out[i] = idTaken(docs[i]!._id);
-      else stored.push({ i, doc: { ...docs[i]!, revision: r } as StoredRegistry });
+      if (r instanceof ChangeConflict) {
+        out[i] = idTaken(docs[i]!._id);
+        await this.names.releaseUnused(nameKey(docs[i]!), docs[i]!._id).catch(() => undefined);
+      } else stored.push({ i, doc: { ...docs[i]!, revision: r } as StoredRegistry });
     }
     const failed = await this.materializeNew(stored.map((s) => s.doc), false);
     for (const [k, s] of stored.entries()) out[s.i] = failed.get(k) ?? s.doc;
@@ -190,11 +205,40 @@ export class EntryWriter {
   private async undoCreate(doc: StoredRegistry): Promise<void> {
     const r = await this.log.append({ key: doc._id, prev: doc.revision as number, op: 'delete' });
     await this.tombstones.replaceOne({ _id: doc._id }, { revision: r, at: new Date() }, { upsert: true });
+    await this.names.release(nameKey(doc), doc._id);
   }
 
-  private async checkName(doc: StoredRegistry): Promise<void> {
+  /** Reserves the name `doc` asks for (names.ts); 409 when another entry holds it. */
+  private async takeName(doc: StoredRegistry): Promise<void> {
+    if (!(await this.names.reserve(nameKey(doc), doc._id)) || (await this.unreservedOwner(doc))) {
+      await this.names.releaseUnused(nameKey(doc), doc._id).catch(() => undefined);
+      throw nameTaken(doc);
+    }
+  }
+
+  /**
+   * True when another entry uses `doc`'s name without a reservation (named before reservations existed, or
+   * imported from an older export): the view knows it, and the collection confirms it (the view may trail
+   * another replica's rename; such an entry's state is in the collection).
+   */
+  private async unreservedOwner(doc: StoredRegistry): Promise<boolean> {
     const owner = this.nameOwner ? await this.nameOwner(nameKey(doc)) : undefined;
-    if (owner !== undefined && owner !== doc._id) throw nameTaken(doc);
+    return owner !== undefined && owner !== doc._id && (await this.storedWithName(owner, nameKey(doc)));
+  }
+
+  /**
+   * Whether entry `id` may use name key `key` in a state a reader can see: this replica's feed (which also
+   * holds changes not yet in the collection) or the collection. Errs towards "uses it": a reservation kept
+   * too long only delays the name's next owner (names.ts).
+   */
+  private async holdsName(id: string, key: string): Promise<boolean> {
+    const known = this.latestKnown?.(id);
+    return (known?.doc !== undefined && nameKey(known.doc) === key) || this.storedWithName(id, key);
+  }
+
+  private async storedWithName(id: string, key: string): Promise<boolean> {
+    const cur = await this.collection.findOne({ _id: id } as Filter<StoredRegistry>, { projection: { container_registry_name: 1, container_registry_origin: 1 } });
+    return cur !== null && nameKey(cur) === key;
   }
 
   /**
@@ -202,6 +246,16 @@ export class EntryWriter {
    * nothing, its next state, or its deletion; it is called again when another writer got in first.
    */
   async modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known?: KnownEntry): Promise<R> {
+    // A name reserved by an attempt whose change was never appended is given back (names.ts).
+    const taken = { key: undefined as string | undefined };
+    try {
+      return await this.modifyOnce(id, plan, known, taken);
+    } finally {
+      if (taken.key !== undefined) await this.names.releaseUnused(taken.key, id).catch(() => undefined);
+    }
+  }
+
+  private async modifyOnce<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known: KnownEntry | undefined, taken: { key?: string }): Promise<R> {
     const giveUpAt = Date.now() + DEADLINE_MS;
     let stuck: { prev: number; since: number } | undefined;
     let next: KnownEntry | undefined = known;
@@ -214,7 +268,13 @@ export class EntryWriter {
       if (p.kind === 'none' || !doc) return p.result;
       const prev = revisionOf(doc);
       if (p.kind === 'replace') stampNameKey(p.next);
-      if (p.kind === 'replace' && p.next[NAME_KEY] !== doc[NAME_KEY]) await this.checkName(p.next);
+      const renamed = p.kind === 'replace' && nameKey(p.next) !== nameKey(doc);
+      if (renamed && taken.key !== nameKey(p.next)) {
+        if (taken.key !== undefined) await this.names.releaseUnused(taken.key, id);
+        taken.key = undefined;
+        await this.takeName(p.next);
+        taken.key = nameKey(p.next);
+      }
       if (Date.now() - readAt > MAX_PLAN_AGE_MS) continue;
       let r: number;
       try {
@@ -235,6 +295,8 @@ export class EntryWriter {
         await sleep(Math.min(100, 2 + Math.random() * (attempt + 1) * 4));
         continue;
       }
+      // Appended: every reader sees the entry with this state, and so its name.
+      if (renamed) taken.key = undefined;
       const rec: LogRecord<StoredRegistry> = { _id: revisionId(r), r, key: id, prev, op: p.kind === 'delete' ? 'delete' : 'upsert', at: new Date(), w: '' };
       if (p.kind === 'replace') rec.doc = { ...p.next, revision: r } as StoredRegistry;
       try {
@@ -259,10 +321,13 @@ export class EntryWriter {
             .append({ key: id, prev: r, op: 'upsert', doc })
             .then((back) => this.materializeReplace({ ...doc, revision: back }))
             .catch(() => undefined);
+          taken.key = nameKey(p.next);
           throw nameTaken(p.next);
         }
       }
       this.written(r);
+      // The entry's previous name is free from now on (renamed, or deleted).
+      if (renamed || p.kind === 'delete') await this.names.release(nameKey(doc), id).catch(() => undefined);
       return p.result;
     }
     throw new ServiceUnavailableError(`Entry ${id} is being written too often to apply this change now; try again.`, 1);

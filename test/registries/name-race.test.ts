@@ -1,0 +1,101 @@
+/**
+ * Names are unique per origin, and a write refused for its name is never seen by anyone (issue 24, item 7):
+ * ten creates of one name at once on two replicas give one 201 and nine 409s, and neither the queries (the
+ * in-memory view) nor the change feed ever show one of the nine: no entry, no upsert, no compensating
+ * delete of an id no client was given. The same for renames racing to one name.
+ */
+import { entry } from '../support/entries';
+import { call, startReplicas, type TestService } from '../support/service';
+
+let replicas: TestService[];
+
+beforeAll(async () => {
+  replicas = await startReplicas(2);
+}, 60_000);
+afterAll(async () => {
+  for (const r of replicas ?? []) await r.close();
+});
+
+async function revision(svc: TestService): Promise<number> {
+  const r = await call(svc.url, 'POST', '/container_registries?limit=1', {});
+  return Number(r.headers.get('x-catalog-revision'));
+}
+
+/** Every change after `since` on `svc`, once its feed holds revision `upTo`. */
+async function changesAfter(svc: TestService, since: number, upTo: number): Promise<Array<{ type: string; container_registry_id: string; entry?: { container_registry_name: string } }>> {
+  await call(svc.url, 'POST', `/container_registries?limit=1&min_revision=${upTo}`, {});
+  const r = await call(svc.url, 'GET', `/container_registries/changes?since=${since}&limit=5000`);
+  expect(r.status).toBe(200);
+  return r.body.changes;
+}
+
+test('When ten creates of one name race on two replicas, then one wins and the nine refused never show in queries or on the feed', async () => {
+  for (let round = 0; round < 5; round++) {
+    const name = `race-${round}-${Date.now()}`;
+    const before = Math.max(...(await Promise.all(replicas.map(revision))));
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => call(replicas[i % 2]!.url, 'POST', '/container_registry', entry({ container_registry_name: name }))));
+    const created = answers.filter((a) => a.status === 201);
+    expect(answers.map((a) => a.status).sort()).toEqual([201, ...Array(9).fill(409)]);
+    const winner = created[0]!.body.container_registry_id as string;
+    // Right after the answers, on both replicas, a few times over: only the winner.
+    for (let look = 0; look < 5; look++) {
+      for (const svc of replicas) {
+        const q = await call(svc.url, 'POST', '/container_registries', { container_registry_name: name });
+        expect(q.body.map((e: { container_registry_id: string }) => e.container_registry_id)).toEqual(q.body.length === 0 ? [] : [winner]);
+      }
+    }
+    const upTo = created[0]!.body.revision as number;
+    for (const svc of replicas) {
+      const seen = (await changesAfter(svc, before, upTo)).filter((c) => c.container_registry_id === winner || c.entry?.container_registry_name === name || c.type === 'delete');
+      expect(seen.map((c) => `${c.type} ${c.container_registry_id}`)).toEqual([`upsert ${winner}`]);
+    }
+  }
+});
+
+test('When two entries are renamed to one free name at once, then one rename wins and the other entry never shows the name', async () => {
+  for (let round = 0; round < 5; round++) {
+    const target = `renamed-${round}-${Date.now()}`;
+    const a = (await call(replicas[0]!.url, 'POST', '/container_registry', entry())).body;
+    const b = (await call(replicas[1]!.url, 'POST', '/container_registry', entry())).body;
+    const before = Math.max(...(await Promise.all(replicas.map(revision))));
+    const answers = await Promise.all([
+      call(replicas[0]!.url, 'PUT', `/container_registry/${a.container_registry_id}`, { $set: { container_registry_name: target } }),
+      call(replicas[1]!.url, 'PUT', `/container_registry/${b.container_registry_id}`, { $set: { container_registry_name: target } }),
+    ]);
+    expect(answers.map((x) => x.status).sort()).toEqual([200, 409]);
+    const won = answers.find((x) => x.status === 200)!.body;
+    const lost = won.container_registry_id === a.container_registry_id ? b : a;
+    for (const svc of replicas) {
+      const changes = await changesAfter(svc, before, won.revision);
+      expect(changes.filter((c) => c.container_registry_id === lost.container_registry_id)).toEqual([]);
+      const q = await call(svc.url, 'POST', '/container_registries', { container_registry_name: target });
+      expect(q.body.map((e: { container_registry_id: string }) => e.container_registry_id)).toEqual([won.container_registry_id]);
+    }
+  }
+});
+
+test('When an entry gives up its name (renamed or deleted), then another entry can take it at once', async () => {
+  const name = `handed-on-${Date.now()}`;
+  const a = (await call(replicas[0]!.url, 'POST', '/container_registry', entry({ container_registry_name: name }))).body;
+  expect((await call(replicas[1]!.url, 'POST', '/container_registry', entry({ container_registry_name: name }))).status).toBe(409);
+  expect((await call(replicas[0]!.url, 'PUT', `/container_registry/${a.container_registry_id}`, { $set: { container_registry_name: `${name}-old` } })).status).toBe(200);
+  const b = await call(replicas[1]!.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
+  expect(b.status).toBe(201);
+  expect((await call(replicas[1]!.url, 'DELETE', `/container_registry/${b.body.container_registry_id}`)).status).toBe(204);
+  expect((await call(replicas[0]!.url, 'PUT', `/container_registry/${a.container_registry_id}`, { $set: { container_registry_name: name } })).status).toBe(200);
+});
+
+test('When a process died holding a name it never used, then the name is refused while a write could still be in flight and taken over after', async () => {
+  const reservations = replicas[0]!.db.collection<{ _id: string; id: string; at: Date }>('catalog_name_reservations');
+  const fresh = `in-flight-${Date.now()}`;
+  const stale = `abandoned-${Date.now()}`;
+  // As a writer leaves them when it dies between reserving and appending (no entry holds either name).
+  await reservations.insertMany([
+    { _id: `/${fresh}`, id: '00000000-0000-4000-8000-000000000001', at: new Date() },
+    { _id: `/${stale}`, id: '00000000-0000-4000-8000-000000000002', at: new Date(Date.now() - 60_000) },
+  ]);
+  expect((await call(replicas[0]!.url, 'POST', '/container_registry', entry({ container_registry_name: fresh }))).status).toBe(409);
+  const taken = await call(replicas[1]!.url, 'POST', '/container_registry', entry({ container_registry_name: stale }));
+  expect(taken.status).toBe(201);
+  expect(await reservations.findOne({ _id: `/${stale}` })).toMatchObject({ id: taken.body.container_registry_id });
+});
