@@ -24,10 +24,17 @@ export function columns(items) {
   return [t, latency, status];
 }
 
-/** Draws the chart into `el` (emptied first); returns { update(items), destroy() }. */
-export function historyChart(el, items) {
+/**
+ * Draws the chart into `el` (emptied first) over the history window: from `since` (ms) to now, whatever
+ * the probes span (one probe alone once stretched the axis over years). Returns { update(items), destroy() }.
+ */
+export function historyChart(el, items, since) {
   let plot = null;
   let data = columns(items);
+  const windowOf = () => {
+    const to = Math.max(Date.now() / 1000, ...data[0]);
+    return [Math.min(since / 1000, ...data[0]), to];
+  };
 
   const build = () => {
     plot?.destroy();
@@ -40,7 +47,7 @@ export function historyChart(el, items) {
       height: width < 500 ? 220 : 280,
       cursor: { drag: { x: true, y: false } },
       legend: { live: true },
-      scales: { x: { time: true }, ms: { auto: true, range: (_u, _min, max) => [0, Math.max(10, (max ?? 0) * 1.1)] }, st: { range: [0.5, 3.5] } },
+      scales: { x: { time: true, range: () => windowOf() }, ms: { auto: true, range: (_u, _min, max) => [0, Math.max(10, (max ?? 0) * 1.1)] }, st: { range: [0.5, 3.5] } },
       series: [
         {},
         {
@@ -68,6 +75,8 @@ export function historyChart(el, items) {
         { scale: 'ms', stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, values: (_u, vals) => vals.map((v) => `${v} ms`), size: width < 500 ? 50 : 64 },
         { scale: 'st', side: 1, stroke: axis, grid: { show: false }, ticks: { stroke: grid }, splits: () => [1, 2, 3], values: (_u, vals) => vals.map((v) => LABEL[v] ?? ''), size: width < 500 ? 70 : 80 },
       ],
+      // The x range drawn, for the tests (uPlot draws on a canvas).
+      hooks: { draw: [(u) => Object.assign(el.dataset, { xMin: String(u.scales.x.min), xMax: String(u.scales.x.max) })] },
     };
     plot = new uPlot(opts, data, el);
     el.dataset.points = String(data[0].length);

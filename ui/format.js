@@ -62,3 +62,8 @@ export function absolute(iso) {
 export function count(n) {
   return typeof n === 'number' ? n.toLocaleString() : '—';
 }
+
+/** "1 probe", "3 probes", "— probes". */
+export function plural(n, word) {
+  return `${count(n)} ${n === 1 ? word : `${word}s`}`;
+}

@@ -5,7 +5,7 @@
 import { api } from './api.js';
 import { historyChart } from './chart.js';
 import { badge, h, timeAgo } from './dom.js';
-import { absolute, bytes, count, megabytes, ms, percent } from './format.js';
+import { absolute, bytes, count, megabytes, ms, percent, plural } from './format.js';
 
 const HISTORY_LIMIT = 5000;
 
@@ -36,8 +36,8 @@ function healthFacts(health) {
 function uptimeFacts(report) {
   if (!report) return h('p', { class: 'muted' }, 'Not in the latest health report yet (reports are made after each sweep).');
   return dl([
-    ['Uptime 24 h', `${percent(report.uptime_24h)} of ${count(report.probes_24h)} probes`],
-    ['Uptime 7 d', `${percent(report.uptime_7d)} of ${count(report.probes_7d)} probes`],
+    ['Uptime 24 h', `${percent(report.uptime_24h)} of ${plural(report.probes_24h, 'probe')}`],
+    ['Uptime 7 d', `${percent(report.uptime_7d)} of ${plural(report.probes_7d, 'probe')}`],
     ['Latency p50 (24 h)', ms(report.latency_p50_ms)],
     ['Latency p95 (24 h)', ms(report.latency_p95_ms)],
   ]);
@@ -131,14 +131,14 @@ export async function renderRegistry(main, id, ctx) {
     storageBox.replaceChildren(...storageFacts(current.container_registry_storage_info));
     errorsBox.replaceChildren(errorList(items));
     const since = history.since;
-    chartNote.textContent = `${count(items.length)} probes since ${absolute(since)}${history.truncated ? ' (the newest ones only)' : ''}.`;
+    chartNote.textContent = `${plural(items.length, 'probe')} since ${absolute(since)}${history.truncated ? ' (the newest ones only)' : ''}.`;
     if (items.length === 0) {
       chart?.destroy();
       chart = null;
       chartBox.replaceChildren(h('p', { class: 'muted' }, 'No probes recorded yet.'));
       chartBox.dataset.points = '0';
     } else if (chart) chart.update(items);
-    else chart = historyChart(chartBox, items);
+    else chart = historyChart(chartBox, items, Date.parse(since));
   }
 
   const tags = current.container_registry_tags ?? [];

@@ -242,6 +242,13 @@ test('When a writer presses "check now" on a registry never probed, then the pag
   expect(await rec.page.textContent('.check-result')).toMatch(/^Checked: healthy in \d+ ms\.$/);
   await rec.page.waitForSelector('.chart canvas');
   expect(await rec.page.getAttribute('.chart', 'data-points')).toBe('1');
+  // One probe: the x axis is the history window ending now (it once ran over years around the point).
+  expect(await rec.page.textContent('.chart-note')).toMatch(/^1 probe since /);
+  const [xMin, xMax] = await rec.page.$eval('.chart', (el) => [Number((el as any).dataset.xMin), Number((el as any).dataset.xMax)]);
+  const windowS = svc.config.HEALTH_HISTORY_DAYS * 86_400;
+  expect(xMax - xMin).toBeGreaterThan(windowS - 600);
+  expect(xMax - xMin).toBeLessThan(windowS + 600);
+  expect(Math.abs(xMax - Date.now() / 1000)).toBeLessThan(600);
   const stored = await call(svc.url, 'GET', `/container_registry/${ids.fresh}`);
   expect(stored.body.container_registry_health.status).toBe('healthy');
   expect(rec.requests.filter((r) => r.url.endsWith(`/check_container_health/${ids.fresh}`))).toHaveLength(1);
