@@ -186,6 +186,11 @@ export const configSpec = {
     default: '1000000',
     parse: int(1, 50_000_000),
   },
+  STORAGE_DIGEST_MEMORY_MB: {
+    doc: 'Storage refresh: memory (outside the heap) that the digest sets of all concurrent refreshes of the process may hold together, about 40 bytes per digest; a refresh that finds it spent stops there (`truncated`).',
+    default: '128',
+    parse: int(1, 65_536),
+  },
   STORAGE_TIMEOUT_MS: { doc: 'Storage refresh: time limit per registry (hit: `truncated`).', default: '600000', parse: int(1000, 86_400_000) },
   STORAGE_CONCURRENCY: { doc: 'Storage refresh: registry API requests in flight per registry.', default: '4', parse: int(1, 64) },
   HEALTH_CRON: { doc: 'Cron schedule of health sweeps, or `off`.', default: '*/5 * * * *', parse: str },

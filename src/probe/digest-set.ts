@@ -1,9 +1,13 @@
 /**
  * A set of content digests at a fixed cost per digest, outside the JavaScript heap: each digest is kept as a
- * 32-byte key (`sha256:<64 lower-case hex>` decoded; any other algorithm or spelling hashed with SHA-256) in 2 MB
- * chunks, found through an open-addressing index of 32-bit entry numbers (load at most one half).
+ * 32-byte key (`sha256:<64 lower-case hex>` decoded; any other algorithm or spelling hashed with SHA-256) in
+ * 128 KB chunks, found through an open-addressing index of 32-bit entry numbers (load at most one half).
  * About 40 bytes per digest (a million: 32 MB of keys and 8 MB of index), where a Map of digest strings
  * to sizes cost about 150 bytes each on the heap the service caps at 256 MB.
+ *
+ * Every set of a process draws its memory from one MemoryBudget (STORAGE_DIGEST_MEMORY_MB): concurrent crawls
+ * together never hold more than it. A set that cannot get memory throws DigestMemoryExhausted (the crawl
+ * stops there, truncated); `release()` gives its memory back.
  *
  * The slot of a key mixes it with a seed drawn per set, so a registry cannot choose digests that all land
  * in one probe sequence.
@@ -11,21 +15,58 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 const KEY_WORDS = 8;
-const CHUNK_KEYS = 65_536;
+const CHUNK_KEYS = 4096;
+const CHUNK_BYTES = CHUNK_KEYS * KEY_WORDS * 4;
 const PREFIX = 'sha256:';
 /** Lower-case hex digit → value; -1 for anything else. */
 const HEX = new Int8Array(128).fill(-1);
 for (let i = 0; i < 16; i++) HEX['0123456789abcdef'.charCodeAt(i)] = i;
 
+/** The bytes every digest set of the process may hold together; shared by concurrent crawls. */
+export class MemoryBudget {
+  used = 0;
+  /** The most ever held at once. */
+  peak = 0;
+
+  constructor(readonly limit: number) {}
+
+  /** Takes `bytes` if they fit (`always`: even if not; a few KB a set may start with). */
+  take(bytes: number, always = false): boolean {
+    if (!always && this.used + bytes > this.limit) return false;
+    this.used += bytes;
+    this.peak = Math.max(this.peak, this.used);
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.used = Math.max(0, this.used - bytes);
+  }
+}
+
+export class DigestMemoryExhausted extends Error {
+  constructor(readonly limit: number) {
+    super(`the digest memory shared by concurrent storage refreshes (${Math.round(limit / 1048576)} MB, STORAGE_DIGEST_MEMORY_MB) is in use`);
+  }
+}
+
+const INITIAL_SLOTS = 1024;
+
 export class DigestSet {
   /** Keys, KEY_WORDS 32-bit words each, CHUNK_KEYS per chunk. */
-  private readonly chunks: Uint32Array[] = [];
+  private chunks: Uint32Array[] = [];
   /** Slot → entry number + 1; 0 is an empty slot. */
-  private index = new Uint32Array(1024);
+  private index = new Uint32Array(INITIAL_SLOTS);
   private readonly seed = randomBytes(4).readUInt32LE(0);
   private readonly key = new Uint32Array(KEY_WORDS);
   private readonly keyBytes = Buffer.from(this.key.buffer);
   private count = 0;
+  private held = 0;
+
+  /** Without a budget the set is bounded only by its callers. */
+  constructor(private readonly budget?: MemoryBudget) {
+    this.held = this.index.byteLength;
+    budget?.take(this.held, true);
+  }
 
   get size(): number {
     return this.count;
@@ -33,7 +74,21 @@ export class DigestSet {
 
   /** Bytes held by the keys and the index (what a crawl's digests cost). */
   get bytes(): number {
-    return this.chunks.length * CHUNK_KEYS * KEY_WORDS * 4 + this.index.byteLength;
+    return this.chunks.length * CHUNK_BYTES + this.index.byteLength;
+  }
+
+  /** Gives the set's memory back to the budget; the set is not used after this. */
+  release(): void {
+    this.chunks = [];
+    this.index = new Uint32Array(0);
+    this.count = 0;
+    this.budget?.give(this.held);
+    this.held = 0;
+  }
+
+  private reserve(bytes: number): void {
+    if (this.budget && !this.budget.take(bytes)) throw new DigestMemoryExhausted(this.budget.limit);
+    this.held += bytes;
   }
 
   has(digest: string): boolean {
@@ -47,7 +102,10 @@ export class DigestSet {
     const at = this.find();
     if (at >= 0) return false;
     const n = this.count;
-    if (n % CHUNK_KEYS === 0) this.chunks.push(new Uint32Array(CHUNK_KEYS * KEY_WORDS));
+    const newChunk = n % CHUNK_KEYS === 0;
+    // A new chunk, and the index doubling below: both taken from the budget before either is made.
+    this.reserve((newChunk ? CHUNK_BYTES : 0) + ((n + 1) * 2 > this.index.length ? this.index.byteLength : 0));
+    if (newChunk) this.chunks.push(new Uint32Array(CHUNK_KEYS * KEY_WORDS));
     this.chunks[this.chunks.length - 1]!.set(this.key, (n % CHUNK_KEYS) * KEY_WORDS);
     this.count++;
     if (this.count * 2 > this.index.length) this.grow();

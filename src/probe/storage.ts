@@ -5,7 +5,8 @@
  * registry, foreign layers with `urls` left out. Bounded in repositories, tags, manifests, distinct blobs and time,
  * each bound applied as the pages and manifests arrive (never after collecting); a bound hit gives
  * `truncated: true` with what was counted so far. Digests are kept in a DigestSet (about 40 bytes each, outside
- * the heap). A list whose next page brings nothing new, or whose `Link` repeats a page already read, ends.
+ * the heap), all crawls of the process drawing on one memory budget (STORAGE_DIGEST_MEMORY_MB): a crawl that
+ * finds it spent stops there, truncated. A list whose next page brings nothing new, or whose `Link` repeats a page already read, ends.
  * A refused catalog gives `catalog_supported: false`.
  * Like the prober, the crawler never throws: a failure is a result with `error` and `detail`.
  */
@@ -14,14 +15,14 @@ import type { Config } from '../config';
 import type { ContainerRegistryObserved } from '../generated';
 import { createHttpClient, header, type HttpClient, type HttpResponse } from './client';
 import { startDeadline } from './deadline';
-import { DigestSet } from './digest-set';
+import { DigestMemoryExhausted, DigestSet, MemoryBudget } from './digest-set';
 import { classifyError, ProbeError } from './errors';
 import { nextLink } from './link';
 import { isDigest, MANIFEST_ACCEPT, parseManifest } from './manifests';
 import { createSession, type RegistrySession } from './session';
 import type { ProbeTarget, StorageCrawler } from './types';
 
-export type ClosableStorageCrawler = StorageCrawler & { close(): Promise<void> };
+export type ClosableStorageCrawler = StorageCrawler & { close(): Promise<void>; digestMemory: MemoryBudget };
 
 export interface CrawlerOptions {
   client?: HttpClient;
@@ -55,18 +56,49 @@ class Crawl {
   tagCount = 0;
   manifestsRead = 0;
   /** Manifests, configs and layers counted (each digest once) and the sum of their sizes. */
-  readonly counted = new DigestSet();
+  readonly counted: DigestSet;
   usedBytes = 0;
   /** Manifests already read (their children need no second visit). */
-  readonly manifests = new DigestSet();
+  readonly manifests: DigestSet;
   truncated = false;
+  /** Set when the process-wide digest memory stopped the crawl. */
+  memoryShort?: string;
   /** A bound was hit: no further list pages are read. */
   stopped = false;
   /** The manifest or blob bound was hit: no further manifests are read either. */
   full = false;
   unreadable = 0;
 
-  constructor(readonly bounds: Bounds) {}
+  constructor(
+    readonly bounds: Bounds,
+    memory: MemoryBudget,
+  ) {
+    this.counted = new DigestSet(memory);
+    this.manifests = new DigestSet(memory);
+  }
+
+  /** Gives the digest memory back (the crawl is over). */
+  release(): void {
+    this.counted.release();
+    this.manifests.release();
+  }
+
+  /** Adds `digest` to `set`; false when it was there, or when digest memory ran out (the crawl stops). */
+  private add(set: DigestSet, digest: string): boolean {
+    try {
+      return set.add(digest);
+    } catch (e) {
+      if (!(e instanceof DigestMemoryExhausted)) throw e;
+      this.memoryShort = e.message;
+      this.hitCountBound();
+      return false;
+    }
+  }
+
+  /** True the first time manifest `digest` is met. */
+  firstVisit(digest: string): boolean {
+    return this.add(this.manifests, digest);
+  }
 
   hitBound(): void {
     this.truncated = true;
@@ -84,8 +116,8 @@ class Crawl {
       this.hitCountBound();
       return false;
     }
-    if (this.counted.add(digest)) this.usedBytes += size;
-    return true;
+    if (this.add(this.counted, digest)) this.usedBytes += size;
+    return !this.full;
   }
 }
 
@@ -98,11 +130,12 @@ export function createStorageCrawler(config: Config, options: CrawlerOptions = {
     manifests: config.STORAGE_MAX_MANIFESTS,
     blobs: config.STORAGE_MAX_BLOBS,
   };
+  const memory = new MemoryBudget(config.STORAGE_DIGEST_MEMORY_MB * 1024 * 1024);
 
   const crawler = async (target: ProbeTarget, signal?: AbortSignal): Promise<ContainerRegistryObserved> => {
     const started = performance.now();
     const deadline = startDeadline(config.STORAGE_TIMEOUT_MS, signal);
-    const crawl = new Crawl(bounds);
+    const crawl = new Crawl(bounds, memory);
     const finish = (observed: ContainerRegistryObserved): ContainerRegistryObserved => ({
       ...observed,
       refreshed_at: new Date().toISOString(),
@@ -122,9 +155,10 @@ export function createStorageCrawler(config: Config, options: CrawlerOptions = {
       return finish({ error: code, detail });
     } finally {
       deadline.dispose();
+      crawl.release();
     }
   };
-  return Object.assign(crawler, { close: () => client.close() });
+  return Object.assign(crawler, { close: () => client.close(), digestMemory: memory });
 }
 
 function counted(crawl: Crawl): ContainerRegistryObserved {
@@ -135,7 +169,7 @@ function counted(crawl: Crawl): ContainerRegistryObserved {
     used_bytes: crawl.usedBytes,
     truncated: crawl.truncated,
     error: null,
-    detail: crawl.unreadable > 0 ? `${crawl.unreadable} tag lists or manifests could not be read` : null,
+    detail: crawl.memoryShort ?? (crawl.unreadable > 0 ? `${crawl.unreadable} tag lists or manifests could not be read` : null),
   };
 }
 
@@ -233,7 +267,7 @@ async function readManifest(session: RegistrySession, crawl: Crawl, repo: string
   const stated = header(res.headers, 'docker-content-digest');
   // Hashed off the event loop (a 4 MiB manifest is milliseconds of SHA-256).
   const digest = stated && isDigest(stated) ? stated : `sha256:${Buffer.from(await webcrypto.subtle.digest('SHA-256', res.body)).toString('hex')}`;
-  if (!crawl.manifests.add(digest) || !crawl.count(digest, res.body.length)) return;
+  if (!crawl.firstVisit(digest) || !crawl.count(digest, res.body.length)) return;
   const manifest = parseManifest(res.body);
   if (!manifest) {
     crawl.unreadable++;

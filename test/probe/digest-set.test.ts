@@ -1,7 +1,7 @@
 /** The storage crawl's compact digest set behaves as a Set of digest strings, at a fixed cost per digest. */
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { DigestSet } from '../../src/probe/digest-set';
+import { DigestMemoryExhausted, DigestSet, MemoryBudget } from '../../src/probe/digest-set';
 
 const sha = (i: number): string => `sha256:${createHash('sha256').update(String(i)).digest('hex')}`;
 
@@ -33,4 +33,26 @@ test('When 200,000 distinct digests are added (several chunks, index grown many 
   expect(set.has(sha(200_001))).toBe(false);
   expect(set.size).toBe(200_000);
   expect(set.bytes / set.size).toBeLessThan(64);
+});
+
+test('When sets share a memory budget, then together they never hold more than it, a set that cannot grow says so, and released memory can be used again', () => {
+  const budget = new MemoryBudget(1024 * 1024);
+  const a = new DigestSet(budget);
+  const b = new DigestSet(budget);
+  let added = 0;
+  expect(() => {
+    for (let i = 0; ; i++) if (a.add(sha(i))) added++;
+  }).toThrow(DigestMemoryExhausted);
+  expect(added).toBeGreaterThan(10_000);
+  expect(a.size).toBe(added);
+  expect(budget.used).toBeLessThanOrEqual(budget.limit);
+  expect(() => {
+    for (let i = 0; i < 10_000; i++) b.add(sha(-i - 1));
+  }).toThrow(DigestMemoryExhausted);
+  a.release();
+  for (let i = 0; i < 10_000; i++) b.add(sha(-i - 1));
+  expect(b.size).toBe(10_000);
+  expect(budget.peak).toBeLessThanOrEqual(budget.limit);
+  b.release();
+  expect(budget.used).toBe(0);
 });

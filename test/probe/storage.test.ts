@@ -217,6 +217,21 @@ describe('When a registry is hostile', () => {
     expect(handler.manifestsServed()).toBe(3);
   });
 
+  test('with more digests than the process-wide digest memory, then concurrent crawls together stay within it, the ones it stops say so, and the memory is given back', async () => {
+    // 50 manifests of 2000 layers: about 100,000 digests, about 4 MB of digest memory for one crawl.
+    const registry = await startFakeServer(manyBlobsRegistry({ tags: 50, layers: 2000, layerSize: 7 }));
+    const c = crawler({ STORAGE_DIGEST_MEMORY_MB: '6' });
+    const results = await Promise.all([1, 2, 3].map(() => c(target(registry.url))));
+    expect(c.digestMemory.peak).toBeLessThanOrEqual(6 * 1024 * 1024);
+    expect(c.digestMemory.used).toBe(0);
+    const stopped = results.filter((r) => r.truncated);
+    expect(stopped.length).toBeGreaterThanOrEqual(1);
+    for (const r of stopped) expect(r).toMatchObject({ catalog_supported: true, error: null, detail: expect.stringMatching(/STORAGE_DIGEST_MEMORY_MB/) });
+    // Alone, the same crawl gets the memory it needs.
+    const alone = await c(target(registry.url));
+    expect(alone).toMatchObject({ truncated: false, tag_count: 50, error: null });
+  });
+
   test('with tag pages that never end, then STORAGE_MAX_TAGS applies page by page and no page past the bound is read', async () => {
     const handler = tagFloodRegistry({ perPage: 100, length: 100 });
     const registry = await startFakeServer(handler);
