@@ -19,6 +19,14 @@
  * alone never over-admits. While the database is unreachable each replica keeps counting locally (the limit
  * then holds per replica) and retries the sync.
  *
+ * Near the limit that is not good enough (a probe budget of 12 once admitted 27 across three replicas), so
+ * from `strictFrom` × limit on (what this replica knows of the total), a request is decided on the database:
+ * this replica writes its count including the request, then reads every replica's count for the key, one
+ * request per key at a time. Of two replicas deciding at once, each writes before it reads, so at least one
+ * of them sees both requests: the budget can no longer be exceeded by requests decided that way, only by
+ * what other replicas admitted before their own picture reached `strictFrom` (none, when it is 0: the probe
+ * budget). The cost is one round trip per request in that range.
+ *
  * FerretDB v1 has no TTL indexes: windows that ended are deleted explicitly, once per window per replica.
  */
 import { randomUUID } from 'node:crypto';
@@ -61,10 +69,13 @@ export class SharedWindowStore implements Store {
   private syncing: Promise<void> | undefined;
   private prunedWindow = 0;
   private failing = false;
+  private limit = Infinity;
+  /** Per key: the decision on the database under way (one at a time per key). */
+  private readonly deciding = new Map<string, Promise<unknown>>();
 
   constructor(
     db: Db,
-    private readonly opts: { prefix: string; syncMs: number; logger: Logger },
+    private readonly opts: { prefix: string; syncMs: number; logger: Logger; strictFrom?: number },
   ) {
     this.prefix = opts.prefix;
     this.rows = db.collection<CountRow>(RATE_LIMITS);
@@ -72,6 +83,7 @@ export class SharedWindowStore implements Store {
 
   init(options: Options): void {
     this.windowMs = options.windowMs;
+    if (typeof options.limit === 'number') this.limit = options.limit;
     this.timer ??= setInterval(() => void this.sync(), this.opts.syncMs).unref();
   }
 
@@ -94,10 +106,53 @@ export class SharedWindowStore implements Store {
     return c ? this.info(c) : undefined;
   }
 
-  increment(key: string): ClientRateLimitInfo {
+  increment(key: string): ClientRateLimitInfo | Promise<ClientRateLimitInfo> {
+    const c = this.current(key);
+    if (this.opts.strictFrom === undefined || c.others + c.mine < this.opts.strictFrom * this.limit) {
+      c.mine += 1;
+      return this.info(c);
+    }
+    const decided = (this.deciding.get(key) ?? Promise.resolve()).then(() => this.decide(key));
+    const settled = decided.catch(() => undefined);
+    this.deciding.set(key, settled);
+    void settled.then(() => {
+      if (this.deciding.get(key) === settled) this.deciding.delete(key);
+    });
+    return decided;
+  }
+
+  /** Counts one request of `key` with every replica's count read after this one's was written. */
+  private async decide(key: string): Promise<ClientRateLimitInfo> {
+    // A sync under way may write an older count of this key: it lands first.
+    if (this.syncing) await this.syncing;
     const c = this.current(key);
     c.mine += 1;
+    const mine = c.mine;
+    try {
+      await this.rows.updateOne({ _id: this.rowId(key, c) }, { $set: this.row(key, c, mine) }, { upsert: true });
+      c.stored = mine;
+      c.others = await this.othersOf(key, c);
+      if (this.failing) this.opts.logger.info('rate limits: shared counters reachable again');
+      this.failing = false;
+    } catch (e) {
+      if (!this.failing) this.opts.logger.warn('rate limits: cannot sync the shared counters; counting locally until the database answers', { err: e });
+      this.failing = true;
+    }
     return this.info(c);
+  }
+
+  private rowId(key: string, c: Count): string {
+    return `${this.prefix}${key}|${c.windowStart}|${this.replica}`;
+  }
+
+  private row(key: string, c: Count, hits: number): Omit<CountRow, '_id'> {
+    return { limiter: this.prefix, key, window_start: new Date(c.windowStart), replica: this.replica, hits };
+  }
+
+  /** What the other replicas counted for `key` in `c`'s window. */
+  private async othersOf(key: string, c: Count, rows?: CountRow[]): Promise<number> {
+    rows ??= await this.rows.find({ limiter: this.prefix, key }).toArray();
+    return rows.filter((r) => r.key === key && r.replica !== this.replica && r.window_start.getTime() === c.windowStart).reduce((n, r) => n + r.hits, 0);
   }
 
   decrement(key: string): void {
@@ -143,20 +198,13 @@ export class SharedWindowStore implements Store {
     try {
       await this.rows.bulkWrite(
         batch.map(({ key, c, mine }) => ({
-          updateOne: {
-            filter: { _id: `${this.prefix}${key}|${c.windowStart}|${this.replica}` },
-            update: { $set: { limiter: this.prefix, key, window_start: new Date(c.windowStart), replica: this.replica, hits: mine } },
-            upsert: true,
-          },
+          updateOne: { filter: { _id: this.rowId(key, c) }, update: { $set: this.row(key, c, mine) }, upsert: true },
         })),
         { ordered: false },
       );
       for (const b of batch) b.c.stored = b.mine;
       const rows = await this.rows.find({ limiter: this.prefix, key: { $in: batch.map((b) => b.key) } }).toArray();
-      for (const { key, c } of batch) {
-        const start = c.windowStart;
-        c.others = rows.filter((r) => r.key === key && r.replica !== this.replica && r.window_start.getTime() === start).reduce((n, r) => n + r.hits, 0);
-      }
+      for (const { key, c } of batch) c.others = await this.othersOf(key, c, rows);
       if (this.failing) this.opts.logger.info('rate limits: shared counters reachable again');
       this.failing = false;
     } catch (e) {

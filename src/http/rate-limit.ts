@@ -32,6 +32,8 @@ export interface RateLimits {
 }
 
 const pass: RequestHandler = (_req, _res, next) => next();
+/** From this share of the default budget on, a client's requests are decided on the database, one round trip each. */
+const NEAR_LIMIT = 0.9;
 
 export async function createRateLimits(
   config: Pick<Config, 'RATE_LIMIT_WINDOW_MS' | 'RATE_LIMIT_MAX' | 'PROBE_RATE_LIMIT_MAX' | 'RATE_LIMIT_SYNC_MS' | 'AUTH_FAILURE_LIMIT'>,
@@ -39,9 +41,10 @@ export async function createRateLimits(
   logger: Logger,
 ): Promise<RateLimits> {
   const stores: SharedWindowStore[] = [];
-  const limiter = (name: string, limit: number): RequestHandler => {
+  /** `strictFrom`: the share of the budget from which each request is decided on the database (rate-limit-store.ts). */
+  const limiter = (name: string, limit: number, strictFrom: number): RequestHandler => {
     if (limit === 0) return pass;
-    const store = new SharedWindowStore(db, { prefix: `${name}:`, syncMs: config.RATE_LIMIT_SYNC_MS, logger });
+    const store = new SharedWindowStore(db, { prefix: `${name}:`, syncMs: config.RATE_LIMIT_SYNC_MS, logger, strictFrom });
     stores.push(store);
     return rateLimit({
       windowMs: config.RATE_LIMIT_WINDOW_MS,
@@ -94,8 +97,9 @@ export async function createRateLimits(
     };
   };
   const limits: RateLimits = {
-    all: limiter('default', config.RATE_LIMIT_MAX),
-    probe: limiter('probe', config.PROBE_RATE_LIMIT_MAX),
+    all: limiter('default', config.RATE_LIMIT_MAX, NEAR_LIMIT),
+    // Each probe sends traffic to a registry: every one is decided on the database, so replicas never over-admit.
+    probe: limiter('probe', config.PROBE_RATE_LIMIT_MAX, 0),
     guardAuthentication,
     shutdown: async () => {
       await Promise.all(stores.map((s) => s.shutdown()));

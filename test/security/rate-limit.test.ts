@@ -103,3 +103,22 @@ test('When a client probes more often than the probe budget, then the extra prob
   expect(over.headers.get('ratelimit')).toMatch(/"probe"; r=0/);
   expect((await call(a.url, 'GET', `/container_registry/${id}`, undefined, asWriter)).status).toBe(200);
 });
+
+test('When three replicas that have not synced for a while take a burst of probes from one client, then no more than the probe budget is admitted in all', async () => {
+  const budget = 12;
+  const dbName = testDbName();
+  // Periodic syncs far apart: only the decision on the database can keep the replicas within the budget.
+  const strictEnv = { ...env, PROBE_RATE_LIMIT_MAX: String(budget), RATE_LIMIT_SYNC_MS: '10000' };
+  const replicas = [await startTestService(strictEnv, { dbName }), await startTestService(strictEnv, { dbName }), await startTestService(strictEnv, { dbName })];
+  try {
+    const asWriter = bearer(keys.writer);
+    const created = await call(replicas[0]!.url, 'POST', '/container_registry', entry({ container_registry_public_url: 'http://127.0.0.1:9' }), asWriter);
+    const id = created.body.container_registry_id as string;
+    const statuses = await Promise.all(Array.from({ length: 60 }, (_, i) => call(replicas[i % 3]!.url, 'GET', `/check_container_health/${id}`, undefined, asWriter).then((r) => r.status)));
+    expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(budget);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
+  } finally {
+    for (const r of replicas) await r.close();
+  }
+});
