@@ -235,7 +235,7 @@ export const configSpec = {
   WEBHOOK_TIMEOUT_MS: { doc: 'Time limit of one webhook delivery (connect, answer); longer counts as a failed attempt.', default: '5000', parse: int(100, 120_000) },
   WEBHOOK_RETRY_MIN_MS: { doc: 'First retry delay of a failed webhook delivery; doubled per attempt, with jitter (between half and all of it).', default: '1000', parse: int(10, 3_600_000) },
   WEBHOOK_RETRY_MAX_MS: { doc: 'Longest retry delay of a webhook delivery.', default: '600000', parse: int(10, 86_400_000) },
-  WEBHOOK_RETRY_FOR_S: { doc: 'A subscription whose event has failed for this long is marked `failing` and stops (delete and recreate it to resume).', default: '86400', parse: int(1, 30 * 86_400) },
+  WEBHOOK_RETRY_FOR_S: { doc: 'A subscription whose event has failed for this long is marked `failing` and stops (`POST /webhooks/:id/enable` resumes it).', default: '86400', parse: int(1, 30 * 86_400) },
   WEBHOOK_CONCURRENCY: { doc: 'Webhook deliveries in flight at once on one replica, across subscriptions (each subscription has at most one).', default: '16', parse: int(1, 1024) },
   WEBHOOK_LEASE_MS: { doc: 'Length of the lease through which one replica at a time delivers a subscription (renewed while delivering; a dead holder is replaced within two leases).', default: '15000', parse: int(500, 600_000) },
   METRICS_MAX_REGISTRIES: { doc: 'Most registries given per-registry series in /metrics (`registry_db_registry_*`); the rest are left out (and counted in `registry_db_registry_series_dropped`).', default: '5000', parse: int(0, 1_000_000) },

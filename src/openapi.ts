@@ -305,6 +305,19 @@ function paths(has: (name: string) => boolean): Json {
         responses: { '204': { description: 'Deleted.' }, '404': problem('No such subscription.') },
       }),
     },
+    '/webhooks/{id}/enable': {
+      parameters: [webhookIdParam],
+      post: op('webhooks', 'Make a failing or disabled subscription active again; it resumes from its stored position (the events it missed come in order), or with from=now after the current revision', {
+        operationId: 'enableWebhook',
+        parameters: [{ name: 'from', in: 'query', required: false, description: '`now`: skip the events missed while the subscription was not active.', schema: { type: 'string', enum: ['now'] } }],
+        responses: {
+          '200': json(webhookView(false), 'The subscription, active.'),
+          '400': problem('`from` is not `now`.'),
+          '404': problem('No such subscription.'),
+          '409': problem('The stored position is older than the retained history: some events can no longer be delivered (enable with from=now).'),
+        },
+      }),
+    },
     '/webhooks/{id}/deliveries': {
       parameters: [webhookIdParam],
       get: op('webhooks', 'The last 100 delivery attempts of a subscription, newest first', {

@@ -11,8 +11,8 @@
  * position. Feed changes wake idle workers.
  *
  * Failures: exponential backoff with full jitter in [d/2, d] where d = min(retryMax, retryMin * 2^(n-1)),
- * for at most retryFor since the event first failed; then the subscription is `failing` and stops (delete
- * and recreate it to start again from the current revision). A 410 answer disables it at once. Sends
+ * for at most retryFor since the event first failed; then the subscription is `failing` and stops (enabling
+ * it again resumes from its position: service.ts). A 410 answer disables it at once. Sends
  * across subscriptions share `concurrency` slots; a subscription has at most one request in flight, so a
  * slow or hanging receiver (bounded by the timeout) holds one slot and never delays the others' order.
  */

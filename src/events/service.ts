@@ -4,7 +4,7 @@
  * the API returns (never the secret, except once in the creation answer), deletion.
  */
 import { randomUUID } from 'node:crypto';
-import { NotFoundError, ServiceUnavailableError } from '../errors';
+import { ConflictError, InputError, NotFoundError, ServiceUnavailableError } from '../errors';
 import type { CatalogFeed } from '../feed/reader';
 import { parseFilterAt } from '../registries/query';
 import { validateWebhookRequest } from '../schemas';
@@ -88,6 +88,29 @@ export class WebhookService {
     const s = await this.store.get(id);
     if (!s) throw new NotFoundError(`No webhook subscription with id "${id}".`);
     return s;
+  }
+
+  /**
+   * Makes a failing or disabled subscription active again. It resumes from its stored position, so the
+   * events it missed are delivered in order; `from: 'now'` skips them and starts after the current revision.
+   * A position the feed no longer holds (its deletes expired) is a 409 that says so.
+   */
+  async enable(id: string, from: string | undefined): Promise<StoredSubscription> {
+    if (from !== undefined && from !== 'now') throw new InputError('from can only be "now".', [{ path: 'from', message: 'must be "now" (skip the events missed while the subscription was not active), or left out to resume from its position' }]);
+    const sub = await this.get(id);
+    if (!this.feed.ready) throw new ServiceUnavailableError('The change feed is still loading the catalog; try again shortly.', 2);
+    const retained = this.feed.view.retained;
+    if (from === undefined && sub.position > 0 && sub.position < retained) {
+      throw new ConflictError(
+        `The subscription stopped at revision ${sub.position}; the catalog keeps deletes back to revision ${retained} only, so some events since then cannot be delivered. Enable it with ?from=now to start after the current revision, or delete and recreate it.`,
+        [{ path: 'from', message: `revision ${sub.position} is older than the retained history (${retained})` }],
+      );
+    }
+    const set: Partial<StoredSubscription> = { status: 'active', failing_since: null };
+    if (from === 'now') set.position = Math.max(this.feed.view.revision, this.feed.acked);
+    await this.store.update(id, set, undefined, ['status_reason']);
+    this.deliverer.added(id);
+    return { ...sub, ...set, status_reason: undefined };
   }
 
   async remove(id: string): Promise<void> {

@@ -98,8 +98,8 @@ export class WebhookStore {
     return r.deletedCount > 0;
   }
 
-  async update(id: string, set: Partial<StoredSubscription>, inc?: Partial<Record<'delivered' | 'failed_attempts', number>>): Promise<void> {
-    await this.subs.updateOne({ _id: id }, { $set: set, ...(inc ? { $inc: inc } : {}) });
+  async update(id: string, set: Partial<StoredSubscription>, inc?: Partial<Record<'delivered' | 'failed_attempts', number>>, unset: Array<keyof StoredSubscription> = []): Promise<void> {
+    await this.subs.updateOne({ _id: id }, { $set: set, ...(inc ? { $inc: inc } : {}), ...(unset.length > 0 ? { $unset: Object.fromEntries(unset.map((k) => [k, ''])) } : {}) });
   }
 
   async loadKnown(sub: string): Promise<Map<string, Known>> {

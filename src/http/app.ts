@@ -68,6 +68,7 @@ export const KNOWN: Array<[RegExp, string[]]> = [
   [/^\/webhooks\/?$/, [...READ, 'POST']],
   [/^\/webhooks\/[^/]+\/?$/, [...READ, 'DELETE']],
   [/^\/webhooks\/[^/]+\/deliveries\/?$/, READ],
+  [/^\/webhooks\/[^/]+\/enable\/?$/, ['POST']],
   [/^\/peers\/?$/, READ],
   [/^\/whoami\/?$/, READ],
   [/^\/(healthz|readyz|metrics|openapi\.json)\/?$/, READ],

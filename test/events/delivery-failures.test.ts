@@ -88,3 +88,35 @@ test('When receivers hang, fail, answer 410 or are refused by the egress policy,
   // The healthy subscription delivered exactly once.
   expect(await sub(ids.good)).toMatchObject({ status: 'active', delivered: 1, failed_attempts: 0 });
 }, 60_000);
+
+test('When a disabled or failing subscription is enabled again, then it resumes from its position and the events it missed arrive in order; from=now skips them', async () => {
+  const [gone, fail, later] = [await receiver('gone'), await receiver('fail'), await receiver('gone')];
+  const ids = { gone: await subscribe(gone.url, gone), fail: await subscribe(fail.url, fail), later: await subscribe(later.url, later) };
+  const first = (await call(svc.url, 'POST', '/container_registry', entry())).body;
+  await eventually(async () => (await sub(ids.gone)).status === 'disabled' && (await sub(ids.later)).status === 'disabled');
+  await eventually(async () => (await sub(ids.fail)).status === 'failing', 20_000);
+  const second = (await call(svc.url, 'POST', '/container_registry', entry())).body;
+
+  expect((await call(svc.url, 'POST', `/webhooks/${ids.gone}/enable?from=yesterday`)).status).toBe(400);
+  expect((await call(svc.url, 'POST', '/webhooks/00000000-0000-4000-8000-000000000000/enable')).status).toBe(404);
+  expect((await call(svc.url, 'GET', `/webhooks/${ids.gone}/enable`)).status).toBe(405);
+
+  for (const r of [gone, fail, later]) r.mode = 'ok';
+  for (const id of [ids.gone, ids.fail]) {
+    const enabled = await call(svc.url, 'POST', `/webhooks/${id}/enable`);
+    expect(enabled.status).toBe(200);
+    expect(enabled.body.status).toBe('active');
+    expect(enabled.body).not.toHaveProperty('status_reason');
+  }
+  const created = (r: Receiver) => r.distinct().map((x) => (x.body as { data: { container_registry_id: string } }).data.container_registry_id);
+  for (const r of [gone, fail]) {
+    await r.waitFor((x) => x.distinct().length === 2);
+    expect(created(r)).toEqual([first.container_registry_id, second.container_registry_id]);
+  }
+  // from=now: only what happens after it.
+  expect((await call(svc.url, 'POST', `/webhooks/${ids.later}/enable?from=now`)).status).toBe(200);
+  const third = (await call(svc.url, 'POST', '/container_registry', entry())).body;
+  await later.waitFor((x) => x.distinct().length === 1);
+  expect(created(later)).toEqual([third.container_registry_id]);
+  expect(await sub(ids.later)).toMatchObject({ status: 'active' });
+}, 60_000);

@@ -1,10 +1,12 @@
 /**
  * Webhook subscriptions (SPEC 16), role admin: POST/GET /webhooks, GET/DELETE /webhooks/:id,
- * GET /webhooks/:id/deliveries. The secret appears only in the 201 of POST.
+ * POST /webhooks/:id/enable (a failing or disabled one resumes), GET /webhooks/:id/deliveries. The secret appears only in the 201 of POST.
  */
 import { Router } from 'express';
 import { subscriptionView, type WebhookService } from '../../events/service';
 import type { Access } from '../auth';
+import { InputError } from '../../errors';
+import { single } from '../../lib/query-params';
 import { jsonBody } from '../body';
 
 export function webhookRoutes(deps: { webhooks: WebhookService; can: Access['can']; bodyLimit: number }): Router {
@@ -19,6 +21,11 @@ export function webhookRoutes(deps: { webhooks: WebhookService; can: Access['can
   });
   r.get('/webhooks/:id', can('webhooks'), async (req, res) => {
     res.json(subscriptionView(await webhooks.get(String(req.params.id))));
+  });
+  r.post('/webhooks/:id/enable', can('webhooks'), async (req, res) => {
+    const unknown = Object.keys(req.query).filter((k) => k !== 'from');
+    if (unknown.length > 0) throw new InputError(`Unknown query parameters: ${unknown.join(', ')}.`, unknown.map((p) => ({ path: p, message: 'unknown query parameter; use from=now or nothing' })));
+    res.json(subscriptionView(await webhooks.enable(String(req.params.id), single(req.query as Record<string, unknown>, 'from'))));
   });
   r.delete('/webhooks/:id', can('webhooks'), async (req, res) => {
     await webhooks.remove(String(req.params.id));
