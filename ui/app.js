@@ -7,6 +7,7 @@ import { api, ApiError, keyStore, queryAll } from './api.js';
 import { h, refreshTimes } from './dom.js';
 import { followChanges } from './feed.js';
 import { matches, renderList, toFilter } from './list.js';
+import { isMirrored, PEERS_REFRESH_MS } from './peers.js';
 import { renderRegistry } from './registry.js';
 
 const main = document.getElementById('main');
@@ -25,6 +26,7 @@ const state = {
   loading: true,
   revision: null,
   reportAt: null,
+  peers: [],
 };
 let view = null; // what is on screen: { kind: 'list'|'registry', ... }
 let feed = null;
@@ -130,6 +132,28 @@ async function loadCatalog() {
   return true;
 }
 
+/** GET /peers into state.peers (none when the service follows no peer or the role may not read it). */
+async function loadPeers() {
+  try {
+    const { data } = await api('/peers');
+    state.peers = Array.isArray(data) ? data : (data.peers ?? []);
+  } catch {
+    state.peers = [];
+  }
+  view?.list?.drawPeers();
+}
+
+let peersSoon = null;
+/** A mirrored entry changed (a peer's entry, or its stale mark): the panel is read again shortly. */
+function peersChanged() {
+  clearTimeout(peersSoon);
+  peersSoon = setTimeout(loadPeers, 500);
+}
+
+setInterval(() => {
+  if (state.session && !document.hidden && state.peers.length > 0) loadPeers();
+}, PEERS_REFRESH_MS);
+
 function setReport(report) {
   state.reportAt = report?.generated_at ?? null;
   state.report = new Map((report?.registries ?? []).map((r) => [r.container_registry_id, r]));
@@ -203,6 +227,7 @@ function startFeed(revision) {
 
 function applyChange(change) {
   const id = change.container_registry_id;
+  if (isMirrored(change)) peersChanged();
   const known = state.entries.get(id);
   // An older state than the one shown (a change replayed after a newer list) is skipped.
   if (known && typeof known.revision === 'number' && change.revision <= known.revision) return;
@@ -290,7 +315,7 @@ async function start() {
     state.session = data;
     showWho();
     route();
-    await loadCatalog();
+    await Promise.all([loadCatalog(), loadPeers()]);
     view?.list?.refresh();
     view?.page?.refresh();
   } catch (e) {

@@ -3,6 +3,7 @@
 
 import { badge, h, STATUSES, timeAgo } from './dom.js';
 import { ms, percent } from './format.js';
+import { originLabel, peersPanel } from './peers.js';
 
 /** The query filter (SPEC section 5) for the filter box's values. */
 export function toFilter({ name, tags, status }) {
@@ -68,7 +69,7 @@ export function row(entry, report) {
   return h(
     'tr',
     { dataset: { id } },
-    h('th', { scope: 'row', 'data-label': 'Name', class: 'name' }, h('a', { href: `#/registry/${encodeURIComponent(id)}` }, entry.container_registry_name)),
+    h('th', { scope: 'row', 'data-label': 'Name', class: 'name' }, h('a', { href: `#/registry/${encodeURIComponent(id)}` }, entry.container_registry_name), originLabel(entry)),
     cell('URL', 'url', entry.container_registry_public_url),
     cell('Status', 'status', badge(health.status)),
     cell('Uptime 24 h', 'num', percent(report?.uptime_24h)),
@@ -91,9 +92,10 @@ function totals(entries) {
 }
 
 /**
- * Renders the view into `main`. `state`: { entries: Map, report: Map, filter, sort: {key, dir}, more, loading }.
+ * Renders the view into `main`. `state`: { entries: Map, report: Map, peers: [], filter, sort: {key, dir}, more, loading }.
  * `actions`: { setFilter(filter), setSort(sort) }. The form is drawn once (typing never loses focus); the
- * returned refresh() redraws totals, headers and rows, and updateRow/removeRow apply one live change.
+ * returned refresh() redraws totals, headers and rows, updateRow/removeRow apply one live change, and
+ * drawPeers() redraws the peers panel from state.peers.
  */
 export function renderList(main, state, actions) {
   const totalsEl = h('ul', { class: 'totals', 'aria-label': 'Registries per status' });
@@ -186,11 +188,15 @@ export function renderList(main, state, actions) {
     drawTotals();
   };
 
-  main.replaceChildren(h('h1', { class: 'sr-only', tabindex: '-1' }, 'Registries'), totalsEl, form, summary, h('div', { class: 'table-wrap' }, table), empty);
+  const peers = peersPanel();
+  const drawPeers = () => peers.draw(state.peers);
+  main.replaceChildren(h('h1', { class: 'sr-only', tabindex: '-1' }, 'Registries'), totalsEl, form, summary, h('div', { class: 'table-wrap' }, table), empty, peers.section);
   refresh();
+  drawPeers();
 
   return {
     refresh,
+    drawPeers,
     /** A live change of one entry: its row is replaced where it stands (rows do not jump under the reader). */
     updateRow(entry) {
       const id = entry.container_registry_id;
