@@ -151,7 +151,7 @@ export class PeerFollower {
         await this.step();
         this.failures = 0;
         // Nothing changed here, sooner than the long poll promised: wait before asking again.
-        if (this.writes === writes && Date.now() - started < this.waitS * 1000) await this.pause(jitter(Math.min(IDLE_PAUSE_MAX_MS, IDLE_PAUSE_MIN_MS * 2 ** this.idleSteps++)));
+        if (this.writes === writes && Date.now() - started < this.waitS * 1000) await this.pause(jitter(Math.min(IDLE_PAUSE_MAX_MS, IDLE_PAUSE_MIN_MS * 2 ** Math.min(this.idleSteps++, 8))));
         else this.idleSteps = 0;
       } catch (e) {
         if (this.stopped) return;
