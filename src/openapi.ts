@@ -177,7 +177,13 @@ function paths(has: (name: string) => boolean): Json {
         responses: {
           '200': {
             description: 'The changes after `since` (JSON), or an event stream.',
-            headers: { 'X-Catalog-Revision': { description: 'The revision this replica has read up to.', schema: { type: 'string' } } },
+            headers: {
+              'X-Catalog-Revision': { description: 'The revision this replica has read up to.', schema: { type: 'string' } },
+              'X-Catalog-Epoch': {
+                description: "The catalog's feed epoch (also `epoch` in a JSON page; the only place an event stream carries it). Revisions belong to one epoch: a new one (a restore by db:import, a new database) means list again from since=0.",
+                schema: { type: 'string' },
+              },
+            },
             content: { 'application/json': { schema: ref('ChangePage') }, 'text/event-stream': { schema: { type: 'string' } } },
           },
           '400': problem('Invalid parameter, or `since` beyond the latest revision.'),

@@ -14,6 +14,9 @@
  * - Compaction removes records that a later record of the same key supersedes (and fills), only when
  *   older than `compactAfterMs`, after raising `floor` (gaps at or below it are compaction, not holes);
  *   deletes ("tombstones") are removed after the retention, after raising `retained` (the 410 boundary).
+ * - The log has an epoch: a random value chosen once (one insert, so replicas agree) and kept across
+ *   restarts. An import gives it a new one (renewEpochs): revisions after a restore are another history,
+ *   and a follower that sees another epoch lists again rather than trust a position from the old one.
  *
  * This module knows nothing of registries: keys are strings and documents are opaque.
  */
@@ -86,11 +89,38 @@ const FILL_KEY = '~fill';
 const META_FLOOR = 'floor';
 const META_RETAINED = 'retained';
 const META_HEAD = 'head';
+const META_EPOCH = 'epoch';
 
 interface MetaDoc {
   _id: string;
   r: number;
   at: Date;
+  /** The log's epoch (the `epoch` document only). */
+  epoch?: string;
+}
+
+/** A new epoch: 96 random bits, URL-safe text. */
+export function newEpoch(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+/** The meta collection of the change log stored in collection `name`. */
+export function metaCollection(name: string): string {
+  return `${name}_meta`;
+}
+
+/**
+ * Gives each change log whose meta collection is among `collections` a new epoch (after an import: the
+ * imported revisions are another history than the one followers of the source may have read past).
+ * Answers how many logs got one.
+ */
+export async function renewEpochs(db: Db, collections: readonly string[]): Promise<number> {
+  let renewed = 0;
+  for (const name of collections.filter((c) => c.endsWith(metaCollection('')))) {
+    const r = await db.collection<MetaDoc>(name).updateOne({ _id: META_EPOCH, epoch: { $exists: true } }, { $set: { epoch: newEpoch(), at: new Date() } });
+    renewed += r.matchedCount;
+  }
+  return renewed;
 }
 
 export class ChangeLog<D extends Document = Document> {
@@ -107,7 +137,7 @@ export class ChangeLog<D extends Document = Document> {
   constructor(db: Db, opts: ChangeLogOptions = {}) {
     const name = opts.name ?? 'catalog_changes';
     this.records = db.collection<LogRecord<D>>(name);
-    this.meta = db.collection<MetaDoc>(`${name}_meta`);
+    this.meta = db.collection<MetaDoc>(metaCollection(name));
     this.holeFillMs = opts.holeFillMs ?? 2000;
     this.compactAfterMs = opts.compactAfterMs ?? 10 * 60_000;
     this.stamp = opts.stamp ?? ((doc, r) => void (doc.revision = r));
@@ -292,6 +322,21 @@ export class ChangeLog<D extends Document = Document> {
       // Two replicas creating the same meta document at once: the other one's value is as good.
       if (!isDuplicateKey(e)) throw e;
     }
+  }
+
+  /** The log's epoch, chosen (once, by whichever process asks first) when the log has none yet. */
+  async epoch(): Promise<string> {
+    const found = await this.meta.findOne({ _id: META_EPOCH });
+    if (found?.epoch) return found.epoch;
+    try {
+      await this.meta.insertOne({ _id: META_EPOCH, r: 0, at: new Date(), epoch: newEpoch() });
+    } catch (e) {
+      // Another process chose it at the same moment: its choice stands.
+      if (!isDuplicateKey(e)) throw e;
+    }
+    const chosen = await this.meta.findOne({ _id: META_EPOCH });
+    if (!chosen?.epoch) throw new Error(`${this.meta.collectionName} holds an epoch document without an epoch`);
+    return chosen.epoch;
   }
 
   /** Where a new reader starts probing: every revision up to here is committed, filled or compacted. */

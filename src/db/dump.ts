@@ -12,13 +12,16 @@
  *   ...
  *   ["end-of-export", {"collections": 5, "documents": 123}]
  * The import reads the file twice: first to check it whole (a truncated or edited file changes nothing),
- * then to write it; after each collection it compares the database's count with the file's.
+ * then to write it; after each collection it compares the database's count with the file's. An imported
+ * change log gets a new epoch (src/db/changelog.ts): the only change an import makes to what it reads, so
+ * that followers of the exported catalog see a restore as another history and list it again.
  */
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import readline from 'node:readline';
 import type { Writable } from 'node:stream';
 import { BSON, type Db, type Document, type IndexDescription } from 'mongodb';
+import { renewEpochs } from './changelog';
 import { ensureIndexes } from './indexes';
 
 const { EJSON } = BSON;
@@ -198,5 +201,6 @@ export async function importDatabase(db: Db, file: string, opts: { force?: boole
       done.push({ name: line.name, count });
     }
   }
+  await renewEpochs(db, done.map((c) => c.name));
   return done;
 }

@@ -15,7 +15,7 @@ import { COLLECTION, type StoredRegistry } from '../registries/model';
 import type { EntryWriter } from '../registries/writes';
 import { PEER_STATE, PeerFollower, type PeerState } from './follower';
 import { PeerLeases } from './lease';
-
+import { SERVICE_FIELDS_BYTES } from './mirror';
 
 /** A follower that stops renewing (dead or hung replica) is replaced after this long. */
 export const PEER_LEASE_MS = 10_000;
@@ -26,11 +26,14 @@ export class Federation {
   readonly leases: PeerLeases;
   private readonly followers: PeerFollower[];
 
-  constructor(private readonly config: Pick<Config, 'PEERS' | 'PEER_KEYS' | 'PEER_STALE_AFTER_S'>, private readonly db: Db, writer: EntryWriter, client: HttpClient, logger: Logger) {
+  constructor(private readonly config: Pick<Config, 'PEERS' | 'PEER_KEYS' | 'PEER_STALE_AFTER_S' | 'BODY_LIMIT_BYTES'>, private readonly db: Db, writer: EntryWriter, client: HttpClient, logger: Logger) {
     this.leases = new PeerLeases(db, `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, PEER_LEASE_MS);
     for (const key of config.PEER_KEYS.values()) registerSecret(key);
+    // A peer's entry may be as large as what a client may send here in one request, plus the service's fields.
+    const maxEntryBytes = config.BODY_LIMIT_BYTES + SERVICE_FIELDS_BYTES;
     this.followers = config.PEERS.map(
-      (peer) => new PeerFollower({ peer, key: config.PEER_KEYS.get(peer.name), staleAfterMs: config.PEER_STALE_AFTER_S * 1000, db, writer, client, leases: this.leases, logger }),
+      (peer) =>
+        new PeerFollower({ peer, key: config.PEER_KEYS.get(peer.name), staleAfterMs: config.PEER_STALE_AFTER_S * 1000, maxEntryBytes, db, writer, client, leases: this.leases, logger }),
     );
   }
 
@@ -57,10 +60,14 @@ export class Federation {
           url: peer.url,
           following_replica: (await this.leases.holder(peer.name)) ?? null,
           revision: current?.revision ?? null,
+          epoch: current?.epoch ?? null,
           lag_s: success ? Math.max(0, Math.round((Date.now() - success.getTime()) / 100) / 10) : null,
           last_success_at: success?.toISOString() ?? null,
           last_error: current?.last_error ?? null,
           last_error_at: current?.last_error_at?.toISOString() ?? null,
+          rejected: current?.rejected ?? 0,
+          last_rejection: current?.last_rejection ?? null,
+          last_rejection_at: current?.last_rejection_at?.toISOString() ?? null,
           entries: await entries.countDocuments({ 'container_registry_origin.peer': peer.name } as Filter<StoredRegistry>),
           stale: current?.stale ?? false,
         };

@@ -63,6 +63,8 @@ export class CatalogFeed {
   private verifying = false;
   /** Entries the verification wrote because the collection was behind the log (since start). */
   repaired = 0;
+  /** The change log's epoch (read at warm-up; '' before): sent with every changes answer. */
+  epoch = '';
 
   constructor(
     private readonly writer: EntryWriter,
@@ -203,6 +205,7 @@ export class CatalogFeed {
     const started = Date.now();
     const backfilled = await this.backfill();
     const log = this.writer.log;
+    this.epoch = await log.epoch();
     const tail = new LogTail(log, await log.startHint());
     for (;;) if ((await tail.poll()).length === 0) break;
     const head = tail.revision;

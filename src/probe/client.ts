@@ -29,6 +29,11 @@ export interface HttpRequest {
   signal: AbortSignal;
   /** Bytes of body kept; the rest is discarded and `bodyTruncated` set. */
   maxBodyBytes: number;
+  /**
+   * How long the answer's headers, and each gap in its body, may take (default: the client's, PROBE_TIMEOUT_MS).
+   * Longer for a request the server is asked to hold, such as a peer's long poll.
+   */
+  timeoutMs?: number;
 }
 
 export interface HttpResponse {
@@ -94,7 +99,8 @@ export function createHttpClient(config: Config, options: HttpClientOptions = {}
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ProbeError('invalid_url', `unsupported URL scheme ${url.protocol}`);
       egress.checkUrl(url);
       const entry = agentFor(req.tls);
-      const res = await request(url, { method: req.method ?? 'GET', headers: req.headers, body: req.body, signal: req.signal, dispatcher: entry.agent });
+      const timeouts = req.timeoutMs === undefined ? {} : { headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs };
+      const res = await request(url, { method: req.method ?? 'GET', headers: req.headers, body: req.body, signal: req.signal, dispatcher: entry.agent, ...timeouts });
       const { body, truncated } = await readBody(res.body, req.maxBodyBytes);
       return {
         url,

@@ -3,7 +3,8 @@
  * how a peer's page is checked, how its entries are keyed and stored, when a relist is due.
  */
 import { ConfigError, loadConfig } from '../../src/config';
-import { mirrorId, needsRelist, parseChangePage, PeerAnswerError, storedFromPeer, type Origin } from '../../src/federation/mirror';
+import { MAX_PAGE_VALUES, mirroredIdOf, mirrorId, needsRelist, oversizedChange, pageShapeProblem, parseChangePage, PeerAnswerError, storedFromPeer as stored, type Origin } from '../../src/federation/mirror';
+import { MAX_BODY_DEPTH } from '../../src/lib/json-shape';
 import { nameKey } from '../../src/registries/model';
 
 const origin: Origin = { peer: 'eu', url: 'http://127.0.0.1:1', revision: 7, synced_at: new Date().toISOString(), stale: false };
@@ -21,6 +22,9 @@ const peerEntry = {
   version: 4,
   revision: 99,
 };
+const MAX_BYTES = 256 * 1024 + 16 * 1024;
+/** storedFromPeer with the entry's own id and the default bound. */
+const storedFromPeer = (peer: string, entry: Record<string, unknown>, o: Origin, maxBytes = MAX_BYTES) => stored(peer, entry.container_registry_id as string, entry, o, maxBytes);
 
 test('When a peer entry is keyed, then its id is <peer>:<id>, never a UUID (local ids are), and names are keyed per origin', () => {
   expect(mirrorId('eu', peerEntry.container_registry_id)).toBe(`eu:${peerEntry.container_registry_id}`);
@@ -50,6 +54,7 @@ test('When a peer sends an entry this catalog would refuse from a client, then i
   expect(() => storedFromPeer('eu', { ...peerEntry, container_registry_public_url: 'not a url' }, origin)).toThrow(PeerAnswerError);
   expect(() => storedFromPeer('eu', { ...peerEntry, $where: 'x' }, origin)).toThrow(PeerAnswerError);
   expect(() => storedFromPeer('eu', { ...peerEntry, container_registry_id: 5 }, origin)).toThrow(/container_registry_id/);
+  expect(() => storedFromPeer('eu', { ...peerEntry, container_registry_origin: origin }, origin)).not.toThrow();
   const doc = storedFromPeer('eu', { ...peerEntry, _name_key: 'forged', _health_swept: 'x' }, origin) as unknown as Record<string, unknown>;
   expect(doc).not.toHaveProperty('_name_key');
   expect(doc).not.toHaveProperty('_health_swept');
@@ -100,4 +105,74 @@ test('When PEERS and PEER_KEYS are parsed, then names, URLs and keys are checked
   expect(short).toMatch(/^PEER_KEYS: entry 1 \(eu\): needs a key/);
   expect(short).not.toContain('short-key');
   expect(fails({ PEER_STALE_AFTER_S: '0' })).toMatch(/^PEER_STALE_AFTER_S/);
+});
+
+test('When a peer sends an id that is not a UUID (a NUL byte, a colon, a path), then it is refused: a mirrored id is always <peer>:<uuid>', () => {
+  const uuid = peerEntry.container_registry_id;
+  expect(mirroredIdOf('eu', uuid)).toBe(`eu:${uuid}`);
+  for (const bad of [`${uuid}\u0000`, `a\u0000b`, `x:${uuid}`, '../etc', '', uuid.slice(1), `${uuid} `, 42, null]) {
+    expect(() => mirroredIdOf('eu', bad)).toThrow(PeerAnswerError);
+    expect(() => stored('eu', bad as string, peerEntry, origin, MAX_BYTES)).toThrow(/not a UUID/);
+  }
+});
+
+test('When a peer sends health, storage, times or a version this service would never write, then the entry is refused naming the field', () => {
+  const refused: Array<[Record<string, unknown>, RegExp]> = [
+    [{ container_registry_health: { status: '<html>oops</html>' } }, /container_registry_health\/status/],
+    [{ container_registry_health: { status: 'healthy', $where: 'sleep(1000)' } }, /container_registry_health.*\$where/],
+    [{ container_registry_health: { status: 'healthy', detail: 'x'.repeat(5000) } }, /container_registry_health\/detail/],
+    [{ container_registry_health: 'healthy' }, /container_registry_health/],
+    [{ container_registry_storage_info: { observed: { repository_count: -1 } } }, /observed\/repository_count/],
+    [{ container_registry_storage_info: { observed: { extra: 1 } } }, /observed/],
+    [{ created_at: 'not-a-date' }, /created_at/],
+    [{ updated_at: '2026-13-45T99:00:00Z' }, /updated_at/],
+    [{ version: -1e308 }, /version/],
+    [{ version: 0 }, /version/],
+    [{ version: 2 ** 60 }, /version/],
+    [{ version: 1.5 }, /version/],
+    [{ container_registry_metadata: { $where: 'x' } }, /container_registry_metadata/],
+    [{ container_registry_metadata: { 'a.b': 'x' } }, /container_registry_metadata/],
+    [{ container_registry_metadata: { ['a\u0000b']: 'x' } }, /NUL/],
+    [{ container_registry_config: { $set: 1 } }, /container_registry_config/],
+    [{ unknown_field: 1 }, /unknown_field/],
+  ];
+  for (const [patch, field] of refused) {
+    const run = () => storedFromPeer('eu', { ...peerEntry, ...patch }, origin);
+    expect(run).toThrow(PeerAnswerError);
+    expect(run).toThrow(field);
+  }
+  // What the service leaves out gets its defaults; what it writes passes.
+  const bare = storedFromPeer('eu', { container_registry_id: peerEntry.container_registry_id, container_registry_name: 'n', container_registry_public_url: 'https://r.example.com' }, origin) as unknown as Record<string, any>;
+  expect(bare.container_registry_health).toEqual({ status: 'unknown', consecutive_failures: 0 });
+  expect(bare.version).toBe(1);
+  expect(bare.created_at).toEqual(expect.any(String));
+});
+
+test('When a peer entry is larger than the bound (a 1 MB health object, big metadata), then it is refused with its size, before anything else is checked', () => {
+  const big = { ...peerEntry, container_registry_metadata: { blob: 'x'.repeat(4000), more: Array.from({ length: 64 }, () => 'y'.repeat(4000)) } };
+  expect(() => storedFromPeer('eu', big, origin, 100_000)).toThrow(/is \d+ bytes of JSON; at most 100000/);
+  expect(() => storedFromPeer('eu', big, origin, 1_000_000)).not.toThrow();
+  const health = { ...peerEntry, container_registry_health: { status: 'healthy', junk: 'z'.repeat(1024 * 1024) } };
+  expect(() => storedFromPeer('eu', health, origin)).toThrow(/bytes of JSON/);
+});
+
+test('When a page is checked before parsing, then values (keys included) and nesting are counted outside strings only', () => {
+  const page = (changes: string) => Buffer.from(`{"revision":1,"changes":[${changes}]}`);
+  expect(pageShapeProblem(page(''))).toBeUndefined();
+  // A page of `{}`: 100,000 of them are 300 kB of text and 200,000 values.
+  expect(pageShapeProblem(page(Array(MAX_PAGE_VALUES / 2).fill('{}').join(',')))).toMatch(/more than 200000 JSON values/);
+  expect(pageShapeProblem(page(Array(MAX_PAGE_VALUES / 4).fill('{}').join(',')))).toBeUndefined();
+  expect(pageShapeProblem(Buffer.from('['.repeat(MAX_BODY_DEPTH + 1) + ']'.repeat(MAX_BODY_DEPTH + 1)))).toMatch(/nested deeper/);
+  expect(pageShapeProblem(Buffer.from('['.repeat(MAX_BODY_DEPTH) + ']'.repeat(MAX_BODY_DEPTH)))).toBeUndefined();
+  // Brackets, commas and colons inside strings (escaped quotes too) cost nothing.
+  expect(pageShapeProblem(Buffer.from(JSON.stringify({ s: '{[,:'.repeat(MAX_PAGE_VALUES), t: '\\"[[[['.repeat(100) })))).toBeUndefined();
+});
+
+test('When one change alone is over the bounds, then its revision and id are read from the first bytes of the page as this service writes it, or not at all', () => {
+  const id = peerEntry.container_registry_id;
+  const head = Buffer.from(`{"revision":42,"changes":[{"revision":42,"type":"upsert","container_registry_id":"${id}","entry":{"container_registry_name":"`);
+  expect(oversizedChange(head)).toEqual({ revision: 42, id });
+  expect(oversizedChange(Buffer.from(`{"revision":43,"changes":[{"revision":42,"type":"upsert","container_registry_id":"${id}"`))).toBeUndefined();
+  expect(oversizedChange(Buffer.from(`{"changes":[{"revision":42,"type":"upsert","container_registry_id":"${id}"`))).toBeUndefined();
+  expect(oversizedChange(Buffer.from('{"revision":1,"changes":[{},{},{}'))).toBeUndefined();
 });

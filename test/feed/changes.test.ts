@@ -147,7 +147,7 @@ describe('long poll', () => {
     const started = Date.now();
     const r = await changes(svc.url, `since=${since}&wait=1`);
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ revision: since, changes: [] });
+    expect(r.body).toEqual({ revision: since, changes: [], epoch: svc.parts.feed.epoch });
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
   });
 });

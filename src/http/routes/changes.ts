@@ -46,12 +46,13 @@ export function changesRoutes(opts: ChangesRouteOptions): Router {
     const sse = (req.get('Accept') ?? '').includes('text/event-stream');
     const q = parseChangesQuery(req.query as Record<string, unknown>, sse ? req.get('Last-Event-ID') : undefined);
     await position(q);
+    res.setHeader('X-Catalog-Epoch', feed.epoch);
     const lens = new ConsumerLens(q);
     if (sse) return streamEvents(req, res, q, lens);
     let page = collectChanges(feed.view, lens, q.since, q.limit);
     if (page.changes.length === 0 && q.wait > 0) page = await longPoll(req, q, lens, page.revision);
     res.setHeader('X-Catalog-Revision', String(feed.view.revision));
-    res.json(page);
+    res.json({ ...page, epoch: feed.epoch });
   });
 
   /** Waits up to `wait` seconds for a change this consumer sees; answers the (possibly empty) page. */
