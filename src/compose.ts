@@ -65,7 +65,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   lifecycle.onStop('probe clients', () => Promise.all([prober.close(), crawler.close()]));
   // Webhooks: fed by the change feed; deliveries go through the probe HTTP client (egress policy, timeouts).
   const webhookClient = createHttpClient(config, { localPorts });
-  const webhooks = await createWebhooks({ config, db, cipher, feed, claims: repository.claims, client: webhookClient, logger });
+  const webhooks = await createWebhooks({ config, db, cipher, feed, client: webhookClient, logger });
   lifecycle.onStop('webhooks', async () => {
     await webhooks.deliverer.stop();
     await webhookClient.close();

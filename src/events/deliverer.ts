@@ -2,7 +2,7 @@
  * Webhook delivery (SPEC 16): durable, at-least-once, in revision order per subscription.
  *
  * Each replica keeps one worker per active subscription; a worker delivers only while it holds the
- * subscription's lease (lease.ts), so one replica delivers a subscription at a time. The worker reads
+ * subscription's lease (src/db/lease.ts), so one replica delivers a subscription at a time. The worker reads
  * from the change feed's in-memory view, never from the database's change log: it takes the next item
  * after the subscription's stored position (view.forEachSince), derives its events (events.ts), POSTs
  * each one signed (signing.ts) through the probe HTTP client (egress policy, timeouts), and only after
@@ -16,7 +16,7 @@
  * across subscriptions share `concurrency` slots; a subscription has at most one request in flight, so a
  * slow or hanging receiver (bounded by the timeout) holds one slot and never delays the others' order.
  */
-import type { Claims } from '../db/atomic';
+import { LeaseHolder, type Leases } from '../db/lease';
 import { ConsumerLens } from '../feed/changes';
 import type { CatalogFeed } from '../feed/reader';
 import type { Logger } from '../logger';
@@ -25,7 +25,6 @@ import { ProbeError } from '../probe/errors';
 import { parseFilter } from '../registries/query';
 import type { ViewItem } from '../view/catalog-view';
 import { deriveEvents, type EventType, type Known, type WebhookEvent } from './events';
-import { BucketLease } from './lease';
 import { secretKey, signedHeaders } from './signing';
 import type { StoredSubscription, WebhookStore } from './store';
 
@@ -83,14 +82,14 @@ class Worker {
   generation = 0;
   private wakeUp?: () => void;
   private state?: Loaded;
-  private readonly lease: BucketLease;
+  private readonly lease: LeaseHolder;
   done?: Promise<void>;
 
   constructor(
     readonly id: string,
     private readonly d: WebhookDeliverer,
   ) {
-    this.lease = new BucketLease(d.claims, `webhook:${id}`, d.opts.leaseMs);
+    this.lease = new LeaseHolder(d.leases, id);
   }
 
   wake(): void {
@@ -115,6 +114,15 @@ class Worker {
   }
 
   async run(): Promise<void> {
+    try {
+      await this.loop();
+    } finally {
+      // Another replica takes the subscription over at once (after a stop, or when it is no longer active).
+      await this.lease.release().catch(() => undefined);
+    }
+  }
+
+  private async loop(): Promise<void> {
     while (!this.stopped) {
       try {
         const held = await this.lease.hold();
@@ -282,7 +290,8 @@ export class WebhookDeliverer {
   constructor(
     readonly store: WebhookStore,
     readonly feed: CatalogFeed,
-    readonly claims: Claims,
+    /** One deliverer per subscription: the lease of scope `webhook` keyed by the subscription id. */
+    readonly leases: Leases,
     readonly client: HttpClient,
     readonly logger: Logger,
     readonly opts: DelivererOptions,

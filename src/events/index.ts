@@ -3,12 +3,13 @@
  * Webhooks, durable and at-least-once in revision order per subscription. Fed by the change feed
  * (src/feed/reader.ts): the deliverer subscribes to it and reads its in-memory view; nothing here
  * polls the database for catalog changes. Pieces: events.ts (what a change means to a subscription),
- * signing.ts, store.ts (subscriptions, positions, per-entry state, delivery log), lease.ts (one delivering
- * replica per subscription), deliverer.ts (the workers), service.ts (the API's domain side).
+ * signing.ts, store.ts (subscriptions, positions, per-entry state, delivery log), deliverer.ts (the
+ * workers, one delivering replica per subscription through a lease: src/db/lease.ts), service.ts (the API's
+ * domain side).
  */
 import type { Db } from 'mongodb';
 import type { Config } from '../config';
-import type { Claims } from '../db/atomic';
+import { Leases } from '../db/lease';
 import type { CatalogFeed } from '../feed/reader';
 import type { Logger } from '../logger';
 import type { HttpClient } from '../probe';
@@ -17,11 +18,12 @@ import { WebhookDeliverer } from './deliverer';
 import { WebhookService } from './service';
 import { WebhookStore } from './store';
 
-export async function createWebhooks(deps: { config: Config; db: Db; cipher: CredentialCipher; feed: CatalogFeed; claims: Claims; client: HttpClient; logger: Logger }) {
+export async function createWebhooks(deps: { config: Config; db: Db; cipher: CredentialCipher; feed: CatalogFeed; client: HttpClient; logger: Logger }) {
   const { config } = deps;
   const store = new WebhookStore(deps.db, deps.cipher);
-  await store.ensureIndexes();
-  const deliverer = new WebhookDeliverer(store, deps.feed, deps.claims, deps.client, deps.logger, {
+  const leases = new Leases(deps.db, 'webhook', config.WEBHOOK_LEASE_MS);
+  await Promise.all([store.ensureIndexes(), leases.ensureIndexes()]);
+  const deliverer = new WebhookDeliverer(store, deps.feed, leases, deps.client, deps.logger, {
     timeoutMs: config.WEBHOOK_TIMEOUT_MS,
     retryMinMs: config.WEBHOOK_RETRY_MIN_MS,
     retryMaxMs: config.WEBHOOK_RETRY_MAX_MS,

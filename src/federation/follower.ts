@@ -30,7 +30,7 @@ import type { HttpClient } from '../probe';
 import { NAME_KEY, nameKey, originPeer, type StoredRegistry } from '../registries/model';
 import { canonical } from '../registries/service';
 import type { EntryWriter } from '../registries/writes';
-import type { PeerLeases } from './lease';
+import type { Held, Leases } from '../db/lease';
 import { MAX_PAGE_BYTES, mirroredIdOf, needsRelist, oversizedChange, pageShapeProblem, parseChangePage, PeerAnswerError, storedFromPeer, type Origin } from './mirror';
 
 export const PEER_STATE = 'federation_peers';
@@ -71,7 +71,7 @@ export interface FollowerOptions {
   db: Db;
   writer: EntryWriter;
   client: HttpClient;
-  leases: PeerLeases;
+  leases: Leases;
   logger: Logger;
 }
 
@@ -97,7 +97,7 @@ export class PeerFollower {
   private readonly states: Collection<PeerState>;
   private stopped = false;
   private abort = new AbortController();
-  private gen?: number;
+  private lease?: Held;
   private loop?: Promise<void>;
   private renewTimer?: NodeJS.Timeout;
   private state?: PeerState;
@@ -134,13 +134,13 @@ export class PeerFollower {
     this.abort.abort();
     clearInterval(this.renewTimer);
     await this.loop?.catch(() => undefined);
-    if (this.gen !== undefined) await this.o.leases.release(this.name, this.gen).catch(() => undefined);
+    if (this.lease) await this.o.leases.release(this.lease).catch(() => undefined);
   }
 
   private async run(): Promise<void> {
     while (!this.stopped) {
       try {
-        if (this.gen === undefined) {
+        if (!this.lease) {
           if (!(await this.takeLease())) {
             await this.pause(Math.max(500, this.o.leases.ttlMs / 4));
             continue;
@@ -172,31 +172,31 @@ export class PeerFollower {
   }
 
   private async takeLease(): Promise<boolean> {
-    const gen = await this.o.leases.acquire(this.name);
-    if (gen === undefined) return false;
-    this.gen = gen;
+    const lease = await this.o.leases.acquire(this.name);
+    if (!lease) return false;
+    this.lease = lease;
     this.state = (await this.states.findOne({ _id: this.name })) ?? { _id: this.name, url: this.o.peer.url, stale: false };
     // The peer may have moved (PEERS changed): its position means nothing at another URL.
     if (this.state.url !== this.o.peer.url) this.state = { _id: this.name, url: this.o.peer.url, stale: this.state.stale, rejected: this.state.rejected };
     this.state.last_success_at ??= new Date();
-    this.o.logger.info('following peer', { peer: this.name, url: this.o.peer.url, revision: this.state.revision ?? null, epoch: this.state.epoch ?? null, lease_generation: gen });
+    this.o.logger.info('following peer', { peer: this.name, url: this.o.peer.url, revision: this.state.revision ?? null, epoch: this.state.epoch ?? null, lease_generation: lease.gen });
     this.renewTimer = setInterval(() => void this.renew(), Math.max(200, this.o.leases.ttlMs / 3));
     this.renewTimer.unref();
     return true;
   }
 
   private async renew(): Promise<void> {
-    const gen = this.gen;
-    if (gen === undefined) return;
-    const held = await this.o.leases.renew(this.name, gen).catch(() => true);
-    if (!held && this.gen === gen) {
+    const lease = this.lease;
+    if (!lease) return;
+    const held = await this.o.leases.renew(lease).catch(() => true);
+    if (!held && this.lease === lease) {
       this.o.logger.warn('lease of peer taken over by another replica', { peer: this.name });
-      this.gen = undefined;
+      this.lease = undefined;
       clearInterval(this.renewTimer);
       this.abort.abort();
     }
     // The peer may be hanging: staleness is decided here, not when the request ends.
-    if (this.gen !== undefined && !this.state!.stale && Date.now() - this.state!.last_success_at!.getTime() > this.o.staleAfterMs) {
+    if (this.lease && !this.state!.stale && Date.now() - this.state!.last_success_at!.getTime() > this.o.staleAfterMs) {
       await this.setStale(true).catch(() => undefined);
     }
   }

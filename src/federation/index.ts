@@ -3,8 +3,6 @@
  * lease (lease.ts) makes one of them at a time follow it (follower.ts). `status()` is GET /peers: each
  * peer's state as stored by whichever replica follows it.
  */
-import { hostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
 import type { Db, Filter } from 'mongodb';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
@@ -14,7 +12,7 @@ import type { HttpClient } from '../probe';
 import { COLLECTION, type StoredRegistry } from '../registries/model';
 import type { EntryWriter } from '../registries/writes';
 import { PEER_STATE, PeerFollower, type PeerState } from './follower';
-import { PeerLeases } from './lease';
+import { Leases } from '../db/lease';
 import { SERVICE_FIELDS_BYTES } from './mirror';
 
 /** A follower that stops renewing (dead or hung replica) is replaced after this long. */
@@ -23,11 +21,11 @@ export const PEER_LEASE_MS = 10_000;
 export type { PeerStatus };
 
 export class Federation {
-  readonly leases: PeerLeases;
+  readonly leases: Leases;
   private readonly followers: PeerFollower[];
 
   constructor(private readonly config: Pick<Config, 'PEERS' | 'PEER_KEYS' | 'PEER_STALE_AFTER_S' | 'BODY_LIMIT_BYTES'>, private readonly db: Db, writer: EntryWriter, client: HttpClient, logger: Logger) {
-    this.leases = new PeerLeases(db, `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, PEER_LEASE_MS);
+    this.leases = new Leases(db, 'peer', PEER_LEASE_MS);
     for (const key of config.PEER_KEYS.values()) registerSecret(key);
     // A peer's entry may be as large as what a client may send here in one request, plus the service's fields.
     const maxEntryBytes = config.BODY_LIMIT_BYTES + SERVICE_FIELDS_BYTES;

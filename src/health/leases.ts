@@ -1,48 +1,33 @@
 /**
  * Work claiming for sweeps shared by several replicas (Backstage's refresh loop, adapted to FerretDB v1).
  *
- * A sweep has an id shared by every replica that fires the same cron tick (`health@<tick ISO time>`).
- * A registry is claimed for a sweep by inserting the lease row `{_id: "<sweep id>|<registry id>"}` into
- * `container_registry_leases`: the unique `_id` makes exactly one insert win, on MongoDB and on FerretDB v1
- * alike (FerretDB v1 evaluates update filters and writes in separate steps, so findOneAndUpdate is not a
- * safe arbiter there; see src/db/atomic.ts). The row carries the claim's ticket, its time and a deadline.
- * Results are written only while no newer claim exists for the registry (writer.ts), so a worker whose
- * lease was taken over cannot overwrite newer results.
- * Candidates are registries not yet written in this sweep (`_<kind>_swept`) and not under a live lease;
- * claims are made in small batches (one unordered insertMany per batch, sized to the free worker slots).
+ * A sweep has an id shared by every replica that fires the same cron tick (`health@<tick ISO time>`). A
+ * registry is claimed for a sweep by winning the lease term named by the sweep id (src/db/lease.ts `claim`:
+ * one unique insert, so exactly one replica wins each registry per sweep, on MongoDB and FerretDB v1 alike).
+ * The term carries its time and a deadline. Results are written only while no later claim of the registry
+ * exists (writer.ts, through the lease's fence), so a worker whose lease was taken over cannot overwrite newer
+ * results. Candidates are registries not yet written in this sweep (`_<kind>_swept`) and not under a live
+ * lease; claims are made in small batches (one unordered insertMany per batch, sized to the free worker slots).
  */
-import { randomUUID } from 'node:crypto';
 import type { Collection, Db, Filter } from 'mongodb';
-import { refusedAsDuplicates } from '../db/atomic';
-import { ensureIndexes } from '../db/indexes';
+import { Leases, type Held } from '../db/lease';
 import { COLLECTION, originPeer, type StoredRegistry } from '../registries/model';
 
 export type SweepKind = 'health' | 'storage';
-
-export const LEASES = 'container_registry_leases';
 
 /** Service-owned fields of a registry document written with each result (never returned: they start with `_`). */
 export function leaseFields(kind: SweepKind) {
   return { swept: `_${kind}_swept`, claimedAt: `_${kind}_claimed_at` } as const;
 }
 
-export interface LeaseRow {
-  _id: string;
-  kind: SweepKind;
-  sweep_id: string;
-  registry_id: string;
-  ticket: string;
-  owner: string;
-  claimed_at: Date;
-  expires_at: Date;
-}
-
 /** A won claim: what the worker passes to the writer. */
 export interface Lease {
   sweepId: string;
+  /** Unique for every claim ever made. */
   ticket: string;
   claimedAt: Date;
   expiresAt: Date;
+  held: Held;
 }
 
 export interface Claim {
@@ -54,7 +39,7 @@ export interface Claim {
 export class SweepClaimer {
   /** Registry ids this replica has still to try in this sweep (read once, at its first claim). */
   private queue?: string[];
-  private readonly won: string[] = [];
+  private readonly won: Held[] = [];
   private exhausted = false;
 
   constructor(
@@ -63,6 +48,10 @@ export class SweepClaimer {
     readonly sweepId: string,
     private readonly leaseMs: number,
   ) {}
+
+  private get leases(): Leases {
+    return this.store.leasesOf(this.kind);
+  }
 
   get done(): boolean {
     return this.exhausted;
@@ -84,16 +73,16 @@ export class SweepClaimer {
       this.queue = shuffle(rows.filter((r) => originPeer(r) === undefined).map((r) => r._id).filter((id) => !busy.has(id)));
     }
     while (this.queue.length > 0) {
-      const won = await this.insertLeases(this.queue.splice(0, max));
+      const won = await this.leases.claim(this.queue.splice(0, max), this.sweepId, this.leaseMs);
       if (won.length === 0) continue;
       // Each won registry is read by `_id`, the one lookup FerretDB v1 serves from an index.
-      const docs = await Promise.all(won.map((row) => this.store.registries.findOne({ _id: row.registry_id } as Filter<StoredRegistry>)));
+      const docs = await Promise.all(won.map((h) => this.store.registries.findOne({ _id: h.key } as Filter<StoredRegistry>)));
       const claims: Claim[] = [];
-      won.forEach((row, i) => {
-        this.won.push(row._id);
+      won.forEach((h, i) => {
+        this.won.push(h);
         const doc = docs[i];
         // An entry deleted since the scan is skipped; its lease ends with release().
-        if (doc) claims.push({ doc, lease: { sweepId: this.sweepId, ticket: row.ticket, claimedAt: row.claimed_at, expiresAt: row.expires_at } });
+        if (doc) claims.push({ doc, lease: { sweepId: this.sweepId, ticket: h.id, claimedAt: h.acquiredAt, expiresAt: h.expiresAt, held: h } });
       });
       if (claims.length > 0) return claims;
     }
@@ -101,49 +90,28 @@ export class SweepClaimer {
     return [];
   }
 
-  /** Ends this replica's leases of the sweep (the rows stay, so nobody claims them again in this sweep). */
+  /** Ends this replica's leases of the sweep (the terms stay, so nobody claims them again in this sweep). */
   async release(): Promise<void> {
-    if (this.won.length > 0) await this.store.leases.updateMany({ _id: { $in: this.won } }, { $set: { expires_at: new Date(0) } });
-  }
-
-  private async insertLeases(ids: string[]): Promise<LeaseRow[]> {
-    const now = new Date();
-    const rows: LeaseRow[] = ids.map((id) => ({
-      _id: `${this.sweepId}|${id}`,
-      kind: this.kind,
-      sweep_id: this.sweepId,
-      registry_id: id,
-      ticket: randomUUID(),
-      owner: this.store.owner,
-      claimed_at: now,
-      expires_at: new Date(now.getTime() + this.leaseMs),
-    }));
-    const lost = new Set<number>();
-    try {
-      await this.store.leases.insertMany(rows, { ordered: false });
-    } catch (e) {
-      const refused = refusedAsDuplicates(e, rows.length);
-      if (!refused) throw e;
-      for (const i of refused) lost.add(i);
-    }
-    return rows.filter((_, i) => !lost.has(i));
+    await this.leases.release(...this.won);
   }
 }
 
 export class LeaseStore {
   readonly registries: Collection<StoredRegistry>;
-  readonly leases: Collection<LeaseRow>;
+  private readonly byKind: Record<SweepKind, Leases>;
 
-  constructor(db: Db, readonly owner: string = randomUUID()) {
+  constructor(db: Db) {
     this.registries = db.collection<StoredRegistry>(COLLECTION);
-    this.leases = db.collection<LeaseRow>(LEASES);
+    // Every claim names its own lease time (the sweep's deadline); the default is never used.
+    this.byKind = { health: new Leases(db, 'sweep-health', 60_000), storage: new Leases(db, 'sweep-storage', 60_000) };
+  }
+
+  leasesOf(kind: SweepKind): Leases {
+    return this.byKind[kind];
   }
 
   async ensureIndexes(): Promise<void> {
-    await ensureIndexes(this.leases, [
-      { key: { registry_id: 1, claimed_at: 1 }, name: 'registry_claimed_at' },
-      { key: { expires_at: 1 }, name: 'expires_at' },
-    ]);
+    await this.byKind.health.ensureIndexes();
   }
 
   sweep(kind: SweepKind, sweepId: string, leaseMs: number): SweepClaimer {
@@ -151,32 +119,23 @@ export class LeaseStore {
   }
 
   /** Registries under a live lease of `kind` (being worked on by some replica). */
-  async leased(kind: SweepKind): Promise<string[]> {
-    const rows = await this.leases.find({ kind, expires_at: { $gt: new Date() } }, { projection: { registry_id: 1 } }).toArray();
-    return rows.map((r) => r.registry_id);
+  leased(kind: SweepKind): Promise<string[]> {
+    return this.byKind[kind].liveKeys();
   }
 
   /** Live leases of sweep `sweepId` (replicas still working on it). */
   async live(kind: SweepKind, sweepId: string): Promise<number> {
-    return this.leases.countDocuments({ kind, sweep_id: sweepId, expires_at: { $gt: new Date() } });
+    return (await this.byKind[kind].liveKeys(sweepId)).length;
   }
 
-  /**
-   * True when registry `id` was claimed after `lease` (by any replica, in any sweep of that kind). While a
-   * lease is live nobody else claims its registry (candidates exclude live leases), so only a lease that
-   * ran out needs the lookup.
-   */
-  async supersededBy(kind: SweepKind, id: string, lease: Lease): Promise<boolean> {
-    if (Date.now() < lease.expiresAt.getTime()) return false;
-    const newer = await this.leases.findOne({ kind, registry_id: id, claimed_at: { $gt: lease.claimedAt } }, { projection: { _id: 1 } });
-    return newer !== null;
+  /** True when registry `id` was claimed after `lease` (by any replica, in any sweep of that kind): the lease's fence. */
+  async supersededBy(kind: SweepKind, lease: Lease): Promise<boolean> {
+    return !(await this.byKind[kind].isCurrent(lease.held));
   }
 
-  /** Lease rows are only needed while their sweep runs; drop ended ones claimed more than `maxAgeMs` ago. */
+  /** Claims are only needed while their sweep runs; drop ended ones made more than `maxAgeMs` ago. */
   async prune(maxAgeMs: number): Promise<number> {
-    const now = Date.now();
-    const r = await this.leases.deleteMany({ claimed_at: { $lt: new Date(now - maxAgeMs) }, expires_at: { $lt: new Date(now) } });
-    return r.deletedCount;
+    return (await this.byKind.health.prune(maxAgeMs)) + (await this.byKind.storage.prune(maxAgeMs));
   }
 }
 

@@ -102,7 +102,7 @@ export class ResultWriter {
    * claim exists for the registry, and marks the registry as done for the lease's sweep.
    */
   async writeHealth(id: string, r: ProbeResult, lease?: Lease, known?: KnownDoc): Promise<HealthWrite> {
-    if (lease && (await this.leases.supersededBy('health', id, lease))) return { written: false, reason: 'superseded', health: null };
+    if (lease && (await this.leases.supersededBy('health', lease))) return { written: false, reason: 'superseded', health: null };
     const f = leaseFields('health');
     const outcome = await this.modify<HealthWrite>(id, (doc) => {
       if (!doc) return { kind: 'none', result: { written: false, reason: 'missing', health: null } };
@@ -124,7 +124,7 @@ export class ResultWriter {
    * (operator-set storage fields are never touched; keys the crawler did not report keep their value).
    */
   async writeObserved(id: string, observed: ContainerRegistryObserved, lease?: Lease, known?: KnownDoc): Promise<boolean> {
-    if (lease && (await this.leases.supersededBy('storage', id, lease))) return false;
+    if (lease && (await this.leases.supersededBy('storage', lease))) return false;
     const f = leaseFields('storage');
     return this.modify<boolean>(id, (doc) => {
       if (!doc || (lease && isAfter(doc[f.claimedAt], lease.claimedAt))) return { kind: 'none', result: false };
