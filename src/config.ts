@@ -121,6 +121,41 @@ const peers = (raw: string, name: string): Peer[] =>
 const peerKeys = (raw: string, name: string): Map<string, string> =>
   new Map(namedPairs('KEY', (v) => (v.length < 16 || /[\s,]/.test(v) ? 'needs a key of at least 16 characters without spaces or commas' : undefined), true)(raw, name).map((p) => [p.name, p.value]));
 
+/**
+ * TRUST_PROXY as Express takes it: `false`, `true` (every hop: a client can choose its address), a hop count,
+ * or proxy addresses, CIDR ranges and proxy-addr's names. `0` is `false`.
+ */
+export type TrustProxy = boolean | number | readonly string[];
+const TRUST_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+const trustProxy = (raw: string, name: string): TrustProxy => {
+  const v = raw.trim();
+  if (/^\d+$/.test(v)) {
+    const hops = int(0, 64)(v, name);
+    return hops === 0 ? false : hops;
+  }
+  if (/^(true|yes|on|false|no|off)$/i.test(v)) return bool(v, name);
+  const entries = list(v);
+  if (entries.length === 0) throw new ConfigError(name, 'must be a hop count, true, false, or proxy addresses/CIDR ranges/loopback/linklocal/uniquelocal');
+  return entries.map((entry) => {
+    if (TRUST_NAMES.has(entry.toLowerCase())) return entry.toLowerCase();
+    try {
+      return cidrs(entry, name)[0]!;
+    } catch {
+      throw new ConfigError(name, `"${entry}" is not a hop count, an address, a CIDR range or one of loopback, linklocal, uniquelocal`);
+    }
+  });
+};
+
+/** Extra Host names protected mode serves (lower case, without a port), e.g. this machine's name. */
+const hostNames = (raw: string, name: string): string[] =>
+  list(raw).map((entry) => {
+    const host = entry.toLowerCase().replace(/\.$/, '');
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(host) && isIP(host) === 0) {
+      throw new ConfigError(name, `"${entry}" is not a host name or an address (give it without scheme or port)`);
+    }
+    return host;
+  });
+
 /** The variables, their defaults and their meaning. Order is the README's order. */
 export const configSpec = {
   PORT: { doc: 'TCP port of the HTTP API.', default: '8080', parse: int(0, 65535) },
@@ -196,10 +231,15 @@ export const configSpec = {
     default: '',
     parse: noPlaceholder(apiKeys),
   },
+  PROTECTED_MODE_HOSTS: {
+    doc: 'Protected mode (no `API_KEYS`) serves only requests whose `Host` is `localhost`, a loopback address or one of these comma-separated names (e.g. this machine\'s name), and refuses cross-origin writes: a guard against DNS rebinding.',
+    default: '',
+    parse: hostNames,
+  },
   TRUST_PROXY: {
-    doc: 'Express `trust proxy`: `true` behind a reverse proxy or ingress (client addresses, used by the rate limits in protected mode, come from `X-Forwarded-For`), else `false`. Protected mode always checks the socket peer and every forwarded address.',
+    doc: 'Which proxies in front of the service may name the client in `X-Forwarded-For` (Express `trust proxy`; the address is what the failed-authentication budget and the per-address rate limits count): a hop count (`1`: one reverse proxy or ingress that appends the client\'s address; the recommended setting behind one), a list of proxy addresses, CIDR ranges or the names `loopback`, `linklocal`, `uniquelocal`, or `false` (clients connect directly). `true` trusts every hop, so a client picks its own address by sending the header: a warning at start. Protected mode always checks the socket peer and every forwarded address.',
     default: 'false',
-    parse: bool,
+    parse: trustProxy,
   },
   RATE_LIMIT_WINDOW_MS: { doc: 'Length of one rate-limit window (fixed windows, shared by all replicas through the database).', default: '60000', parse: int(1000, 86_400_000) },
   RATE_LIMIT_MAX: { doc: 'Requests one client (API key, or address in protected mode) may make per window on all routes together; `0` disables the limit.', default: '1000', parse: int(0, 100_000_000) },

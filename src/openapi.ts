@@ -75,7 +75,7 @@ const etag = { ETag: { description: 'The entry version as a strong entity tag.',
 /** Answers every protected route can give besides its own. */
 const guarded = {
   '401': problem('No API key, or an unknown one (see WWW-Authenticate).'),
-  '403': problem('The key’s role is too low for this route, or protected mode refuses a non-loopback client.'),
+  '403': problem('The key’s role is too low for this route, or protected mode refuses a non-loopback client, a Host that is not a loopback name (DNS rebinding) or a cross-origin write.'),
   '429': problem('Rate limit exceeded (see RateLimit and Retry-After).'),
   '503': problem('The database is unreachable, a query exceeded its time limit, or (GET/POST /resolve) the resolver is still loading the catalog after start-up; retry after Retry-After seconds.'),
 };
