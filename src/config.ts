@@ -161,13 +161,18 @@ export const configSpec = {
   PORT: { doc: 'TCP port of the HTTP API.', default: '8080', parse: int(0, 65535) },
   HOST: { doc: 'Address the HTTP API listens on.', default: '0.0.0.0', parse: str },
   HTTP_MAX_CONNECTIONS: {
-    doc: 'Most open client connections per process (more are dropped at once); keep it well under the file descriptor limit. Connections that have not sent a whole request yet hold at most half of them (a newer one closes the oldest).',
+    doc: 'Most open client connections per process (more are dropped at once); keep it well under the file descriptor limit. Connections not being served (no whole request head yet, a request body still arriving, or idle between keep-alive requests) hold at most half of them (a newer one closes the oldest).',
     default: '1024',
     parse: int(16, 1_000_000),
   },
-  HTTP_CONNECTION_IDLE_TIMEOUT_MS: { doc: 'A new connection that has not sent a whole request head this long after it opened is closed (also one that never sends a byte).', default: '10000', parse: int(100, 600_000) },
+  HTTP_CONNECTION_IDLE_TIMEOUT_MS: { doc: 'A connection that has not sent a whole request head this long after it opened (also one that never sends a byte), or after its last response, is closed.', default: '10000', parse: int(100, 600_000) },
   HTTP_HEADERS_TIMEOUT_MS: { doc: 'Node `server.headersTimeout`: time to receive a request head, from its first byte (checked every second).', default: '10000', parse: int(100, 600_000) },
   HTTP_REQUEST_TIMEOUT_MS: { doc: 'Node `server.requestTimeout`: time to receive a whole request, body included (408 after it); at least HTTP_HEADERS_TIMEOUT_MS.', default: '30000', parse: int(100, 3_600_000) },
+  HTTP_BODY_TIMEOUT_MS: {
+    doc: 'A request body must be complete this long after its head arrived, else a 408 (or, when nobody reads it, the connection is closed); until then the connection counts as not yet speaking. Raise it with BODY_LIMIT_BYTES for slow links; at most HTTP_REQUEST_TIMEOUT_MS.',
+    default: '10000',
+    parse: int(100, 3_600_000),
+  },
   HTTP_KEEP_ALIVE_TIMEOUT_MS: { doc: 'Node `server.keepAliveTimeout`: how long an idle keep-alive connection stays open after a response (set it above a load balancer\'s idle timeout).', default: '5000', parse: int(100, 600_000) },
   MONGODB_URI: {
     doc: 'MongoDB connection string (MongoDB 5+, replica set or Atlas). Unset: the embedded default database (a mongod already on the machine, else FerretDB) under DATA_DIR. When set, `CREDENTIALS_KEY` is required.',
@@ -297,6 +302,9 @@ export function loadConfig(env: Env = process.env): Config {
   const config = out as Config;
   if (config.HTTP_REQUEST_TIMEOUT_MS < config.HTTP_HEADERS_TIMEOUT_MS) {
     throw new ConfigError('HTTP_REQUEST_TIMEOUT_MS', `must be at least HTTP_HEADERS_TIMEOUT_MS (${config.HTTP_HEADERS_TIMEOUT_MS}), got ${config.HTTP_REQUEST_TIMEOUT_MS}`);
+  }
+  if (config.HTTP_BODY_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('HTTP_BODY_TIMEOUT_MS', `must be at most HTTP_REQUEST_TIMEOUT_MS (${config.HTTP_REQUEST_TIMEOUT_MS}), got ${config.HTTP_BODY_TIMEOUT_MS}`);
   }
   return Object.freeze(config);
 }
