@@ -7,7 +7,7 @@ import type { Config } from './config';
 import { TOKEN_RETENTION_MS } from './db/atomic';
 import { Federation } from './federation';
 import { createHealthService } from './health';
-import { buildApp } from './http/app';
+import { buildApp, TRUST_ALL_PROXIES_WARNING } from './http/app';
 import { createAccess } from './http/auth';
 import { createRateLimits } from './http/rate-limit';
 import { healthRoutes } from './http/routes/health';
@@ -51,7 +51,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   if (config.QUERY_SOURCE === 'view') registries.fastReads = viewReads(feed);
   feed.start();
   lifecycle.onBeginStop(() => feed.closeWatchers());
-  const access = createAccess(config.API_KEYS);
+  const access = createAccess(config.API_KEYS, { hosts: config.PROTECTED_MODE_HOSTS });
   const rateLimits = await createRateLimits(config, db, logger);
   lifecycle.onStop('rate limits', () => rateLimits.shutdown());
   // Probes never reach this service's own port or its database's on a local address (egress.ts); main adds
@@ -103,6 +103,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
       resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, isReady: () => feed.ready, caughtUp: () => feed.caughtUp() }),
     ],
   });
+  if (config.TRUST_PROXY === true) logger.warn(TRUST_ALL_PROXIES_WARNING);
   const protectPort = (port: number) => void localPorts.add(port);
   return { app, webhooks, repository, registries, cipher, access, lifecycle, health, feed, resolver, federation, protectPort };
 }

@@ -121,18 +121,58 @@ const peers = (raw: string, name: string): Peer[] =>
 const peerKeys = (raw: string, name: string): Map<string, string> =>
   new Map(namedPairs('KEY', (v) => (v.length < 16 || /[\s,]/.test(v) ? 'needs a key of at least 16 characters without spaces or commas' : undefined), true)(raw, name).map((p) => [p.name, p.value]));
 
+/**
+ * TRUST_PROXY as Express takes it: `false`, `true` (every hop: a client can choose its address), a hop count,
+ * or proxy addresses, CIDR ranges and proxy-addr's names. `0` is `false`.
+ */
+export type TrustProxy = boolean | number | readonly string[];
+const TRUST_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+const trustProxy = (raw: string, name: string): TrustProxy => {
+  const v = raw.trim();
+  if (/^\d+$/.test(v)) {
+    const hops = int(0, 64)(v, name);
+    return hops === 0 ? false : hops;
+  }
+  if (/^(true|yes|on|false|no|off)$/i.test(v)) return bool(v, name);
+  const entries = list(v);
+  if (entries.length === 0) throw new ConfigError(name, 'must be a hop count, true, false, or proxy addresses/CIDR ranges/loopback/linklocal/uniquelocal');
+  return entries.map((entry) => {
+    if (TRUST_NAMES.has(entry.toLowerCase())) return entry.toLowerCase();
+    try {
+      return cidrs(entry, name)[0]!;
+    } catch {
+      throw new ConfigError(name, `"${entry}" is not a hop count, an address, a CIDR range or one of loopback, linklocal, uniquelocal`);
+    }
+  });
+};
+
+/** Extra Host names protected mode serves (lower case, without a port), e.g. this machine's name. */
+const hostNames = (raw: string, name: string): string[] =>
+  list(raw).map((entry) => {
+    const host = entry.toLowerCase().replace(/\.$/, '');
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(host) && isIP(host) === 0) {
+      throw new ConfigError(name, `"${entry}" is not a host name or an address (give it without scheme or port)`);
+    }
+    return host;
+  });
+
 /** The variables, their defaults and their meaning. Order is the README's order. */
 export const configSpec = {
   PORT: { doc: 'TCP port of the HTTP API.', default: '8080', parse: int(0, 65535) },
   HOST: { doc: 'Address the HTTP API listens on.', default: '0.0.0.0', parse: str },
   HTTP_MAX_CONNECTIONS: {
-    doc: 'Most open client connections per process (more are dropped at once); keep it well under the file descriptor limit. Connections that have not sent a whole request yet hold at most half of them (a newer one closes the oldest).',
+    doc: 'Most open client connections per process (more are dropped at once); keep it well under the file descriptor limit. Connections not being served (no whole request head yet, a request body still arriving, or idle between keep-alive requests) hold at most half of them (a newer one closes the oldest).',
     default: '1024',
     parse: int(16, 1_000_000),
   },
-  HTTP_CONNECTION_IDLE_TIMEOUT_MS: { doc: 'A new connection that has not sent a whole request head this long after it opened is closed (also one that never sends a byte).', default: '10000', parse: int(100, 600_000) },
+  HTTP_CONNECTION_IDLE_TIMEOUT_MS: { doc: 'A connection that has not sent a whole request head this long after it opened (also one that never sends a byte), or after its last response, is closed.', default: '10000', parse: int(100, 600_000) },
   HTTP_HEADERS_TIMEOUT_MS: { doc: 'Node `server.headersTimeout`: time to receive a request head, from its first byte (checked every second).', default: '10000', parse: int(100, 600_000) },
   HTTP_REQUEST_TIMEOUT_MS: { doc: 'Node `server.requestTimeout`: time to receive a whole request, body included (408 after it); at least HTTP_HEADERS_TIMEOUT_MS.', default: '30000', parse: int(100, 3_600_000) },
+  HTTP_BODY_TIMEOUT_MS: {
+    doc: 'A request body must be complete this long after its head arrived, else a 408 (or, when nobody reads it, the connection is closed); until then the connection counts as not yet speaking. Raise it with BODY_LIMIT_BYTES for slow links; at most HTTP_REQUEST_TIMEOUT_MS.',
+    default: '10000',
+    parse: int(100, 3_600_000),
+  },
   HTTP_KEEP_ALIVE_TIMEOUT_MS: { doc: 'Node `server.keepAliveTimeout`: how long an idle keep-alive connection stays open after a response (set it above a load balancer\'s idle timeout).', default: '5000', parse: int(100, 600_000) },
   MONGODB_URI: {
     doc: 'MongoDB connection string (MongoDB 5+, replica set or Atlas). Unset: the embedded default database (a mongod already on the machine, else FerretDB) under DATA_DIR. When set, `CREDENTIALS_KEY` is required.',
@@ -201,10 +241,15 @@ export const configSpec = {
     default: '',
     parse: noPlaceholder(apiKeys),
   },
+  PROTECTED_MODE_HOSTS: {
+    doc: 'Protected mode (no `API_KEYS`) serves only requests whose `Host` is `localhost`, a loopback address or one of these comma-separated names (e.g. this machine\'s name), and refuses cross-origin writes: a guard against DNS rebinding.',
+    default: '',
+    parse: hostNames,
+  },
   TRUST_PROXY: {
-    doc: 'Express `trust proxy`: `true` behind a reverse proxy or ingress (client addresses, used by the rate limits in protected mode, come from `X-Forwarded-For`), else `false`. Protected mode always checks the socket peer and every forwarded address.',
+    doc: 'Which proxies in front of the service may name the client in `X-Forwarded-For` (Express `trust proxy`; the address is what the failed-authentication budget and the per-address rate limits count): a hop count (`1`: one reverse proxy or ingress that appends the client\'s address; the recommended setting behind one), a list of proxy addresses, CIDR ranges or the names `loopback`, `linklocal`, `uniquelocal`, or `false` (clients connect directly). `true` trusts every hop, so a client picks its own address by sending the header: a warning at start. Protected mode always checks the socket peer and every forwarded address.',
     default: 'false',
-    parse: bool,
+    parse: trustProxy,
   },
   RATE_LIMIT_WINDOW_MS: { doc: 'Length of one rate-limit window (fixed windows, shared by all replicas through the database).', default: '60000', parse: int(1000, 86_400_000) },
   RATE_LIMIT_MAX: { doc: 'Requests one client (API key, or address in protected mode) may make per window on all routes together; `0` disables the limit.', default: '1000', parse: int(0, 100_000_000) },
@@ -262,6 +307,9 @@ export function loadConfig(env: Env = process.env): Config {
   const config = out as Config;
   if (config.HTTP_REQUEST_TIMEOUT_MS < config.HTTP_HEADERS_TIMEOUT_MS) {
     throw new ConfigError('HTTP_REQUEST_TIMEOUT_MS', `must be at least HTTP_HEADERS_TIMEOUT_MS (${config.HTTP_HEADERS_TIMEOUT_MS}), got ${config.HTTP_REQUEST_TIMEOUT_MS}`);
+  }
+  if (config.HTTP_BODY_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('HTTP_BODY_TIMEOUT_MS', `must be at most HTTP_REQUEST_TIMEOUT_MS (${config.HTTP_REQUEST_TIMEOUT_MS}), got ${config.HTTP_BODY_TIMEOUT_MS}`);
   }
   return Object.freeze(config);
 }

@@ -64,6 +64,17 @@ export class MethodNotAllowedError extends AppError {
   }
 }
 
+/** A request body that did not arrive within HTTP_BODY_TIMEOUT_MS; the connection is closed after the answer. */
+export class RequestTimeoutError extends AppError {
+  readonly status = 408;
+  readonly slug = 'request-timeout';
+  readonly title = 'Request timeout';
+  constructor(detail: string) {
+    super(detail);
+    this.headers['Connection'] = 'close';
+  }
+}
+
 export class ConflictError extends AppError {
   readonly status = 409;
   readonly slug = 'conflict';

@@ -2,6 +2,10 @@
  * Webhook subscriptions (SPEC 16), the domain side of /webhooks: validation (schema, filter like queries,
  * secret), creation at the current revision (a new subscription gets the changes after it), the views
  * the API returns (never the secret, except once in the creation answer), deletion.
+ *
+ * A URL with credentials (`https://user:pass@host/`) is refused: deliveries never sent them (the HTTP client
+ * drops the userinfo) and the receiver authenticates deliveries by their signature instead. One stored before
+ * that rule is shown with its userinfo masked (`https://***@host/`), never as written.
  */
 import { randomUUID } from 'node:crypto';
 import { ConflictError, InputError, NotFoundError, ServiceUnavailableError } from '../errors';
@@ -26,10 +30,37 @@ export interface SubscriptionView {
   last_error: { at: string; event_id: string; http_status: number | null; error: string } | null;
 }
 
+/** The URL with any userinfo masked, for everything that shows or logs it. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.username && !u.password) return url;
+    u.username = '***';
+    u.password = '';
+    return u.href;
+  } catch {
+    return url.replace(/\/\/[^/?#]*@/, '//***@');
+  }
+}
+
+/** 400 for a URL with userinfo (see the module comment). */
+function refuseCredentials(url: string): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new InputError('The webhook URL cannot be parsed as a URL.', [{ path: '/url', message: 'is not a URL' }]);
+  }
+  if (!u.username && !u.password) return;
+  throw new InputError('The webhook URL must not carry credentials (user:password@): they would never be sent. The receiver authenticates deliveries by their signature (the webhook-signature header and the secret).', [
+    { path: '/url', message: 'must not carry credentials (user:password@); check the webhook-signature header instead' },
+  ]);
+}
+
 export function subscriptionView(s: StoredSubscription): SubscriptionView {
   return {
     id: s._id,
-    url: s.url,
+    url: redactUrl(s.url),
     events: s.events,
     ...(s.filter_json ? { filter: JSON.parse(s.filter_json) as unknown } : {}),
     status: s.status,
@@ -55,6 +86,7 @@ export class WebhookService {
 
   async create(body: unknown): Promise<SubscriptionView & { secret: string }> {
     const req = validateWebhookRequest(body);
+    refuseCredentials(req.url);
     if (req.filter !== undefined) parseFilterAt(req.filter, '/filter');
     const secret = req.secret ?? generateSecret();
     secretKey(secret);

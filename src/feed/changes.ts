@@ -48,7 +48,7 @@ export function parseChangesQuery(query: Record<string, unknown>, lastEventId?: 
   }
   let since = integer(query, 'since', 0, Number.MAX_SAFE_INTEGER, 0);
   if (lastEventId !== undefined && lastEventId !== '') {
-    if (!/^\d{1,15}$/.test(lastEventId)) throw new InputError('Last-Event-ID must be a revision sent as an event id.', [{ path: 'Last-Event-ID', message: 'must be an integer revision' }]);
+    if (!/^\d{1,16}$/.test(lastEventId) || Number(lastEventId) > Number.MAX_SAFE_INTEGER) throw new InputError('Last-Event-ID must be a revision sent as an event id.', [{ path: 'Last-Event-ID', message: 'must be an integer revision' }]);
     since = Number(lastEventId);
   }
   const origin = single(query, 'origin');

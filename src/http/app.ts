@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import express, { type Express, type RequestHandler } from 'express';
+import type { TrustProxy } from '../config';
 import { MethodNotAllowedError, NotFoundError } from '../errors';
 import type { Logger } from '../logger';
 import { httpMetrics } from '../observability/metrics';
@@ -17,7 +18,8 @@ export interface AppDeps {
   logger: Logger;
   registries: RegistryService;
   bodyLimit: number;
-  trustProxy?: boolean;
+  /** Express `trust proxy` (config TRUST_PROXY): which hops may name the client in X-Forwarded-For. */
+  trustProxy?: TrustProxy;
   /** Extra routers mounted before the catch-all (health, reports, metrics...). */
   extraRoutes?: RequestHandler[];
   /** API keys and roles: every route after `publicRoutes` needs a key (or a loopback client in protected mode). */
@@ -27,6 +29,10 @@ export interface AppDeps {
   /** Budgets per client, shared by the replicas; absent: no limits. */
   rateLimits?: Pick<RateLimits, 'all' | 'probe' | 'guardAuthentication'>;
 }
+
+/** Logged at start with TRUST_PROXY=true (compose.ts). */
+export const TRUST_ALL_PROXIES_WARNING =
+  'TRUST_PROXY=true trusts every X-Forwarded-For hop, so a client chooses the address the failed-authentication budget and the per-address rate limits count; set TRUST_PROXY to the number of proxies in front (1 behind one reverse proxy or ingress) or to their addresses';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -78,7 +84,8 @@ export const KNOWN: Array<[RegExp, string[]]> = [
 export function buildApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', deps.trustProxy ?? false);
+  const trust = deps.trustProxy ?? false;
+  app.set('trust proxy', Array.isArray(trust) ? [...trust] : trust);
   app.set('query parser', 'simple');
   app.use(requestContext(deps.logger));
   app.use(httpMetrics());

@@ -3,7 +3,9 @@
  *
  * `authenticate` runs before every protected route: it finds who is calling from `Authorization: Bearer KEY`
  * or `Authorization: Simple KEY` (401 with `WWW-Authenticate` when the key is missing or unknown), or, in
- * protected mode (no API_KEYS), serves loopback clients only (403 for the others). Routes then state what
+ * protected mode (no API_KEYS), serves loopback clients only (403 for the others), and of their requests only
+ * those addressed to a loopback name (`Host`) and, for writes, sent from no other origin: a page on another
+ * site, or on a name an attacker rebinds to 127.0.0.1 (DNS rebinding), gets a 403 too. Routes then state what
  * they need in words: `can('write')`, which answers 403 when the caller's role is too low.
  *
  * Keys are compared in constant time: the presented key and every configured key are hashed to 32 bytes
@@ -11,7 +13,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { ApiKey, Role } from '../config';
 import { ForbiddenError, UnauthorizedError } from '../errors';
 import { registerSecret } from '../logger';
@@ -33,7 +35,7 @@ export type Permission = keyof typeof PERMISSIONS;
 
 /** The startup line of protected mode (main.ts); the log redaction keeps its `API_KEYS=role:key` readable. */
 export const PROTECTED_MODE_HINT =
-  'protected mode: API_KEYS is unset, so only loopback clients (127.0.0.0/8, ::1) are served; set API_KEYS=role:key,... to serve the network';
+  'protected mode: API_KEYS is unset, so only loopback clients (127.0.0.0/8, ::1) are served, addressed as localhost or a loopback address (PROTECTED_MODE_HOSTS adds names); set API_KEYS=role:key,... to serve the network';
 
 const RANK: Record<Role, number> = { reader: 1, writer: 2, admin: 3 };
 
@@ -86,12 +88,76 @@ export function isLoopbackClient(remoteAddress: string | undefined, forwardedFor
   return isLoopbackAddress(remoteAddress) && forwarded.every(isLoopbackAddress);
 }
 
+/**
+ * True when a `Host` header names this machine: `localhost`, a loopback address (any spelling the URL parser
+ * normalises, e.g. `127.1`, `[::1]`), or one of `names` (PROTECTED_MODE_HOSTS); any port. A request without a
+ * Host (HTTP/1.0) passes: no browser sends one, so it cannot come from a rebound page.
+ */
+export function isLoopbackHost(host: string | undefined, names: readonly string[] = []): boolean {
+  if (host === undefined) return true;
+  if (/[\s@/?#\\]/.test(host)) return false;
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}`).hostname.replace(/\.$/, '');
+  } catch {
+    return false;
+  }
+  if (hostname.startsWith('[')) {
+    const v6 = hostname.slice(1, -1);
+    return isLoopbackAddress(v6) || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(v6);
+  }
+  return hostname === 'localhost' || isLoopbackAddress(hostname) || names.includes(hostname);
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * What marks a request as a write from another origin (the header and its value), or undefined: a browser
+ * labels its requests with `Sec-Fetch-Site` and, on writes, `Origin`; clients that send neither (curl, the
+ * seed script, peers) are not browsers and pass.
+ */
+export function crossOriginWrite(method: string, headers: { host?: string; origin?: string; secFetchSite?: string }): string | undefined {
+  if (SAFE_METHODS.has(method)) return undefined;
+  const site = headers.secFetchSite?.toLowerCase();
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return `Sec-Fetch-Site: ${site}`;
+  if (headers.origin === undefined) return undefined;
+  try {
+    const origin = new URL(headers.origin);
+    if (headers.host !== undefined && origin.host === new URL(`http://${headers.host}`).host) return undefined;
+  } catch {
+    // `Origin: null` (sandboxed frames, file: pages) and anything unparsable: not this service's origin.
+  }
+  return `Origin: ${headers.origin}`;
+}
+
 /** The principal of a request that passed `authenticate`. */
 export function principalOf(res: Response): Principal | undefined {
   return res.locals.principal as Principal | undefined;
 }
 
-export function createAccess(keys: readonly ApiKey[]): Access {
+/** 403 for a protected-mode request a page on another name or origin could have sent (DNS rebinding, CSRF). */
+function refuseForeignPage(req: Request, hosts: readonly string[]): void {
+  const host = req.get('Host');
+  if (!isLoopbackHost(host, hosts)) {
+    throw new ForbiddenError(
+      `This service runs in protected mode and serves only requests addressed to this machine by a loopback name (localhost, 127.0.0.1, [::1]${hosts.length > 0 ? `, ${hosts.join(', ')}` : ''}); this one was addressed to "${host}". ` +
+        'A name that resolves to 127.0.0.1 but is not one of these could be a web page rebinding its own name to this machine (DNS rebinding). ' +
+        'Use http://localhost:PORT, add the name to PROTECTED_MODE_HOSTS, or set API_KEYS.',
+      [{ path: 'Host', message: 'is not a loopback name or address, nor in PROTECTED_MODE_HOSTS' }],
+    );
+  }
+  const foreign = crossOriginWrite(req.method, { host, origin: req.get('Origin'), secFetchSite: req.get('Sec-Fetch-Site') });
+  if (foreign) {
+    const header = foreign.slice(0, foreign.indexOf(':'));
+    throw new ForbiddenError(
+      `This service runs in protected mode and refuses writes sent by a web page of another origin (${foreign}): only the status page served here, and clients that are not browsers, may change the catalog. Set API_KEYS to serve other origins with keys.`,
+      [{ path: header, message: 'names another origin than this service on a request that is not GET or HEAD' }],
+    );
+  }
+}
+
+export function createAccess(keys: readonly ApiKey[], opts: { hosts?: readonly string[] } = {}): Access {
+  const hosts = opts.hosts ?? [];
   const known = keys.map(({ role, key }) => {
     registerSecret(key);
     const hash = sha256(key);
@@ -119,6 +185,7 @@ export function createAccess(keys: readonly ApiKey[]): Access {
             'restart the service and send `Authorization: Bearer <key>`.',
         );
       }
+      refuseForeignPage(req, hosts);
       res.locals.principal = { role: 'admin', id: 'loopback' } satisfies Principal;
       return next();
     }

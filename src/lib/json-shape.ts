@@ -1,9 +1,11 @@
 /**
  * Shape checks shared by every JSON input (API bodies, seed files): parse errors reported as "malformed
- * JSON", nesting depth bounded, and prototype-pollution keys refused anywhere.
+ * JSON", nesting depth bounded, prototype-pollution keys refused anywhere, and integers JSON.parse would
+ * round (beyond 2^53 - 1) refused where they stand instead of being stored altered.
  */
 import { InputError, MalformedJsonError } from '../errors';
 import { pointer } from './json-pointer';
+import { findUnsafeInteger } from './json-scan';
 
 export const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 export const MAX_BODY_DEPTH = 32;
@@ -45,6 +47,14 @@ export function parseJsonText(text: string, what = 'The request body'): unknown 
     throw new MalformedJsonError(`${what} is not valid JSON: ${reason}.`, [{ path: '/', message: `malformed JSON: ${reason}` }]);
   }
   checkJsonShape(value);
+  const unsafe = findUnsafeInteger(text);
+  if (unsafe) {
+    const shown = unsafe.literal.length > 40 ? `${unsafe.literal.slice(0, 40)}...` : unsafe.literal;
+    throw new InputError(
+      `${what} holds the integer ${shown} at ${unsafe.path}: integers beyond ±${Number.MAX_SAFE_INTEGER} (2^53 - 1) cannot be kept exactly (it would be stored as ${Number(unsafe.literal)}); send it as a string.`,
+      [{ path: unsafe.path, message: `integer beyond ±${Number.MAX_SAFE_INTEGER} (2^53 - 1) cannot be stored exactly; send it as a string` }],
+    );
+  }
   return value;
 }
 

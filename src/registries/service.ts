@@ -5,7 +5,9 @@
  * each other's changes.
  */
 import { randomUUID } from 'node:crypto';
-import { ConflictError, InputError, NotFoundError, PreconditionFailedError, type FieldError } from '../errors';
+import { bsonSize, largestField, MAX_DOCUMENT_BYTES } from '../db/document-size';
+import { ConflictError, InputError, NotFoundError, PayloadTooLargeError, PreconditionFailedError, type FieldError } from '../errors';
+import { pointer } from '../lib/json-pointer';
 import { KeyedMutex } from '../lib/keyed-mutex';
 import { readOnlyPaths, validateEntry } from '../schemas';
 import type { CredentialCipher, PlainCredentials } from './credentials';
@@ -133,7 +135,9 @@ export class RegistryService {
     const fields: Record<string, unknown> = { ...fieldsIn };
     fields.container_registry_image_prefix ??= derivePrefix(entry.container_registry_public_url);
     if (container_registry_credentials) fields[CREDS] = this.cipher.seal(container_registry_credentials);
-    return { id: container_registry_id ?? randomUUID(), fields: fields as NewFields };
+    const id = container_registry_id ?? randomUUID();
+    checkEntrySize(newDocument(id, fields as NewFields), 'The entry');
+    return { id, fields: fields as NewFields };
   }
 
   async create(body: unknown): Promise<StoredRegistry> {
@@ -201,6 +205,7 @@ export class RegistryService {
         }
         next.version = current.version + 1;
         next.updated_at = new Date().toISOString();
+        checkEntrySize(next, 'The updated entry');
         const stored = next as unknown as StoredRegistry;
         return { kind: 'replace', next: stored, result: stored };
       }),
@@ -339,6 +344,25 @@ export class RegistryService {
     }
     return { outcome: 'updated', id: existing._id };
   }
+}
+
+/**
+ * The largest entry, as stored (BSON): the database's document limit less 64 KiB of room for the change-log
+ * record that carries the entry and for the service-owned fields that grow after a write (health, observed
+ * storage: a few KiB by their schemas).
+ */
+export const MAX_ENTRY_BYTES = MAX_DOCUMENT_BYTES - 64 * 1024;
+
+/** 413 naming the largest field when `doc` (a whole stored entry) is over MAX_ENTRY_BYTES. */
+function checkEntrySize(doc: object, what: string): void {
+  const bytes = bsonSize(doc);
+  if (bytes <= MAX_ENTRY_BYTES) return;
+  const largest = largestField(doc);
+  const path = largest ? pointer(largest.field) : '/';
+  throw new PayloadTooLargeError(
+    `${what} would take ${bytes} bytes as stored (BSON); an entry may take at most ${MAX_ENTRY_BYTES} (the database's 16 MiB document limit, less room for its change record).${largest ? ` Its largest field is ${path} (${largest.bytes} bytes).` : ''}`,
+    [{ path, message: `makes the entry ${bytes} bytes as stored; at most ${MAX_ENTRY_BYTES}` }],
+  );
 }
 
 /** The stored document of a new entry (create and onboarding). */

@@ -235,6 +235,17 @@ describe('parameters', () => {
     expectProblem(r, 400, 'since');
   });
 
+  test('When since is the largest integer the message names (2^53 - 1), then it is taken as a position (beyond the catalog), and one above it is out of range', async () => {
+    const max = await changes(svc.url, `since=${Number.MAX_SAFE_INTEGER}`);
+    expectProblem(max, 400, 'since');
+    expect(max.body.detail).toMatch(/beyond the catalog's latest revision/);
+    for (const over of ['9007199254740992', '9007199254740993', '99999999999999999']) {
+      const r = await changes(svc.url, `since=${over}`);
+      expectProblem(r, 400, 'since');
+      expect(r.body.detail).toBe(`since must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}.`);
+    }
+  });
+
   test('When Last-Event-ID is not a revision, then the stream is refused with a 400 naming it', async () => {
     const r = await changes(svc.url, '', { Accept: 'text/event-stream', 'Last-Event-ID': 'yesterday' });
     expectProblem(r, 400, 'Last-Event-ID');

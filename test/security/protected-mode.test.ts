@@ -76,17 +76,17 @@ async function createNamespace(): Promise<Namespace> {
   };
 }
 
-/** GET to 127.0.0.1:port. */
-function getLocal(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; type: string; body: any }> {
+/** A request to 127.0.0.1:port (GET unless `method`), with raw headers: Host and Origin as a browser would send them. */
+function getLocal(port: number, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; type: string; body: any }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, headers: { ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...headers }, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body: text ? JSON.parse(text) : undefined }));
     });
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
 }
 
@@ -126,6 +126,60 @@ describe('Protected mode on a real socket', () => {
 
   test('When the service starts in protected mode, then nothing but loopback is trusted and the mode is known', () => {
     expect(svc.parts.access.protectedMode).toBe(true);
+  });
+});
+
+describe('Protected mode against DNS rebinding and cross-origin writes', () => {
+  let svc: TestService;
+  let port: number;
+  beforeAll(async () => {
+    svc = await startTestService({ PROTECTED_MODE_HOSTS: 'registry-box.internal' });
+    port = Number(new URL(svc.url).port);
+  });
+  afterAll(() => svc.close());
+
+  test('When a loopback client addresses the service by a name that is not a loopback one (a rebound page), then it is refused with a 403 explaining why; /healthz stays open', async () => {
+    const host = `rebind.attacker.test:${port}`;
+    const who = await getLocal(port, '/whoami', { Host: host });
+    expect(who.status).toBe(403);
+    expect(who.type).toMatch(/application\/problem\+json/);
+    expect(who.body.detail).toMatch(/DNS rebinding/);
+    expect(who.body.detail).toContain(host);
+    expect(who.body.errors).toEqual([{ path: 'Host', message: expect.any(String) }]);
+    const hook = await getLocal(port, '/webhooks', { Host: host }, 'POST', JSON.stringify({ url: 'http://127.0.0.1:9/x', events: ['registry.created'] }));
+    expect(hook.status).toBe(403);
+    expect((await call(svc.url, 'GET', '/webhooks')).body.webhooks).toEqual([]);
+    expect((await getLocal(port, '/healthz', { Host: host })).status).toBe(200);
+  });
+
+  test.each(['localhost', '127.0.0.1', '127.1.2.3', '[::1]', 'LOCALHOST', 'localhost.', 'registry-box.internal'])('When the Host is %s, then the request is served', async (name) => {
+    const res = await getLocal(port, '/whoami', { Host: `${name}:${port}` });
+    expect(res.status).toBe(200);
+  });
+
+  test.each(['127.0.0.1.attacker.test', 'localhost.attacker.test', 'attacker.test', '10.0.0.1', 'user@localhost'])('When the Host is %s, then the request is refused', async (name) => {
+    expect((await getLocal(port, '/whoami', { Host: `${name}:${port}` })).status).toBe(403);
+  });
+
+  test('When a write comes from a page of another origin (Origin or Sec-Fetch-Site), then it is refused with a 403 naming the header; same-origin writes, reads and clients without these headers are served', async () => {
+    const query = JSON.stringify({});
+    const post = (headers: Record<string, string>) => getLocal(port, '/container_registries', { Host: `127.0.0.1:${port}`, ...headers }, 'POST', query);
+    const foreign = await post({ Origin: 'http://evil.test' });
+    expect(foreign.status).toBe(403);
+    expect(foreign.body.detail).toMatch(/another origin/);
+    expect(foreign.body.errors).toEqual([{ path: 'Origin', message: expect.any(String) }]);
+    expect((await post({ Origin: 'null' })).status).toBe(403);
+    expect((await post({ Origin: `http://127.0.0.1:${port + 1}` })).status).toBe(403);
+    const site = await post({ 'Sec-Fetch-Site': 'cross-site' });
+    expect(site.status).toBe(403);
+    expect(site.body.errors).toEqual([{ path: 'Sec-Fetch-Site', message: expect.any(String) }]);
+    expect((await post({ 'Sec-Fetch-Site': 'same-site' })).status).toBe(403);
+    const del = await getLocal(port, '/container_registry/b3c38f52-8f2e-43a3-9aa9-bd9a4c75e509', { Host: `localhost:${port}`, Origin: 'http://evil.test' }, 'DELETE');
+    expect(del.status).toBe(403);
+
+    expect((await post({ Origin: `http://127.0.0.1:${port}`, 'Sec-Fetch-Site': 'same-origin' })).status).toBe(200);
+    expect((await post({})).status).toBe(200);
+    expect((await getLocal(port, '/whoami', { Origin: 'http://evil.test', 'Sec-Fetch-Site': 'cross-site' })).status).toBe(200);
   });
 });
 

@@ -2,7 +2,8 @@
  * Real headless Chromium for the status page tests: Debian's `chromium` (installed by
  * scripts/install-test-deps.sh) driven by playwright-core through `executablePath`; nothing is downloaded.
  * Chromium's own background traffic is switched off and every host name resolves to nothing, so the
- * browser can only ever reach the loopback addresses the tests give it. Each page records every request
+ * browser can only ever reach the loopback addresses the tests give it (a test may map a name of its own to
+ * 127.0.0.1, as a DNS rebinding attacker would). Each page records every request
  * it makes and every console message and page error, for the tests to assert on.
  */
 import { mkdirSync } from 'node:fs';
@@ -13,7 +14,8 @@ import { ensureTestDeps } from './registries';
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const ARTIFACTS = path.resolve(__dirname, '..', '..', 'test-artifacts');
 
-export async function launchBrowser(): Promise<Browser> {
+/** `hostRules`: Chromium host-resolver rules put before the catch-all, e.g. `MAP rebind.test 127.0.0.1` (loopback only). */
+export async function launchBrowser(opts: { hostRules?: string[] } = {}): Promise<Browser> {
   ensureTestDeps();
   return chromium.launch({
     executablePath: CHROMIUM,
@@ -29,7 +31,7 @@ export async function launchBrowser(): Promise<Browser> {
       '--disable-domain-reliability',
       '--metrics-recording-only',
       // Only IP literals (the tests' 127.0.0.1) can be reached: any host name resolves to nothing.
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+      `--host-resolver-rules=${[...(opts.hostRules ?? []), 'MAP * ~NOTFOUND', 'EXCLUDE 127.0.0.1'].join(', ')}`,
     ],
   });
 }
