@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BSON, Double, Int32, Long, MongoClient, ObjectId, type Db } from 'mongodb';
 import { ownedCollections } from '../../src/db/dump';
-import { cliEnv, runDbCli } from '../support/db-cli';
+import { cliEnv, contents, runDbCli } from '../support/db-cli';
 import { entry } from '../support/entries';
 import { call, startTestService, testDbName } from '../support/service';
 
@@ -33,18 +33,6 @@ function newDb(): Db {
   const name = testDbName();
   dropLater.push(name);
   return client.db(name);
-}
-
-/** Every document of every collection as canonical Extended JSON (types kept), sorted; and the indexes. */
-async function contents(db: Db): Promise<Record<string, { docs: string[]; count: number; indexes: string[] }>> {
-  const out: Record<string, { docs: string[]; count: number; indexes: string[] }> = {};
-  for (const name of await ownedCollections(db)) {
-    const c = db.collection(name);
-    const docs = (await c.find({}, { promoteValues: false, promoteLongs: false, bsonRegExp: true }).toArray()).map((d) => BSON.EJSON.stringify(d, { relaxed: false })).sort();
-    const indexes = (await c.listIndexes().toArray()).map((i) => JSON.stringify({ name: i.name, key: i.key, unique: i.unique ?? false })).sort();
-    out[name] = { docs, count: await c.countDocuments({}), indexes };
-  }
-  return out;
 }
 
 // With MONGODB_URI a CREDENTIALS_KEY is given, as every replica needs one (the commands themselves never open credentials).
@@ -151,7 +139,7 @@ test('When an import meets a truncated or foreign file, then it changes nothing 
 
 test('When the database is the embedded default of a DATA_DIR, then import starts it (pinning the DATA_DIR) and export reads back the same documents', async () => {
   const src = newDb();
-  await src.collection('container_registries').insertMany(Array.from({ length: 50 }, (_, i) => ({ _id: `id-${i}` as never, n: new Int32(i), at: new Date(i * 1000) })));
+  await src.collection('samples').insertMany(Array.from({ length: 50 }, (_, i) => ({ _id: `id-${i}` as never, n: new Int32(i), at: new Date(i * 1000) })));
   await src.collection('reports').insertOne({ _id: new ObjectId(), total: Long.fromNumber(3) });
   const file = path.join(tmp, 'to-embedded.ejsonl');
   expect((await runDbCli(['export', file], atDb(src))).code).toBe(0);
@@ -182,7 +170,11 @@ test('When 20,000 entries are exported and imported, then both stream: peak memo
         container_registry_public_url: `http://10.0.${b}.${i % 250}:5000`,
         container_registry_tags: ['ai', 'internal', `batch-${b}`],
         container_registry_metadata: { owner: 'bench', note: filler },
-        created_at: new Date(),
+        // Entries as stored before the change log (no revision): the import takes them, the service logs them at start.
+        container_registry_health: { status: 'unknown', consecutive_failures: 0 },
+        created_at: new Date().toISOString(),
+        updated_at: new Date().toISOString(),
+        version: 1,
       })),
     );
   }
