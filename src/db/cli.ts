@@ -13,7 +13,6 @@ import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { createLogger, type Logger } from '../logger';
-import { catalogImportRules } from '../registries/import-rules';
 import { openDatabase } from './connect';
 import { exportDatabase, importDatabase, type CollectionCount } from './dump';
 import { startEmbeddedDatabase } from './embedded';
@@ -68,6 +67,8 @@ async function exportTo(config: Config, logger: Logger, file: string): Promise<v
 }
 
 async function importFrom(config: Config, logger: Logger, file: string, force: boolean): Promise<void> {
+  // Loaded here: the catalog's schemas compile at load, which `npm run db` and the export do not need.
+  const { catalogImportRules } = await import('../registries/import-rules');
   const onStep = (step: string) => void logger.info(`import: ${step}`);
   const counts = await withDatabase(config, logger, ({ db }) => importDatabase(db, file, { force, rules: catalogImportRules(), onStep }));
   process.stdout.write(`${summary(counts)} imported from ${file}; counts verified\n`);
