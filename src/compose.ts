@@ -32,6 +32,7 @@ import { SORT_FIELDS } from './registries/query';
 import { PrefixIndex } from './resolve';
 import { CatalogView } from './view/catalog-view';
 import { registryMetricsText } from './observability/registry-metrics';
+import { BadEntries } from './registries/stored-shape';
 
 export async function compose(config: Config, db: Db, logger: Logger) {
   const { cipher, repository, registries } = await createCatalog(config, db, logger);
@@ -80,7 +81,9 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   lifecycle.onStop('change feed', () => feed.stop());
   // The resolver's prefix index, kept current by the change feed (loaded with the view; 503 until then).
   const resolver = new PrefixIndex();
-  feedResolver(feed, resolver);
+  // Malformed stored entries are left out of the per-entry answers (/resolve, /metrics), each logged once.
+  const badEntries = new BadEntries(logger);
+  feedResolver(feed, resolver, badEntries);
   const app = buildApp({
     logger,
     registries,
@@ -94,7 +97,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
       // Per-registry series from the view, after this replica's acknowledged writes (read-your-writes, like queries).
       metricsRoutes(access.can, async () => {
         await feed.caughtUp();
-        return registryMetricsText(view, config.METRICS_MAX_REGISTRIES);
+        return registryMetricsText(view, config.METRICS_MAX_REGISTRIES, badEntries);
       }),
       webhookRoutes({ webhooks: webhooks.service, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES }),
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),

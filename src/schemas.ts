@@ -22,6 +22,7 @@ import resolveResultSchema from '../schemas/resolve_result.schema.json';
 import resolveBatchResultSchema from '../schemas/resolve_batch_result.schema.json';
 import peerStatusSchema from '../schemas/peer_status.schema.json';
 import webhookRequestSchema from '../schemas/webhook_subscription_request.schema.json';
+import storedEntrySchema from '../schemas/container_registry_stored.schema.json';
 
 /** Every schema of schemas/, by $id (the OpenAPI document is built from these). */
 export const schemas = {
@@ -75,6 +76,8 @@ ajv.addKeyword({
   },
 });
 for (const s of Object.values(schemas)) ajv.addSchema(s);
+// Not an API schema (not in `schemas`, so not in the OpenAPI document): an entry as stored, for db:import.
+ajv.addSchema(storedEntrySchema);
 
 function compiled(id: string): ValidateFunction {
   const v = ajv.getSchema(id);
@@ -146,6 +149,7 @@ export const validateCursor = validator<import('./generated').QueryCursor>('quer
 export const validateChangePage = validator<import('./generated').ChangePage>('change_page.schema.json', 'The change page');
 export const validateWebhookRequest = validator<import('./generated').WebhookSubscriptionRequest>('webhook_subscription_request.schema.json', 'The webhook subscription');
 export const validateResolveRequest = validator<import('./generated').ResolveRequest>('resolve_request.schema.json', 'The resolve request');
+export const validateStoredEntry = validator<Record<string, unknown>>('container_registry_stored.schema.json', 'The stored entry');
 
 /** Dotted paths of the entry that only the service may set (every `readOnly: true` property of the entry schema). */
 export const readOnlyPaths: readonly string[] = (() => {

@@ -3,6 +3,7 @@
  * against a database of its own on the run's test server.
  */
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -107,4 +108,42 @@ test('When no path is given, then it prints usage and exits 2', async () => {
   const r = await seed([]);
   expect(r.code).toBe(2);
   expect(r.stderr).toContain('usage: npm run seed');
+});
+
+/** An entry valid against the schema but over the database's 16 MiB document limit: 64 × 64 metadata strings of 4,096 characters. */
+function oversized(name: string): Record<string, unknown> {
+  const inner = Object.fromEntries(Array.from({ length: 64 }, (_, j) => [`v${j}`, 'x'.repeat(4096)]));
+  return entry({ container_registry_name: name, container_registry_metadata: Object.fromEntries(Array.from({ length: 64 }, (_, k) => [`k${k}`, inner])) });
+}
+
+test('When the third of four entries is over the database document limit, then the other three are onboarded and each line tells what became of its entry', async () => {
+  const file = path.join(dir, 'oversized.json');
+  writeFileSync(file, JSON.stringify([entry({ container_registry_name: 'big-1' }), entry({ container_registry_name: 'big-2' }), oversized('big-3'), entry({ container_registry_name: 'big-4' })]));
+  const r = await seed([file]);
+  expect(r.code).toBe(1);
+  const lines = r.stdout.trim().split('\n');
+  expect(lines.slice(0, 4).map((l) => l.split(/\s+/)[0])).toEqual(['created', 'created', 'invalid', 'created']);
+  expect(lines[2]).toMatch(/^invalid\s+.*oversized\.json#2 big-3: the entry is \d+ bytes as BSON, over the largest the database stores \(\d+\)$/);
+  expect(lines[4]).toBe('4 entries: 3 created, 0 updated, 0 unchanged, 1 invalid, 0 failed');
+  const stored = await client.db(dbName).collection('container_registries').find({ container_registry_name: /^big-/ }).toArray();
+  expect(stored.map((d) => d.container_registry_name).sort()).toEqual(['big-1', 'big-2', 'big-4']);
+  // What the lines say is what the change log says: no change of big-3, one of each other.
+  const changes = await client.db(dbName).collection('catalog_changes').find({ 'doc.container_registry_name': /^big-/ }).toArray();
+  expect(changes.map((c) => c.doc.container_registry_name).sort()).toEqual(['big-1', 'big-2', 'big-4']);
+}, 120_000);
+
+test('When a file gives one id twice with two names, then the first is onboarded, the second is refused naming the id and both positions, and a rerun changes nothing', async () => {
+  const file = path.join(dir, 'twice.json');
+  const id = randomUUID();
+  writeFileSync(file, JSON.stringify([entry({ container_registry_id: id, container_registry_name: 'twice-a' }), entry({ container_registry_id: id, container_registry_name: 'twice-b' })]));
+  const first = await seed([file]);
+  expect(first.code).toBe(1);
+  const lines = first.stdout.trim().split('\n');
+  expect(lines[0]).toMatch(new RegExp(`^created\\s+.*twice\\.json#0 twice-a \\(${id}\\)$`));
+  expect(lines[1]).toBe(`invalid   ${file}#1 twice-b: /container_registry_id: ${id} is given twice, at ${file}#0 and at ${file}#1; only the first is onboarded`);
+  const again = await seed([file]);
+  expect(again.code).toBe(1);
+  expect(again.stdout.trim().split('\n').pop()).toBe('2 entries: 0 created, 0 updated, 1 unchanged, 1 invalid, 0 failed');
+  const doc = await client.db(dbName).collection('container_registries').findOne({ _id: id as never });
+  expect(doc).toMatchObject({ container_registry_name: 'twice-a', version: 1 });
 });

@@ -22,19 +22,32 @@ export function isDuplicateKey(e: unknown): boolean {
   return e instanceof MongoServerError && (e.code === 11000 || DUPLICATE_MESSAGE.test(e.message));
 }
 
+/** The server refused one document of a batch insert for another reason than a unique index (its message says why). */
+export class DocumentRefused extends Error {
+  override name = 'DocumentRefused';
+}
+
 /**
- * The positions of a batch insert's documents that unique indexes refused, when that is all that happened
- * (every other document was inserted); undefined when the outcome is unknown. The driver reports a
- * connection lost mid-batch as a MongoBulkWriteError too, with no write errors: taking that for "all
- * inserted" made writers act on inserts that never happened.
+ * What a batch insert's error says of each document when every document's outcome is known: the positions
+ * the server refused, each with 'duplicate' (a unique index) or why; every other document was inserted.
+ * Undefined when the outcome is unknown: the driver reports a connection lost mid-batch as a
+ * MongoBulkWriteError too, with no write errors, and taking that for "all inserted" made writers act on
+ * inserts that never happened.
  */
-export function refusedAsDuplicates(e: unknown, count: number): Set<number> | undefined {
-  if (count === 1 && isDuplicateKey(e)) return new Set([0]);
+export function refusals(e: unknown, count: number): Map<number, 'duplicate' | DocumentRefused> | undefined {
+  if (count === 1 && isDuplicateKey(e)) return new Map([[0, 'duplicate']]);
   if (!(e instanceof MongoBulkWriteError)) return undefined;
   const errors = Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors];
-  if (errors.length === 0 || errors.some((w) => w.code !== 11000 && !DUPLICATE_MESSAGE.test(w.errmsg ?? ''))) return undefined;
-  if (e.insertedCount + errors.length !== count) return undefined;
-  return new Set(errors.map((w) => w.index));
+  if (errors.length === 0 || e.insertedCount + errors.length !== count) return undefined;
+  const why = (w: (typeof errors)[number]) => (w.code === 11000 || DUPLICATE_MESSAGE.test(w.errmsg ?? '') ? 'duplicate' : new DocumentRefused(`the database refused it: ${w.errmsg ?? `code ${w.code}`}`));
+  return new Map(errors.map((w) => [w.index, why(w)]));
+}
+
+/** The positions of a batch insert's documents that unique indexes refused, when that is all that happened (see refusals). */
+export function refusedAsDuplicates(e: unknown, count: number): Set<number> | undefined {
+  const refused = refusals(e, count);
+  if (!refused || [...refused.values()].some((r) => r !== 'duplicate')) return undefined;
+  return new Set(refused.keys());
 }
 
 interface Token {

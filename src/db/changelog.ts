@@ -22,9 +22,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Collection, Db, Document, Filter } from 'mongodb';
-import { isDuplicateKey, refusedAsDuplicates } from './atomic';
+import { BSON, type Collection, type Db, type Document, type Filter } from 'mongodb';
+import { isDuplicateKey, refusals } from './atomic';
 import { ensureIndexes } from './indexes';
+import { MAX_BSON_DOCUMENT_BYTES } from './storable';
 
 export type ChangeOp = 'upsert' | 'delete' | 'fill';
 
@@ -85,6 +86,13 @@ export class ChangeConflict extends Error {
 /** Every revision tried was taken by other writers until the deadline (heavy contention). */
 export class AppendTimeout extends Error {}
 
+/** The change's record would be over BSON's document limit: refused before anything is written (no revision is used). */
+export class RecordTooLarge extends Error {
+  constructor(readonly key: string, readonly bytes: number) {
+    super(`the change of ${key} is ${bytes} bytes as a log record, over the ${MAX_BSON_DOCUMENT_BYTES}-byte limit of a document`);
+  }
+}
+
 const FILL_KEY = '~fill';
 const META_FLOOR = 'floor';
 const META_RETAINED = 'retained';
@@ -114,10 +122,10 @@ export function metaCollection(name: string): string {
  * imported revisions are another history than the one followers of the source may have read past).
  * Answers how many logs got one.
  */
-export async function renewEpochs(db: Db, collections: readonly string[]): Promise<number> {
+export async function renewEpochs(db: Db, collections: readonly string[], where: (name: string) => string = (name) => name): Promise<number> {
   let renewed = 0;
   for (const name of collections.filter((c) => c.endsWith(metaCollection('')))) {
-    const r = await db.collection<MetaDoc>(name).updateOne({ _id: META_EPOCH, epoch: { $exists: true } }, { $set: { epoch: newEpoch(), at: new Date() } });
+    const r = await db.collection<MetaDoc>(where(name)).updateOne({ _id: META_EPOCH, epoch: { $exists: true } }, { $set: { epoch: newEpoch(), at: new Date() } });
     renewed += r.matchedCount;
   }
   return renewed;
@@ -186,16 +194,13 @@ export class ChangeLog<D extends Document = Document> {
     });
   }
 
-  /** Appends changes of distinct keys together. Each result is the revision or a ChangeConflict. */
-  async appendMany(changes: Change<D>[]): Promise<Array<number | ChangeConflict>> {
-    return Promise.all(
-      changes.map((c) =>
-        this.append(c).catch((e: unknown) => {
-          if (e instanceof ChangeConflict) return e;
-          throw e;
-        }),
-      ),
-    );
+  /**
+   * Appends changes of distinct keys together. Each result is the revision, or why that change was not
+   * appended (a ChangeConflict, a RecordTooLarge, the database's refusal of that record) or may not have
+   * been (an error of the database's connection): one change that fails never fails the others.
+   */
+  async appendMany(changes: Change<D>[]): Promise<Array<number | Error>> {
+    return Promise.all(changes.map((c) => this.append(c).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))))));
   }
 
   private readonly queue: Pending<D>[] = [];
@@ -228,15 +233,28 @@ export class ChangeLog<D extends Document = Document> {
     await sleep(Math.random() * 15);
   }
 
+  /** The changes whose records fit in a document; the others are refused at once, before any revision is allocated. */
+  private fitting(batch: Pending<D>[]): Pending<D>[] {
+    return batch.filter((p) => {
+      // The largest revision a record can carry: its size does not depend on which one it gets.
+      const bytes = BSON.calculateObjectSize(this.record(p.change, Number.MAX_SAFE_INTEGER));
+      if (bytes <= MAX_BSON_DOCUMENT_BYTES) return true;
+      p.reject(new RecordTooLarge(p.change.key, bytes));
+      return false;
+    });
+  }
+
   /** Writes one batch; true when some of its revisions were taken by another writer (they are queued again). */
-  private async flushBatch(batch: Pending<D>[]): Promise<boolean> {
+  private async flushBatch(all: Pending<D>[]): Promise<boolean> {
+    const batch = this.fitting(all);
+    if (batch.length === 0) return false;
     const recs = batch.map((p) => this.record(p.change, this.allocate(p.change.prev)));
-    let failed = new Set<number>();
+    let failed = new Map<number, 'duplicate' | Error>();
     try {
       if (recs.length === 1) await this.records.insertOne(recs[0]!);
       else await this.records.insertMany(recs, { ordered: false });
     } catch (e) {
-      const refused = refusedAsDuplicates(e, recs.length);
+      const refused = refusals(e, recs.length);
       if (!refused) {
         // Unknown outcome (the database went away...): each record is in the log or a hole (filled by
         // readers). One that landed is written to the collection by the feed's check (CatalogFeed.verify).
@@ -245,7 +263,7 @@ export class ChangeLog<D extends Document = Document> {
       }
       failed = refused;
     }
-    const outcomes = await Promise.all(recs.map((rec, i) => (failed.has(i) ? this.afterDuplicate(rec).catch((e: unknown) => e) : 'stored')));
+    const outcomes = await Promise.all(recs.map((rec, i) => this.outcome(rec, failed.get(i))));
     let collided = false;
     for (const [i, p] of batch.entries()) {
       const o = outcomes[i];
@@ -259,6 +277,17 @@ export class ChangeLog<D extends Document = Document> {
       }
     }
     return collided;
+  }
+
+  /**
+   * What became of one record of a batch: stored; refused by a unique index (see afterDuplicate); or refused
+   * for another reason (the others of the batch are stored): its revision is then a hole, filled at once.
+   */
+  private async outcome(rec: LogRecord<D>, refused: 'duplicate' | Error | undefined): Promise<'stored' | 'ours' | 'taken' | 'conflict' | unknown> {
+    if (refused === undefined) return 'stored';
+    if (refused === 'duplicate') return this.afterDuplicate(rec).catch((e: unknown) => e);
+    await this.fill(rec.r).catch(() => undefined);
+    return refused;
   }
 
   private record(change: Change<D>, r: number): LogRecord<D> {

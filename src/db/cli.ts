@@ -3,8 +3,11 @@
  *   npm run db                          starts the embedded default database alone and prints its MONGODB_URI
  *                                       (for benchmarks and other tools); stops on Ctrl-C / SIGTERM.
  *   npm run db:export -- FILE           writes every collection of the service's database to FILE (src/db/dump.ts).
- *   npm run db:import -- FILE [--force] reads an export into the database; refuses a non-empty one unless --force.
+ *   npm run db:import -- FILE [--force] reads an export into the database, all or nothing, after checking every
+ *                                       document; refuses a non-empty one unless --force.
  * Export and import work on MONGODB_URI when set, else on the embedded default of DATA_DIR (its pinned backend).
+ * The import checks the catalog's collections with the catalog's own rules (src/registries/import-rules.ts):
+ * this file is a composition root, like main.ts, and the one place db/ code is handed domain knowledge.
  */
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { finished } from 'node:stream/promises';
@@ -64,7 +67,10 @@ async function exportTo(config: Config, logger: Logger, file: string): Promise<v
 }
 
 async function importFrom(config: Config, logger: Logger, file: string, force: boolean): Promise<void> {
-  const counts = await withDatabase(config, logger, ({ db }) => importDatabase(db, file, { force }));
+  // Loaded here: the catalog's schemas compile at load, which `npm run db` and the export do not need.
+  const { catalogImportRules } = await import('../registries/import-rules');
+  const onStep = (step: string) => void logger.info(`import: ${step}`);
+  const counts = await withDatabase(config, logger, ({ db }) => importDatabase(db, file, { force, rules: catalogImportRules(), onStep }));
   process.stdout.write(`${summary(counts)} imported from ${file}; counts verified\n`);
   process.stderr.write('Stored registry credentials stay sealed: the service reading this database needs the credentials key of the source (its CREDENTIALS_KEY, or DATA_DIR/credentials.key).\n');
 }

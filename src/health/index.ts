@@ -7,6 +7,7 @@ import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { Prober, StorageCrawler } from '../probe/types';
 import type { CredentialCipher } from '../registries/credentials';
+import { BadEntries } from '../registries/stored-shape';
 import type { EntryWriter } from '../registries/writes';
 import { HealthChecker } from './check';
 import { HealthHistoryReader } from './history';
@@ -38,7 +39,7 @@ export async function createHealthService(deps: HealthServiceDeps) {
   const crawlDeadlineMs = config.STORAGE_TIMEOUT_MS + 5000;
   const leases = new LeaseStore(db);
   const writer = new ResultWriter(db, deps.entries, leases, { historyDays: config.HEALTH_HISTORY_DAYS });
-  const reporter = new HealthReporter(db, { keep: deps.reportsKept ?? 100, queryTimeoutMs: config.QUERY_TIMEOUT_MS });
+  const reporter = new HealthReporter(db, { keep: deps.reportsKept ?? 100, queryTimeoutMs: config.QUERY_TIMEOUT_MS, bad: new BadEntries(deps.logger) });
   const history = new HealthHistoryReader(db, { queryTimeoutMs: config.QUERY_TIMEOUT_MS, historyDays: config.HEALTH_HISTORY_DAYS });
   const checker = new HealthChecker({ prober: deps.prober, crawler: deps.crawler, cipher: deps.cipher, writer, probeDeadlineMs, crawlDeadlineMs });
   const scheduler = new Scheduler({ config, leases, checker, writer, reporter, logger: deps.logger, probeDeadlineMs, crawlDeadlineMs });

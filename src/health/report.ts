@@ -13,6 +13,7 @@ import { isDuplicateKey } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
 import type { ContainerRegistryHealth } from '../generated';
 import { COLLECTION, type StoredRegistry } from '../registries/model';
+import type { BadEntries } from '../registries/stored-shape';
 import { HISTORY, type HistoryRow } from './writer';
 
 export const REPORTS = 'container_registry_health_reports';
@@ -97,7 +98,8 @@ export class HealthReporter {
   private readonly history: Collection<HistoryRow>;
   private readonly reports: Collection<StoredReport>;
 
-  constructor(db: Db, private readonly opts: { keep: number; queryTimeoutMs: number }) {
+  /** `bad`: a malformed stored entry (src/registries/stored-shape.ts) is left out of the report (logged once) rather than counted wrong. */
+  constructor(db: Db, private readonly opts: { keep: number; queryTimeoutMs: number; bad: BadEntries }) {
     this.registries = db.collection<StoredRegistry>(COLLECTION);
     this.history = db.collection<HistoryRow>(HISTORY);
     this.reports = db.collection<StoredReport>(REPORTS);
@@ -140,12 +142,12 @@ export class HealthReporter {
     })();
     const [docs] = await Promise.all([
       this.registries
-        .find({}, { projection: { container_registry_name: 1, container_registry_health: 1 }, sort: { _id: 1 }, maxTimeMS: this.opts.queryTimeoutMs })
+        .find({}, { projection: { container_registry_name: 1, container_registry_health: 1, revision: 1 }, sort: { _id: 1 }, maxTimeMS: this.opts.queryTimeoutMs })
         .toArray(),
       folding,
     ]);
     const totals = { healthy: 0, degraded: 0, unhealthy: 0, unknown: 0, total: 0 };
-    const registries = docs.map((doc): RegistryReport => {
+    const registries = docs.filter((doc) => this.opts.bad.ok(doc, 'health report')).map((doc): RegistryReport => {
       const health = doc.container_registry_health ?? { status: 'unknown' };
       totals[health.status] += 1;
       totals.total += 1;

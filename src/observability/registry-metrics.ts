@@ -8,18 +8,20 @@
  *   registry_db_registry_last_success_timestamp_seconds{registry_id, registry_name}  last healthy probe
  *
  * At most `max` registries (lowest ids first, the same on every replica); the rest are counted in
- * registry_db_registry_series_dropped.
+ * registry_db_registry_series_dropped. A malformed stored entry (src/registries/stored-shape.ts) is left
+ * out (and logged once by `bad`) rather than failing the scrape.
  */
 import type { StoredRegistry } from '../registries/model';
+import type { BadEntries } from '../registries/stored-shape';
 import type { CatalogView } from '../view/catalog-view';
 
 const STATUSES = ['healthy', 'degraded', 'unhealthy', 'unknown'] as const;
 
 const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
-export function registryMetricsText(view: CatalogView, max: number): string {
+export function registryMetricsText(view: CatalogView, max: number, bad: BadEntries): string {
   const docs: StoredRegistry[] = [];
-  for (const item of view.entries()) docs.push(item.doc as StoredRegistry);
+  for (const item of view.entries()) if (bad.ok(item.doc, 'metrics')) docs.push(item.doc as StoredRegistry);
   docs.sort((a, b) => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0));
   const kept = docs.slice(0, max);
   const status: string[] = [];
@@ -31,7 +33,7 @@ export function registryMetricsText(view: CatalogView, max: number): string {
     const current = h?.status ?? 'unknown';
     for (const s of STATUSES) status.push(`registry_db_registry_status{${labels},status="${s}"} ${s === current ? 1 : 0}`);
     if (typeof h?.latency_ms === 'number') latency.push(`registry_db_registry_probe_latency_seconds{${labels}} ${h.latency_ms / 1000}`);
-    const ok = h?.last_healthy_at ? Date.parse(h.last_healthy_at) : NaN;
+    const ok = typeof h?.last_healthy_at === 'string' ? Date.parse(h.last_healthy_at) : NaN;
     if (!Number.isNaN(ok)) success.push(`registry_db_registry_last_success_timestamp_seconds{${labels}} ${ok / 1000}`);
   }
   return [

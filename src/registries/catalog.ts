@@ -5,6 +5,7 @@
  */
 import type { Db } from 'mongodb';
 import type { Config } from '../config';
+import { finishInterruptedImport } from '../db/swap';
 import type { Logger } from '../logger';
 import { CredentialCipher, loadOrCreateKey } from './credentials';
 import { RegistryRepository } from './repository';
@@ -15,6 +16,9 @@ export async function createCatalog(config: Config, db: Db, logger: Logger) {
   const { key, source } = loadOrCreateKey(config.CREDENTIALS_KEY, config.DATA_DIR);
   logger.debug('credentials key', { source });
   const cipher = new CredentialCipher(key);
+  // A db:import killed while it swapped its new collections in is finished before anything reads them.
+  const finished = await finishInterruptedImport(db);
+  if (finished) logger.warn('an interrupted db:import was finished: its new collections are in use now', { collections: finished });
   const repository = new RegistryRepository(db, config.QUERY_TIMEOUT_MS, undefined, {
     holeFillMs: config.FEED_HOLE_FILL_MS,
     compactAfterMs: config.FEED_COMPACT_AFTER_S * 1000,

@@ -19,10 +19,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Collection, Db, Filter } from 'mongodb';
-import { AppendTimeout, ChangeConflict, ChangeLog, revisionId, type LogRecord } from '../db/changelog';
-import { isDuplicateKey, refusedAsDuplicates, type Claims } from '../db/atomic';
+import { AppendTimeout, ChangeConflict, ChangeLog, RecordTooLarge, revisionId, type LogRecord } from '../db/changelog';
+import { isDuplicateKey, refusals, type Claims } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
-import { ConflictError, ServiceUnavailableError } from '../errors';
+import { ConflictError, PayloadTooLargeError, ServiceUnavailableError } from '../errors';
 import { COLLECTION, NAME_KEY, nameKey, type StoredRegistry } from './model';
 import { NameReservations } from './names';
 
@@ -133,10 +133,11 @@ export class EntryWriter {
     try {
       r = await this.log.append({ key: doc._id, prev: prev.value, op: 'upsert', doc });
     } catch (e) {
-      if (e instanceof ChangeConflict) return refuse(idTaken(doc._id));
-      // An append that timed out may still land (or become a hole): its name stays reserved until stale.
-      if (e instanceof AppendTimeout) throw new ServiceUnavailableError('The catalog is being written too often to take this entry now; try again.', 1);
-      throw e;
+      const failure = e instanceof Error ? appendFailure(e, doc._id) : e;
+      // Refused for sure: the name is given back. An append that timed out may still land (or become a
+      // hole): its name stays reserved until stale.
+      if (e instanceof ChangeConflict || e instanceof RecordTooLarge) return refuse(failure);
+      throw failure;
     }
     const stored = { ...doc, revision: r } as StoredRegistry;
     await this.materializeNew([stored]);
@@ -146,7 +147,9 @@ export class EntryWriter {
 
   /**
    * Creates new entries in one append and one insertMany (onboarding). Answers, per document, the stored
-   * entry or the error (409 for a taken id or name).
+   * entry or the error (409 for a taken id or name, 413 for an entry too large to store, the database's
+   * refusal of that entry...): an entry that fails never fails the others, and one that is answered with an
+   * error is neither in the collection nor (but for a compensating delete) in the log.
    */
   async createMany(docs: StoredRegistry[]): Promise<Array<StoredRegistry | Error>> {
     const out: Array<StoredRegistry | Error> = [];
@@ -162,10 +165,11 @@ export class EntryWriter {
     const stored: Array<{ i: number; doc: StoredRegistry }> = [];
     for (const [k, i] of candidates.entries()) {
       const r = revs[k]!;
-      if (r instanceof ChangeConflict) {
-        out[i] = idTaken(docs[i]!._id);
-        await this.names.releaseUnused(nameKey(docs[i]!), docs[i]!._id).catch(() => undefined);
-      } else stored.push({ i, doc: { ...docs[i]!, revision: r } as StoredRegistry });
+      if (typeof r === 'number') stored.push({ i, doc: { ...docs[i]!, revision: r } as StoredRegistry });
+      else {
+        out[i] = appendFailure(r, docs[i]!._id);
+        if (r instanceof ChangeConflict || r instanceof RecordTooLarge) await this.names.releaseUnused(nameKey(docs[i]!), docs[i]!._id).catch(() => undefined);
+      }
     }
     const failed = await this.materializeNew(stored.map((s) => s.doc), false);
     for (const [k, s] of stored.entries()) out[s.i] = failed.get(k) ?? s.doc;
@@ -174,21 +178,24 @@ export class EntryWriter {
   }
 
   /**
-   * Inserts new entries as appended. A document the unique indexes refuse (its name was taken by a
-   * concurrent writer since the check) gets a compensating delete in the log, so the feed ends where the
-   * collection is; answers the index of each refused document with its 409.
+   * Inserts new entries as appended. A document the database refuses (a unique index: its name was taken
+   * by a concurrent writer since the check; or anything else it will not store) gets a compensating delete
+   * in the log, so the feed ends where the collection is; answers the index of each refused document with
+   * its error (409 for a taken name).
    */
   private async materializeNew(docs: StoredRegistry[], throwOne = true): Promise<Map<number, Error>> {
     const refused = new Map<number, Error>();
     if (docs.length === 0) return refused;
+    let why: Map<number, 'duplicate' | Error> | undefined;
     try {
       if (docs.length === 1) await this.collection.insertOne(docs[0]!);
       else await this.collection.insertMany(docs, { ordered: false });
       return refused;
     } catch (e) {
-      // Anything but unique-index refusals (the database went away...) is the caller's error; the entries
-      // are in the log, so the feed's check writes them to the collection once the database answers.
-      if (!refusedAsDuplicates(e, docs.length)) throw e;
+      // An unknown outcome (the database went away...) is the caller's error; the entries are in the log,
+      // so the feed's check writes them to the collection once the database answers.
+      why = refusals(e, docs.length);
+      if (!why) throw e;
     }
     const present = new Map(
       (await this.collection.find({ _id: { $in: docs.map((d) => d._id) } } as Filter<StoredRegistry>, { projection: { _id: 1, revision: 1 } }).toArray()).map((d) => [d._id, revisionOf(d)]),
@@ -196,7 +203,8 @@ export class EntryWriter {
     for (const [i, doc] of docs.entries()) {
       if (present.get(doc._id) === doc.revision) continue;
       await this.undoCreate(doc).catch(() => undefined);
-      refused.set(i, nameTaken(doc));
+      const reason = why.get(i);
+      refused.set(i, reason instanceof Error ? reason : nameTaken(doc));
     }
     if (throwOne && refused.size > 0) throw refused.values().next().value;
     return refused;
@@ -281,6 +289,7 @@ export class EntryWriter {
         r = await this.log.append({ key: id, prev, op: p.kind === 'delete' ? 'delete' : 'upsert', doc: p.kind === 'replace' ? p.next : undefined }, giveUpAt);
       } catch (e) {
         if (e instanceof AppendTimeout) break;
+        if (e instanceof RecordTooLarge) throw appendFailure(e, id);
         if (!(e instanceof ChangeConflict)) throw e;
         // Another writer's change follows `prev`. When this replica's feed has read it, plan on it at once
         // (the collection may not show it yet); else re-read after a short pause. If the entry stays at
@@ -418,6 +427,14 @@ function stampNameKey(doc: StoredRegistry): void {
 
 function nameTaken(doc: StoredRegistry): ConflictError {
   return new ConflictError(`A registry named "${doc.container_registry_name}" already exists.`, [{ path: '/container_registry_name', message: 'is already used by another entry' }]);
+}
+
+/** A change of entry `id` the log did not take, as its caller should see it. */
+function appendFailure(e: Error, id: string): Error {
+  if (e instanceof ChangeConflict) return idTaken(id);
+  if (e instanceof RecordTooLarge) return new PayloadTooLargeError(`The registry entry ${id} is too large to store: ${e.message}.`);
+  if (e instanceof AppendTimeout) return new ServiceUnavailableError('The catalog is being written too often to take this entry now; try again.', 1);
+  return e;
 }
 
 function idTaken(id: string): ConflictError {

@@ -1,10 +1,15 @@
 /**
  * Onboarding (SPEC section 9): entries from JSON files (one object, an array, or a directory of .json
  * files) or stdin, each validated and upserted through the same RegistryService as the API. One bad
- * entry never stops the others.
+ * entry never stops the others, and each line says what became of its entry. Before anything is written,
+ * the input as a whole is checked: an entry too large for the database, and an entry the input states
+ * twice (the same id, or the same name), are refused on their own lines; the first statement of an entry
+ * is onboarded, a later one would undo it on every run.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { BSON } from 'mongodb';
+import { MAX_BSON_DOCUMENT_BYTES } from '../db/storable';
 import { AppError } from '../errors';
 import { parseJsonText } from '../lib/json-shape';
 import { ONBOARD_BATCH, type OnboardOutcome, type RegistryService } from '../registries/service';
@@ -15,6 +20,8 @@ export interface SourceEntry {
   value?: unknown;
   /** Set when the source itself could not be read or parsed. */
   error?: string;
+  /** Set when the entry is refused before the batch (too large, or stated twice in the input). */
+  refused?: string;
 }
 
 export interface OnboardLine {
@@ -76,12 +83,59 @@ function reasonsOf(e: unknown): string[] {
   return [(e as Error).message];
 }
 
-export async function onboard(service: RegistryService, entries: SourceEntry[], dryRun: boolean): Promise<OnboardLine[]> {
+/**
+ * The largest entry taken, as BSON: the database's document limit less room for what the service adds (its
+ * own fields, sealed credentials, and the change log record that carries the entry).
+ */
+export const MAX_ENTRY_BYTES = MAX_BSON_DOCUMENT_BYTES - 64 * 1024;
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** Why `value` is too large to store, or undefined. */
+function tooLarge(value: Record<string, unknown>): string | undefined {
+  const bytes = BSON.calculateObjectSize(value);
+  return bytes > MAX_ENTRY_BYTES ? `the entry is ${bytes} bytes as BSON, over the largest the database stores (${MAX_ENTRY_BYTES})` : undefined;
+}
+
+/** Where each id and name of the input is first stated: a later entry with one of them states that entry again. */
+class FirstStatements {
+  private readonly byId = new Map<string, string>();
+  private readonly byName = new Map<string, string>();
+
+  /** Why the entry at `source` repeats an earlier one, or undefined (it is then the first statement of its id and name). */
+  repeat(value: Record<string, unknown>, source: string): string | undefined {
+    const id = typeof value.container_registry_id === 'string' ? value.container_registry_id : undefined;
+    const name = typeof value.container_registry_name === 'string' ? value.container_registry_name.normalize('NFC') : undefined;
+    const firstId = id === undefined ? undefined : this.byId.get(id);
+    if (firstId !== undefined) return `/container_registry_id: ${id} is given twice, at ${firstId} and at ${source}; only the first is onboarded`;
+    const firstName = name === undefined ? undefined : this.byName.get(name);
+    if (firstName !== undefined) return `/container_registry_name: "${name}" is given twice, at ${firstName} and at ${source}; only the first is onboarded`;
+    if (id !== undefined) this.byId.set(id, source);
+    if (name !== undefined) this.byName.set(name, source);
+    return undefined;
+  }
+}
+
+/** Why an entry is refused before any batch (too large, or a repeat of an earlier entry of the input), by position. */
+function refusedUpFront(entries: SourceEntry[]): Map<number, string> {
+  const out = new Map<number, string>();
+  const first = new FirstStatements();
+  for (const [i, e] of entries.entries()) {
+    if (e.error || !isObject(e.value)) continue;
+    const why = tooLarge(e.value) ?? first.repeat(e.value, e.source);
+    if (why) out.set(i, why);
+  }
+  return out;
+}
+
+export async function onboard(service: RegistryService, input: SourceEntry[], dryRun: boolean): Promise<OnboardLine[]> {
+  const refused = refusedUpFront(input);
+  const entries = input.map((e, i): SourceEntry => (refused.has(i) ? { ...e, refused: refused.get(i) } : e));
   const lines: OnboardLine[] = [];
   // Batches: one lookup and one insertMany per batch instead of two round trips per entry.
   for (let start = 0; start < entries.length; start += ONBOARD_BATCH) {
     const batch = entries.slice(start, start + ONBOARD_BATCH);
-    const readable = batch.filter((e) => !e.error);
+    const readable = batch.filter((e) => !e.error && !e.refused);
     let results: Awaited<ReturnType<RegistryService['onboardMany']>>;
     try {
       results = await service.onboardMany(readable.map((e) => e.value), dryRun);
@@ -95,13 +149,18 @@ export async function onboard(service: RegistryService, entries: SourceEntry[], 
         continue;
       }
       const name = (entry.value as { container_registry_name?: unknown } | null)?.container_registry_name;
+      const shown = typeof name === 'string' ? name : undefined;
+      if (entry.refused) {
+        lines.push({ source: entry.source, outcome: 'invalid', name: shown, reasons: [entry.refused] });
+        continue;
+      }
       const r = results[next++]!;
       if ('outcome' in r) {
         lines.push({ source: entry.source, outcome: r.outcome, id: r.id, name: String(name) });
         continue;
       }
       const client = r.error instanceof AppError && r.error.status < 500;
-      lines.push({ source: entry.source, outcome: client ? 'invalid' : 'failed', name: typeof name === 'string' ? name : undefined, reasons: reasonsOf(r.error) });
+      lines.push({ source: entry.source, outcome: client ? 'invalid' : 'failed', name: shown, reasons: reasonsOf(r.error) });
     }
   }
   return lines;

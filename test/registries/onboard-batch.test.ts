@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { entry } from '../support/entries';
-import { startTestService, type TestService } from '../support/service';
+import { call, startTestService, type TestService } from '../support/service';
 
 let one: TestService;
 let many: TestService;
@@ -70,3 +70,34 @@ test('When onboarding moves an entry to another URL, then the credentials in the
   expect((await raw())!.container_registry_credentials).toBeUndefined();
   expect(await svc.parts.registries.onboard(without, false)).toMatchObject({ outcome: 'unchanged' });
 });
+
+/** A stored entry as onboarding writes it, with `extra` fields. */
+function storedEntry(name: string, extra: Record<string, unknown> = {}) {
+  const now = new Date().toISOString();
+  return { _id: randomUUID(), ...entry({ container_registry_name: name }), container_registry_health: { status: 'unknown' as const, consecutive_failures: 0 }, created_at: now, updated_at: now, version: 1, ...extra };
+}
+
+/** The ids the service serves from its view, and those in the collection, of the entries named `prefix…`. */
+async function visible(svc: TestService, prefix: string, until: number) {
+  expect(await svc.parts.feed.waitFor(until, 5000)).toBe(true);
+  const listed = await call(svc.url, 'POST', '/container_registries', { container_registry_name: { $regex: `^${prefix}` } });
+  expect(listed.status).toBe(200);
+  const stored = await svc.db.collection('container_registries').find({ container_registry_name: { $regex: `^${prefix}` } }).toArray();
+  return { served: listed.body.map((e: { container_registry_name: string }) => e.container_registry_name).sort(), stored: stored.map((d) => d.container_registry_name).sort() };
+}
+
+test('When the database refuses one entry of a batch (over the document limit, a field name it does not store), then the others are stored and only that one is answered with an error', async () => {
+  const inner = Object.fromEntries(Array.from({ length: 64 }, (_, j) => [`v${j}`, 'x'.repeat(4096)]));
+  const huge = entry({ container_registry_name: 'refused-huge', container_registry_metadata: Object.fromEntries(Array.from({ length: 64 }, (_, k) => [`k${k}`, inner])) });
+  // Through the service (no check of its own on the size: the write path's answer is what is seen).
+  const results = await many.parts.registries.onboardMany([entry({ container_registry_name: 'refused-a' }), entry({ container_registry_name: 'refused-b' }), huge, entry({ container_registry_name: 'refused-c' })], false);
+  expect(results.map(shown)).toEqual(['created', 'created', 'error 413', 'created']);
+  expect(((results[2] as { error: Error }).error).message).toMatch(/too large to store/);
+  // Straight into the writer, bypassing validation: a field name starting with "$" (FerretDB refuses it in the
+  // change log record, MongoDB in the collection; either way the entry is answered with an error, the others stored).
+  const docs = [storedEntry('refused-d'), storedEntry('refused-e', { $bad: 1 }), storedEntry('refused-f')];
+  const written = await many.parts.repository.writer.createMany(docs as never);
+  expect(written.map((w) => (w instanceof Error ? 'error' : 'stored'))).toEqual(['stored', 'error', 'stored']);
+  const top = Math.max(...written.filter((w): w is Exclude<typeof w, Error> => !(w instanceof Error)).map((w) => w.revision as number));
+  expect(await visible(many, 'refused-', top)).toEqual({ served: ['refused-a', 'refused-b', 'refused-c', 'refused-d', 'refused-f'], stored: ['refused-a', 'refused-b', 'refused-c', 'refused-d', 'refused-f'] });
+}, 120_000);

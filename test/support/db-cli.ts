@@ -5,6 +5,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { BSON, type Db } from 'mongodb';
+import { ownedCollections } from '../../src/db/dump';
 import { testEnv } from './service';
 
 export const ROOT = path.join(__dirname, '..', '..');
@@ -101,4 +103,20 @@ export async function serveDb(env: NodeJS.ProcessEnv): Promise<{ uri: string; st
       return run.done;
     },
   };
+}
+
+export type Contents = Record<string, { docs: string[]; count: number; indexes: string[] }>;
+
+/** Every document of every collection as canonical Extended JSON (types kept), sorted; and the indexes. */
+export async function contents(db: Db, opts: { withoutEpoch?: boolean } = {}): Promise<Contents> {
+  const out: Contents = {};
+  for (const name of await ownedCollections(db)) {
+    const c = db.collection(name);
+    // An import renews the change log's epoch (the one document it changes): compared apart when asked.
+    const filter = opts.withoutEpoch && name.endsWith('_meta') ? { _id: { $ne: 'epoch' as never } } : {};
+    const docs = (await c.find(filter, { promoteValues: false, promoteLongs: false, bsonRegExp: true }).toArray()).map((d) => BSON.EJSON.stringify(d, { relaxed: false })).sort();
+    const indexes = (await c.listIndexes().toArray()).map((i) => JSON.stringify({ name: i.name, key: i.key, unique: i.unique ?? false })).sort();
+    out[name] = { docs, count: await c.countDocuments(filter), indexes };
+  }
+  return out;
 }
