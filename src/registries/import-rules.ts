@@ -21,10 +21,11 @@ import type { ImportProblem, ImportRules } from '../db/dump';
 import { InputError } from '../errors';
 import { validateStoredEntry } from '../schemas';
 import { COLLECTION, NAME_KEY, nameKey } from './model';
+import { NAME_RESERVATIONS } from './names';
 import { CHANGES, TOMBSTONES } from './writes';
 
 const META = `${CHANGES}_meta`;
-const META_IDS = ['floor', 'retained', 'head'];
+const META_IDS = ['floor', 'retained', 'head', 'epoch'];
 const FILL_KEY = '~fill';
 
 interface Seen {
@@ -128,6 +129,7 @@ export function catalogImportRules(): ImportRules {
     if (!META_IDS.includes(doc._id)) out.push(problem(META, line, doc._id, `_id must be one of ${META_IDS.join(', ')}`));
     else if (repeated(meta, doc._id as string, line) !== undefined) out.push(problem(META, line, doc._id, '_id appears twice'));
     if (!isCount(doc.r, 0)) out.push(problem(META, line, doc._id, 'r must be an integer of at least 0'));
+    if (doc._id === 'epoch' && (typeof doc.epoch !== 'string' || doc.epoch.length === 0)) out.push(problem(META, line, doc._id, 'epoch must be a non-empty string'));
     return out;
   }
 
@@ -176,7 +178,9 @@ export function catalogImportRules(): ImportRules {
     [TOMBSTONES]: checkTombstone,
   };
   return {
-    collections: Object.keys(byCollection),
+    // Name reservations (names.ts) belong to the entries: replaced with them (an older export has none, and the
+    // entries' names are then found through the view, as for entries named before reservations existed).
+    collections: [...Object.keys(byCollection), NAME_RESERVATIONS],
     check: (collection, doc, line) => byCollection[collection]?.(doc, line) ?? [],
     finish,
   };
