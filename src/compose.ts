@@ -48,7 +48,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     retentionMs: config.CHANGE_RETENTION_HOURS * 3_600_000,
     compactEveryMs: Math.min(60_000, config.FEED_COMPACT_AFTER_S * 1000),
   });
-  if (config.QUERY_SOURCE === 'view') registries.fastReads = viewReads(feed);
+  if (config.QUERY_SOURCE === 'view') registries.fastReads = viewReads(feed, config.QUERY_TIMEOUT_MS);
   feed.start();
   lifecycle.onBeginStop(() => feed.closeWatchers());
   const access = createAccess(config.API_KEYS);

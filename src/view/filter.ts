@@ -4,6 +4,8 @@
  * the database's, the filter is normalised first; each case says why.
  */
 import { Context, Query } from 'mingo';
+import { compileRegex } from '../lib/regex';
+import { checkBudget, withBudget, type FilterBudget } from './budget';
 
 type Filter = Record<string, unknown>;
 
@@ -13,43 +15,17 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null &
 const isOperatorObject = (v: unknown): v is Record<string, unknown> => isPlainObject(v) && Object.keys(v).length > 0 && Object.keys(v).every((k) => k.startsWith('$'));
 
 /**
- * `$regex` with `$options` as a RegExp. MongoDB's options are PCRE's: `x` (extended: whitespace and
- * `#` comments in the pattern are ignored) has no JavaScript flag, so the pattern is stripped here; `i`, `m`
- * and `s` are the same. The `u` flag makes `.` and classes work on code points, as the database does.
+ * `$regex` with `$options`, compiled by the linear-time RE2 engine (src/lib/regex.ts) in place of mingo's
+ * JavaScript RegExp: a test of one value, true for a string the pattern matches. Each match first checks the
+ * running time budget (./budget.ts), so no filter runs unbounded on the event loop.
  */
-export function toRegExp(source: string, options = ''): RegExp {
-  let pattern = source;
-  if (options.includes('x')) pattern = stripExtended(pattern);
-  const flags = [...new Set(options.replace(/x/g, ''))].join('');
-  try {
-    return new RegExp(pattern, flags + 'u');
-  } catch {
-    return new RegExp(pattern, flags);
-  }
-}
-
-/** PCRE extended mode: unescaped whitespace outside classes and `#` to end of line are dropped. */
-function stripExtended(p: string): string {
-  let out = '';
-  let inClass = false;
-  for (let i = 0; i < p.length; i++) {
-    const c = p[i]!;
-    if (c === '\\') {
-      out += c + (p[i + 1] ?? '');
-      i++;
-    } else if (inClass) {
-      if (c === ']') inClass = false;
-      out += c;
-    } else if (c === '[') {
-      inClass = true;
-      out += c;
-    } else if (/\s/.test(c)) {
-      continue;
-    } else if (c === '#') {
-      while (i < p.length && p[i] !== '\n') i++;
-    } else out += c;
-  }
-  return out;
+function regexTest(source: string, options = ''): (v: unknown) => boolean {
+  const re = compileRegex(source, options);
+  return (v) => {
+    if (typeof v !== 'string') return false;
+    checkBudget();
+    return re.test(v);
+  };
 }
 
 /**
@@ -153,6 +129,8 @@ const context = Context.init({
       return (doc: unknown) => !t(doc);
     },
     $allStored: (selector: string, items: unknown[]) => allOf(selector, items),
+    // The strings at the path, and the strings in an array there, as the database matches them.
+    $regexStored: (selector: string, test: (v: unknown) => boolean) => atPath(selector, test, true),
     $sizeStored: (selector: string, n: number) => atPath(selector, (v) => Array.isArray(v) && v.length === n, false),
     $elemMatchStored: (selector: string, criteria: Record<string, unknown>) => {
       // Operators apply to the element itself; a query of fields to an object element.
@@ -170,7 +148,7 @@ function normaliseOperators(ops: Record<string, unknown>): Record<string, unknow
   const out: Record<string, unknown> = {};
   for (const [op, v] of Object.entries(ops)) {
     if (op === '$options') continue;
-    if (op === '$regex') out.$regex = toRegExp(v as string, ops.$options as string | undefined);
+    if (op === '$regex') out.$regexStored = regexTest(v as string, ops.$options as string | undefined);
     else if (op === '$not') out.$not = normaliseOperators(v as Record<string, unknown>);
     else if (op === '$elemMatch') out.$elemMatchStored = isOperatorObject(v) ? normaliseOperators(v) : normaliseFilter(v as Filter);
     else if (op === '$size') out.$sizeStored = v;
@@ -194,9 +172,16 @@ export function normaliseFilter(filter: Filter): Filter {
   return out;
 }
 
+/** A compiled filter: true when `doc` matches; with a budget, the clock is checked before the document and each regex match. */
+export type FilterPredicate = (doc: object, budget?: FilterBudget) => boolean;
+
 /** The filter as a predicate over stored documents; compiled once, used for every document of a query. */
-export function compileFilter(filter: Filter): (doc: object) => boolean {
-  if (Object.keys(filter).length === 0) return () => true;
+export function compileFilter(filter: Filter): FilterPredicate {
+  if (Object.keys(filter).length === 0) return (_doc, budget) => (budget?.check(), true);
   const q = new Query(normaliseFilter(filter), OPTIONS);
-  return (doc) => q.test(doc as Record<string, unknown>);
+  return (doc, budget) => {
+    if (!budget) return q.test(doc as Record<string, unknown>);
+    budget.check();
+    return withBudget(budget, () => q.test(doc as Record<string, unknown>));
+  };
 }
