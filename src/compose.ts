@@ -24,6 +24,7 @@ import { createHttpClient, createProber, createStorageCrawler } from './probe';
 import { createCatalog } from './registries/catalog';
 import { CatalogFeed } from './feed/reader';
 import { viewReads } from './feed/reads';
+import { yieldingFilter } from './view/filter';
 import { feedResolver } from './feed/resolver';
 import { changesRoutes } from './http/routes/changes';
 import { webhookRoutes } from './http/routes/webhooks';
@@ -35,6 +36,8 @@ import { registryMetricsText } from './observability/registry-metrics';
 
 export async function compose(config: Config, db: Db, logger: Logger) {
   const { cipher, repository, registries } = await createCatalog(config, db, logger);
+  // What FerretDB v1 cannot run exactly ($elemMatch) is evaluated in the service, as the view evaluates it.
+  repository.exactFilter = (filter) => yieldingFilter(filter, config.QUERY_TIMEOUT_MS);
   // Claims of src/db/atomic.ts (sweep and compaction turns) are kept long after use, then dropped here (no TTL index on FerretDB v1).
   const pruneTokens = setInterval(() => void repository.claims.prune(TOKEN_RETENTION_MS).catch(() => undefined), 5 * 60_000);
   pruneTokens.unref();

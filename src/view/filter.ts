@@ -5,7 +5,7 @@
  */
 import { Context, Query } from 'mingo';
 import { compileRegex } from '../lib/regex';
-import { checkBudget, withBudget, type FilterBudget } from './budget';
+import { checkBudget, FilterBudget, SliceOver, withBudget } from './budget';
 
 type Filter = Record<string, unknown>;
 
@@ -58,6 +58,9 @@ function same(a: unknown, b: unknown): boolean {
   }
   return false;
 }
+
+/** An `$elemMatch` of operators on the element itself (not criteria on an object element's fields, nor $and/$or/$nor). */
+const onElement = (criteria: unknown) => isOperatorObject(criteria) && !Object.keys(criteria).some((k) => LOGICAL.has(k));
 
 type Predicate = (doc: unknown) => boolean;
 const OPTIONS: { context?: Context } = {};
@@ -134,7 +137,7 @@ const context = Context.init({
     $sizeStored: (selector: string, n: number) => atPath(selector, (v) => Array.isArray(v) && v.length === n, false),
     $elemMatchStored: (selector: string, criteria: Record<string, unknown>) => {
       // Operators apply to the element itself; a query of fields to an object element.
-      const onValue = isOperatorObject(criteria) && !Object.keys(criteria).some((k) => LOGICAL.has(k));
+      const onValue = onElement(criteria);
       const q = new Query(onValue ? { v: criteria } : criteria, OPTIONS);
       const test = onValue ? (e: unknown) => q.test({ v: e }) : (e: unknown) => isPlainObject(e) && q.test(e);
       return atPath(selector, (v) => Array.isArray(v) && v.some(test), false);
@@ -150,7 +153,7 @@ function normaliseOperators(ops: Record<string, unknown>): Record<string, unknow
     if (op === '$options') continue;
     if (op === '$regex') out.$regexStored = regexTest(v as string, ops.$options as string | undefined);
     else if (op === '$not') out.$not = normaliseOperators(v as Record<string, unknown>);
-    else if (op === '$elemMatch') out.$elemMatchStored = isOperatorObject(v) ? normaliseOperators(v) : normaliseFilter(v as Filter);
+    else if (op === '$elemMatch') out.$elemMatchStored = onElement(v) ? normaliseOperators(v as Record<string, unknown>) : normaliseFilter(v as Filter);
     else if (op === '$size') out.$sizeStored = v;
     else if (op === '$all') out.$allStored = v;
     else if ((op === '$eq' || op === '$ne') && (v === null || isLiteralObject(v))) out[`${op}Stored`] = v;
@@ -183,5 +186,29 @@ export function compileFilter(filter: Filter): FilterPredicate {
     if (!budget) return q.test(doc as Record<string, unknown>);
     budget.check();
     return withBudget(budget, () => q.test(doc as Record<string, unknown>));
+  };
+}
+
+/**
+ * The filter as an asynchronous predicate over documents read from the database (RegistryRepository's
+ * exactFilter), all sharing one budget of `timeoutMs`: when a slice ends during a document, it yields to
+ * other work and evaluates that document again in a fresh slice.
+ */
+export function yieldingFilter(filter: Filter, timeoutMs: number): (doc: object) => Promise<boolean> {
+  const match = compileFilter(filter);
+  const budget = new FilterBudget(timeoutMs, 'QUERY_TIMEOUT_MS');
+  return async (doc) => {
+    try {
+      return match(doc, budget);
+    } catch (e) {
+      if (!(e instanceof SliceOver)) throw e;
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    budget.startSlice();
+    try {
+      return match(doc, budget);
+    } catch (e) {
+      throw e instanceof SliceOver ? FilterBudget.entryTooSlow() : e;
+    }
   };
 }

@@ -2,24 +2,13 @@
  * Bad input gets a 400 problem+json naming the offending path, and never reaches or changes stored data.
  */
 import { entry } from '../support/entries';
-import { call, startTestService, type TestService } from '../support/service';
+import { call, expectProblem, startTestService, type TestService } from '../support/service';
 
 let svc: TestService;
 beforeAll(async () => {
   svc = await startTestService();
 });
 afterAll(() => svc.close());
-
-function expectProblem(r: { status: number; headers: Headers; body: any }, status: number, path?: string | RegExp): void {
-  expect(r.status).toBe(status);
-  expect(r.headers.get('content-type')).toContain('application/problem+json');
-  expect(r.body).toMatchObject({ status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
-  if (path !== undefined) {
-    const paths = (r.body.errors ?? []).map((e: { path: string }) => e.path);
-    if (typeof path === 'string') expect(paths).toContain(path);
-    else expect(paths.some((p: string) => path.test(p))).toBe(true);
-  }
-}
 
 describe('When an entry is created with bad fields', () => {
   test.each([
