@@ -7,16 +7,18 @@
  * or when one entry alone cannot be evaluated within a slice, the answer is a 503 naming the limit. Pure.
  */
 import { ServiceUnavailableError } from '../errors';
+import { MAX_MATCH_COST } from '../lib/regex';
 
 /** Longest stretch of filter evaluation on the event loop; also the most one entry's evaluation may take. */
 export const SLICE_MS = 50;
 
 /** A query, page or filter ran out of its time: 503 with Retry-After, naming the limit. */
 export class QueryBudgetError extends ServiceUnavailableError {
-  constructor(detail: string, limit: string, ms: number) {
+  /** `limit`: what ran out (a setting's name, or what the limit bounds); `value`: its value (ms, or units). */
+  constructor(detail: string, limit: string, value: number) {
     super(detail, 5);
     this.extensions.limit = limit;
-    this.extensions.limit_ms = ms;
+    this.extensions.limit_value = value;
   }
 }
 
@@ -46,9 +48,18 @@ export class FilterBudget {
     if (now > this.sliceEnd) throw new SliceOver();
   }
 
+  /** The error for a match that would cost more than one match may (its cost is known before it runs). */
+  static matchTooCostly(size: number, length: number): QueryBudgetError {
+    return new QueryBudgetError(
+      `A $regex of ${size} instructions over a value of ${length} characters is more work than one match may take (instructions × characters at most ${MAX_MATCH_COST}); simplify the pattern or match a shorter field.`,
+      'regex match cost (instructions × characters)',
+      MAX_MATCH_COST,
+    );
+  }
+
   /** The error for one entry whose evaluation did not fit in a slice (no progress can be made). */
   static entryTooSlow(): QueryBudgetError {
-    return new QueryBudgetError(`Evaluating the filter on one entry took longer than ${SLICE_MS} ms, the most one entry may take; simplify the filter's regexes.`, 'filter evaluation per entry', SLICE_MS);
+    return new QueryBudgetError(`Evaluating the filter on one entry took longer than ${SLICE_MS} ms, the most one entry may take; simplify the filter's regexes.`, 'filter evaluation per entry (ms)', SLICE_MS);
   }
 }
 

@@ -4,7 +4,7 @@
  * the database's, the filter is normalised first; each case says why.
  */
 import { Context, Query } from 'mingo';
-import { compileRegex } from '../lib/regex';
+import { compileRegex, MAX_MATCH_COST } from '../lib/regex';
 import { checkBudget, FilterBudget, SliceOver, withBudget } from './budget';
 
 type Filter = Record<string, unknown>;
@@ -24,6 +24,7 @@ function regexTest(source: string, options = ''): (v: unknown) => boolean {
   return (v) => {
     if (typeof v !== 'string') return false;
     checkBudget();
+    if (re.size * (v.length + 1) > MAX_MATCH_COST) throw FilterBudget.matchTooCostly(re.size, v.length);
     return re.test(v);
   };
 }
