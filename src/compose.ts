@@ -24,6 +24,7 @@ import { createHttpClient, createProber, createStorageCrawler } from './probe';
 import { createCatalog } from './registries/catalog';
 import { CatalogFeed } from './feed/reader';
 import { viewReads } from './feed/reads';
+import { yieldingFilter } from './view/filter';
 import { feedResolver } from './feed/resolver';
 import { changesRoutes } from './http/routes/changes';
 import { webhookRoutes } from './http/routes/webhooks';
@@ -36,6 +37,8 @@ import { BadEntries } from './registries/stored-shape';
 
 export async function compose(config: Config, db: Db, logger: Logger) {
   const { cipher, repository, registries } = await createCatalog(config, db, logger);
+  // What FerretDB v1 cannot run exactly ($elemMatch) is evaluated in the service, as the view evaluates it.
+  repository.exactFilter = (filter) => yieldingFilter(filter, config.QUERY_TIMEOUT_MS);
   // Claims of src/db/atomic.ts (sweep and compaction turns) are kept long after use, then dropped here (no TTL index on FerretDB v1).
   const pruneTokens = setInterval(() => void repository.claims.prune(TOKEN_RETENTION_MS).catch(() => undefined), 5 * 60_000);
   pruneTokens.unref();
@@ -49,7 +52,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     retentionMs: config.CHANGE_RETENTION_HOURS * 3_600_000,
     compactEveryMs: Math.min(60_000, config.FEED_COMPACT_AFTER_S * 1000),
   });
-  if (config.QUERY_SOURCE === 'view') registries.fastReads = viewReads(feed);
+  if (config.QUERY_SOURCE === 'view') registries.fastReads = viewReads(feed, config.QUERY_TIMEOUT_MS);
   feed.start();
   lifecycle.onBeginStop(() => feed.closeWatchers());
   const access = createAccess(config.API_KEYS, { hosts: config.PROTECTED_MODE_HOSTS });

@@ -193,7 +193,7 @@ export const configSpec = {
   },
   LOG_LEVEL: { doc: 'winston log level.', default: 'info', parse: oneOf('error', 'warn', 'info', 'http', 'debug') },
   BODY_LIMIT_BYTES: { doc: 'Largest accepted request body (413 above).', default: '262144', parse: int(1024, 16 * 1024 * 1024) },
-  QUERY_TIMEOUT_MS: { doc: 'Server-side time limit (maxTimeMS) of every database query.', default: '5000', parse: int(100, 600000) },
+  QUERY_TIMEOUT_MS: { doc: 'Time limit of every query: sent to the database as maxTimeMS, and the budget of a query answered from the in-memory view (503 naming it when spent).', default: '5000', parse: int(100, 600000) },
   CREDENTIALS_KEY: {
     doc: 'Base64 of 32 bytes: AES-256-GCM key for stored registry credentials (`openssl rand -base64 32`). Required with `MONGODB_URI` (every replica must use the same key). Unset with the embedded database: a key generated once into DATA_DIR/credentials.key.',
     default: '',

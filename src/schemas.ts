@@ -4,7 +4,6 @@
  */
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
-import safeRegex from 'safe-regex2';
 import { InputError, type FieldError } from './errors';
 import { pointer } from './lib/json-pointer';
 import entrySchema from '../schemas/container_registry.schema.json';
@@ -45,36 +44,8 @@ export const schemas = {
 
 const MAX_ERRORS = 20;
 
-/** Why a regex is refused, or null when it is acceptable. Used by the `x-safe-regex` keyword. */
-export function regexProblem(source: string): string | null {
-  try {
-    new RegExp(source);
-  } catch (e) {
-    return `is not a valid regular expression: ${(e as Error).message}`;
-  }
-  if (!safeRegex(source, { limit: 25 })) return 'can backtrack catastrophically (nested or overlapping repetition); simplify the pattern';
-  // Backreferences and lookaround: matching can take super-linear time, and FerretDB cannot run them at all.
-  if (/\\[1-9]|\\k<|\(\?<?[=!]/.test(source)) return 'uses a backreference or lookaround, which is not accepted; use plain characters, classes and quantifiers';
-  return null;
-}
-
 const ajv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false, allowUnionTypes: true });
 addFormats(ajv);
-ajv.addKeyword({
-  keyword: 'x-safe-regex',
-  type: 'string',
-  schemaType: 'boolean',
-  errors: true,
-  validate: function check(enabled: boolean, data: string): boolean {
-    if (!enabled) return true;
-    const problem = regexProblem(data);
-    if (problem) {
-      (check as unknown as { errors: Partial<ErrorObject>[] }).errors = [{ keyword: 'x-safe-regex', message: problem, params: {} }];
-      return false;
-    }
-    return true;
-  },
-});
 for (const s of Object.values(schemas)) ajv.addSchema(s);
 // Not an API schema (not in `schemas`, so not in the OpenAPI document): an entry as stored, for db:import.
 ajv.addSchema(storedEntrySchema);

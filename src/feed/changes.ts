@@ -9,7 +9,8 @@ import { integer, single } from '../lib/query-params';
 import { toApi, type StoredRegistry } from '../registries/model';
 import { parseFilterAt } from '../registries/query';
 import { originPeer, type CatalogView, type ViewChange, type ViewItem } from '../view/catalog-view';
-import { compileFilter } from '../view/filter';
+import { FilterBudget, SliceOver } from '../view/budget';
+import { compileFilter, type FilterPredicate } from '../view/filter';
 
 export const DEFAULT_CHANGES_LIMIT = 500;
 export const MAX_CHANGES_LIMIT = 5000;
@@ -75,21 +76,32 @@ export function parseChangesQuery(query: Record<string, unknown>, lastEventId?: 
 
 /** What one consumer sees of the catalog: whether an entry's state is visible to it. */
 export class ConsumerLens {
-  private readonly match?: (doc: object) => boolean;
+  private readonly match?: FilterPredicate;
 
   constructor(private readonly q: Pick<ChangesQuery, 'filter' | 'localOnly'>) {
     if (q.filter) this.match = compileFilter(q.filter);
   }
 
-  visible(doc: Readonly<StoredRegistry> | undefined): boolean {
+  /**
+   * Whether this consumer sees `doc`. With `budget` (a page's), a SliceOver when its slice is over; without
+   * (one live change, one webhook event), a QueryBudgetError when this one evaluation takes more than a slice.
+   */
+  visible(doc: Readonly<StoredRegistry> | undefined, budget?: FilterBudget): boolean {
     if (!doc) return false;
     if (this.q.localOnly && originPeer(doc) !== undefined) return false;
-    return this.match ? this.match(doc) : true;
+    if (!this.match) return true;
+    if (budget) return this.match(doc, budget);
+    try {
+      return this.match(doc, new FilterBudget());
+    } catch (e) {
+      if (e instanceof SliceOver) throw FilterBudget.entryTooSlow();
+      throw e;
+    }
   }
 
   /** The change this consumer sees for `item` (whose previous state it may or may not have had), or null. */
-  fromItem(item: ViewItem, listing: boolean): ChangeOut | null {
-    if (this.visible(item.doc)) return upsert(item);
+  fromItem(item: ViewItem, listing: boolean, budget?: FilterBudget): ChangeOut | null {
+    if (this.visible(item.doc, budget)) return upsert(item);
     if (listing) return null;
     if (this.q.localOnly && (item.peer !== undefined || (item.doc && originPeer(item.doc) !== undefined))) return null;
     return remove(item);
@@ -128,9 +140,20 @@ export function checkRetained(view: CatalogView, since: number): void {
  */
 export function collectChanges(view: CatalogView, lens: ConsumerLens, since: number, limit: number, listUpTo = since === 0 ? view.revision : 0): ChangesPage {
   const changes: ChangeOut[] = [];
+  const budget = new FilterBudget();
   let revision = view.revision;
+  let evaluated: number | undefined;
   view.forEachSince(since, (item) => {
-    const c = lens.fromItem(item, item.revision <= listUpTo);
+    let c: ChangeOut | null;
+    try {
+      c = lens.fromItem(item, item.revision <= listUpTo, budget);
+    } catch (e) {
+      if (!(e instanceof SliceOver)) throw e;
+      if (evaluated === undefined) throw FilterBudget.entryTooSlow();
+      revision = evaluated;
+      return false;
+    }
+    evaluated = item.revision;
     if (c) changes.push(c);
     if (changes.length >= limit) {
       revision = item.revision;

@@ -3,22 +3,40 @@
  * - a read includes every write this replica acknowledged before it began (it waits for the view to
  *   reach that revision; the replica's own writes nudge the reader, so this takes milliseconds);
  * - `min_revision=R` waits up to 5 s for the view to reach R, then answers 503;
- * - while the view loads, or has lost touch with the database, queries go to the database.
+ * - while the view loads, or has lost touch with the database, queries go to the database;
+ * - a query runs in time slices (src/view/budget.ts), yielding to other work between them, within
+ *   QUERY_TIMEOUT_MS in all (the same limit as a database query): past it, a 503 that names it.
  */
 import { InputError, ServiceUnavailableError } from '../errors';
 import type { StoredRegistry } from '../registries/model';
 import type { QueryPlan } from '../registries/query';
+import { FilterBudget } from '../view/budget';
 import type { FastReads } from '../registries/service';
 import { OWN_WRITES_WAIT_MS, type CatalogFeed } from './reader';
 
 const MIN_REVISION_WAIT_MS = 5000;
 
-export function viewReads(feed: CatalogFeed): FastReads {
+/** Runs `plan` over the view in time slices, yielding to the event loop between them. */
+async function sliced(feed: CatalogFeed, plan: QueryPlan, timeoutMs: number): Promise<StoredRegistry[]> {
+  const budget = new FilterBudget(timeoutMs, 'QUERY_TIMEOUT_MS');
+  const run = feed.view.engine.start(plan);
+  for (;;) {
+    const rows = run.step(budget);
+    if (rows) return rows;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+export function viewReads(feed: CatalogFeed, timeoutMs: number): FastReads {
   return {
     async query(plan: QueryPlan): Promise<{ rows: StoredRegistry[]; revision: number } | undefined> {
       const min = plan.minRevision ?? 0;
       const need = Math.max(feed.acked, min);
-      const serve = () => ({ rows: feed.view.engine.query(plan), revision: feed.view.revision });
+      // The revision the answer is known to include: the one it started from (later slices may see later writes).
+      const serve = async () => {
+        const revision = feed.view.revision;
+        return { rows: await sliced(feed, plan, timeoutMs), revision };
+      };
       if (feed.isFresh() && feed.view.revision >= need) return serve();
       if (!feed.ready && min === 0) return undefined;
       // A revision nobody wrote will never come: say so at once (a client's revisions are logged before it sees them).

@@ -3,8 +3,10 @@
  * the query-string options `limit`, `cursor`, `sort` and `fields`, parsed into what the repository runs.
  * Pure functions; they throw InputError naming the offending path or parameter.
  */
-import { InputError } from '../errors';
+import { InputError, type FieldError } from '../errors';
+import { pointer } from '../lib/json-pointer';
 import { integer, single } from '../lib/query-params';
+import { MAX_REGEXES_PER_FILTER, regexProblem } from '../lib/regex';
 import { checkJsonShape } from '../lib/json-shape';
 import { entryFields, validateCursor, validateFilter } from '../schemas';
 
@@ -56,12 +58,37 @@ function toDbFilter(filter: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
+/**
+ * Every `$regex` of a validated filter, compiled in the accepted dialect (src/lib/regex.ts) with its `$options`:
+ * one error per pattern refused, naming its path, and one for a `$regex` past the most one filter may hold.
+ */
+function regexErrors(filter: Record<string, unknown>): FieldError[] {
+  const errors: FieldError[] = [];
+  let count = 0;
+  const walk = (v: unknown, path: string): void => {
+    if (Array.isArray(v)) return v.forEach((x, i) => walk(x, path + pointer(i)));
+    if (v === null || typeof v !== 'object') return;
+    const o = v as Record<string, unknown>;
+    if (typeof o.$regex === 'string') {
+      count++;
+      const problem = count > MAX_REGEXES_PER_FILTER ? `is one $regex too many: a filter holds at most ${MAX_REGEXES_PER_FILTER}` : regexProblem(o.$regex, typeof o.$options === 'string' ? o.$options : '');
+      if (problem) errors.push({ path: `${path}/$regex`, message: problem });
+    }
+    for (const [k, x] of Object.entries(o)) if (k !== '$regex') walk(x, path + pointer(k));
+  };
+  walk(filter, '');
+  return errors;
+}
+
 export function parseFilter(body: unknown): Record<string, unknown> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new InputError('The filter must be a JSON object.', [{ path: '/', message: 'must be an object' }]);
   }
   checkJsonShape(body, MAX_FILTER_DEPTH);
-  return toDbFilter(validateFilter(body));
+  const filter = validateFilter(body);
+  const errors = regexErrors(filter);
+  if (errors.length > 0) throw new InputError(`The filter is invalid: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, errors);
+  return toDbFilter(filter);
 }
 
 /**

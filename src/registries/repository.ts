@@ -9,16 +9,26 @@ import { ensureIndexes } from '../db/indexes';
 import { COLLECTION, NAME_KEY, nameKey, type StoredRegistry } from './model';
 
 const localNameKey = (name: string) => nameKey({ container_registry_name: name });
+import { databaseFilter } from './db-filter';
 import type { QueryPlan } from './query';
 import { EntryWriter, type EntryPlan, type KnownEntry } from './writes';
 
 export type EntryWritePlan<R> = EntryPlan<R>;
+
+/**
+ * A filter evaluated in the service on documents the database returned, exactly as the view evaluates it, under
+ * a query's time budget (the composition root passes the view's: src/view/filter.ts yieldingFilter).
+ */
+export type ExactFilter = (filter: Record<string, unknown>) => (doc: StoredRegistry) => Promise<boolean>;
 
 export class RegistryRepository {
   readonly collection: Collection<StoredRegistry>;
 
   /** Every write of an entry goes through this writer (change log first, then the collection). */
   readonly writer: EntryWriter;
+
+  /** Evaluates what the database cannot run exactly (db-filter.ts); unset, the database runs every filter as it is. */
+  exactFilter?: ExactFilter;
 
   constructor(db: Db, private readonly queryTimeoutMs: number, readonly claims = new Claims(db), feed: { holeFillMs?: number; compactAfterMs?: number } = {}) {
     this.collection = db.collection<StoredRegistry>(COLLECTION);
@@ -88,11 +98,17 @@ export class RegistryRepository {
     return this.writer.modify(id, plan, known);
   }
 
-  /** One page of a validated query: limit + 1 rows, so the caller knows whether there is a next page. */
+  /**
+   * One page of a validated query: limit + 1 rows, so the caller knows whether there is a next page. A filter
+   * the database cannot run exactly (db-filter.ts) is relaxed for it, and the rows it returns are filtered by
+   * exactFilter until the page is full; the page is then read again by id with the projection.
+   */
   async query(plan: QueryPlan): Promise<StoredRegistry[]> {
     const { dbField, direction } = plan.sort;
+    const db = this.exactFilter ? databaseFilter(plan.filter) : { filter: plan.filter, exact: true };
+    if (db.filter === false) return [];
     const clauses: Record<string, unknown>[] = [];
-    if (Object.keys(plan.filter).length > 0) clauses.push(plan.filter);
+    if (Object.keys(db.filter).length > 0) clauses.push(db.filter);
     if (plan.after) {
       const cmp = direction === 1 ? '$gt' : '$lt';
       clauses.push(
@@ -108,9 +124,29 @@ export class RegistryRepository {
       projection = { _id: 1, [dbField]: 1 };
       for (const f of plan.fields) if (f !== 'container_registry_id') projection[f] = 1;
     }
+    if (db.exact) {
+      return this.collection.find(filter as Filter<StoredRegistry>, { sort, limit: plan.limit + 1, projection, maxTimeMS: this.queryTimeoutMs }).toArray();
+    }
+    const rows = await this.matching(filter, sort, plan);
+    if (!projection || rows.length === 0) return rows;
     return this.collection
-      .find(filter as Filter<StoredRegistry>, { sort, limit: plan.limit + 1, projection, maxTimeMS: this.queryTimeoutMs })
+      .find({ _id: { $in: rows.map((r) => r._id) } } as Filter<StoredRegistry>, { sort, projection, maxTimeMS: this.queryTimeoutMs })
       .toArray();
   }
 
+  /** The first limit + 1 documents of the relaxed `filter`'s answer, in `sort` order, that the exact filter matches. */
+  private async matching(filter: Record<string, unknown>, sort: Record<string, 1 | -1>, plan: QueryPlan): Promise<StoredRegistry[]> {
+    const exact = this.exactFilter!(plan.filter);
+    const out: StoredRegistry[] = [];
+    const cursor = this.collection.find(filter as Filter<StoredRegistry>, { sort, batchSize: 200, maxTimeMS: this.queryTimeoutMs });
+    try {
+      for await (const doc of cursor) {
+        if (await exact(doc)) out.push(doc);
+        if (out.length > plan.limit) break;
+      }
+    } finally {
+      await cursor.close();
+    }
+    return out;
+  }
 }

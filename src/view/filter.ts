@@ -4,6 +4,8 @@
  * the database's, the filter is normalised first; each case says why.
  */
 import { Context, Query } from 'mingo';
+import { compileRegex, MAX_MATCH_COST } from '../lib/regex';
+import { checkBudget, FilterBudget, SliceOver, withBudget } from './budget';
 
 type Filter = Record<string, unknown>;
 
@@ -13,43 +15,18 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null &
 const isOperatorObject = (v: unknown): v is Record<string, unknown> => isPlainObject(v) && Object.keys(v).length > 0 && Object.keys(v).every((k) => k.startsWith('$'));
 
 /**
- * `$regex` with `$options` as a RegExp. MongoDB's options are PCRE's: `x` (extended: whitespace and
- * `#` comments in the pattern are ignored) has no JavaScript flag, so the pattern is stripped here; `i`, `m`
- * and `s` are the same. The `u` flag makes `.` and classes work on code points, as the database does.
+ * `$regex` with `$options`, compiled by the linear-time RE2 engine (src/lib/regex.ts) in place of mingo's
+ * JavaScript RegExp: a test of one value, true for a string the pattern matches. Each match first checks the
+ * running time budget (./budget.ts), so no filter runs unbounded on the event loop.
  */
-export function toRegExp(source: string, options = ''): RegExp {
-  let pattern = source;
-  if (options.includes('x')) pattern = stripExtended(pattern);
-  const flags = [...new Set(options.replace(/x/g, ''))].join('');
-  try {
-    return new RegExp(pattern, flags + 'u');
-  } catch {
-    return new RegExp(pattern, flags);
-  }
-}
-
-/** PCRE extended mode: unescaped whitespace outside classes and `#` to end of line are dropped. */
-function stripExtended(p: string): string {
-  let out = '';
-  let inClass = false;
-  for (let i = 0; i < p.length; i++) {
-    const c = p[i]!;
-    if (c === '\\') {
-      out += c + (p[i + 1] ?? '');
-      i++;
-    } else if (inClass) {
-      if (c === ']') inClass = false;
-      out += c;
-    } else if (c === '[') {
-      inClass = true;
-      out += c;
-    } else if (/\s/.test(c)) {
-      continue;
-    } else if (c === '#') {
-      while (i < p.length && p[i] !== '\n') i++;
-    } else out += c;
-  }
-  return out;
+function regexTest(source: string, options = ''): (v: unknown) => boolean {
+  const re = compileRegex(source, options);
+  return (v) => {
+    if (typeof v !== 'string') return false;
+    checkBudget();
+    if (re.size * (v.length + 1) > MAX_MATCH_COST) throw FilterBudget.matchTooCostly(re.size, v.length);
+    return re.test(v);
+  };
 }
 
 /**
@@ -82,6 +59,9 @@ function same(a: unknown, b: unknown): boolean {
   }
   return false;
 }
+
+/** An `$elemMatch` of operators on the element itself (not criteria on an object element's fields, nor $and/$or/$nor). */
+const onElement = (criteria: unknown) => isOperatorObject(criteria) && !Object.keys(criteria).some((k) => LOGICAL.has(k));
 
 type Predicate = (doc: unknown) => boolean;
 const OPTIONS: { context?: Context } = {};
@@ -153,10 +133,12 @@ const context = Context.init({
       return (doc: unknown) => !t(doc);
     },
     $allStored: (selector: string, items: unknown[]) => allOf(selector, items),
+    // The strings at the path, and the strings in an array there, as the database matches them.
+    $regexStored: (selector: string, test: (v: unknown) => boolean) => atPath(selector, test, true),
     $sizeStored: (selector: string, n: number) => atPath(selector, (v) => Array.isArray(v) && v.length === n, false),
     $elemMatchStored: (selector: string, criteria: Record<string, unknown>) => {
       // Operators apply to the element itself; a query of fields to an object element.
-      const onValue = isOperatorObject(criteria) && !Object.keys(criteria).some((k) => LOGICAL.has(k));
+      const onValue = onElement(criteria);
       const q = new Query(onValue ? { v: criteria } : criteria, OPTIONS);
       const test = onValue ? (e: unknown) => q.test({ v: e }) : (e: unknown) => isPlainObject(e) && q.test(e);
       return atPath(selector, (v) => Array.isArray(v) && v.some(test), false);
@@ -170,9 +152,9 @@ function normaliseOperators(ops: Record<string, unknown>): Record<string, unknow
   const out: Record<string, unknown> = {};
   for (const [op, v] of Object.entries(ops)) {
     if (op === '$options') continue;
-    if (op === '$regex') out.$regex = toRegExp(v as string, ops.$options as string | undefined);
+    if (op === '$regex') out.$regexStored = regexTest(v as string, ops.$options as string | undefined);
     else if (op === '$not') out.$not = normaliseOperators(v as Record<string, unknown>);
-    else if (op === '$elemMatch') out.$elemMatchStored = isOperatorObject(v) ? normaliseOperators(v) : normaliseFilter(v as Filter);
+    else if (op === '$elemMatch') out.$elemMatchStored = onElement(v) ? normaliseOperators(v as Record<string, unknown>) : normaliseFilter(v as Filter);
     else if (op === '$size') out.$sizeStored = v;
     else if (op === '$all') out.$allStored = v;
     else if ((op === '$eq' || op === '$ne') && (v === null || isLiteralObject(v))) out[`${op}Stored`] = v;
@@ -194,9 +176,40 @@ export function normaliseFilter(filter: Filter): Filter {
   return out;
 }
 
+/** A compiled filter: true when `doc` matches; with a budget, the clock is checked before the document and each regex match. */
+export type FilterPredicate = (doc: object, budget?: FilterBudget) => boolean;
+
 /** The filter as a predicate over stored documents; compiled once, used for every document of a query. */
-export function compileFilter(filter: Filter): (doc: object) => boolean {
-  if (Object.keys(filter).length === 0) return () => true;
+export function compileFilter(filter: Filter): FilterPredicate {
+  if (Object.keys(filter).length === 0) return (_doc, budget) => (budget?.check(), true);
   const q = new Query(normaliseFilter(filter), OPTIONS);
-  return (doc) => q.test(doc as Record<string, unknown>);
+  return (doc, budget) => {
+    if (!budget) return q.test(doc as Record<string, unknown>);
+    budget.check();
+    return withBudget(budget, () => q.test(doc as Record<string, unknown>));
+  };
+}
+
+/**
+ * The filter as an asynchronous predicate over documents read from the database (RegistryRepository's
+ * exactFilter), all sharing one budget of `timeoutMs`: when a slice ends during a document, it yields to
+ * other work and evaluates that document again in a fresh slice.
+ */
+export function yieldingFilter(filter: Filter, timeoutMs: number): (doc: object) => Promise<boolean> {
+  const match = compileFilter(filter);
+  const budget = new FilterBudget(timeoutMs, 'QUERY_TIMEOUT_MS');
+  return async (doc) => {
+    try {
+      return match(doc, budget);
+    } catch (e) {
+      if (!(e instanceof SliceOver)) throw e;
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    budget.startSlice();
+    try {
+      return match(doc, budget);
+    } catch (e) {
+      throw e instanceof SliceOver ? FilterBudget.entryTooSlow() : e;
+    }
+  };
 }

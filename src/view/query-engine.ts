@@ -14,7 +14,8 @@
  */
 import type { StoredRegistry } from '../registries/model';
 import type { QueryPlan } from '../registries/query';
-import { compileFilter } from './filter';
+import { FilterBudget, SliceOver } from './budget';
+import { compileFilter, type FilterPredicate } from './filter';
 import { compareBson, compareStrings, sameBracket } from './order';
 
 type Doc = Readonly<Record<string, unknown>> & { readonly _id: string };
@@ -198,26 +199,15 @@ export class QueryEngine {
   /**
    * One page of a validated plan, exactly as RegistryRepository.query returns it: limit + 1 rows. Each row is
    * a new top-level object (the caller may add or delete its keys); nested objects are shared and frozen.
+   * Runs to the end at once; see start() for a query run in time slices.
    */
   query(plan: QueryPlan): StoredRegistry[] {
-    const { dbField, direction } = plan.sort;
-    const order = this.order(dbField);
-    const match = compileFilter(plan.filter);
-    const want = plan.limit + 1;
-    const after = plan.after;
-    const afterKey = after ? (dbField === '_id' ? after.id : after.key) : undefined;
-    let from: [number, number] | undefined;
-    if (after) from = direction === 1 ? order.locateAfter(afterKey, after.id) : order.locate(afterKey, after.id);
-    const project = projector(plan);
-    const out: StoredRegistry[] = [];
-    order.walk(from, direction, (doc) => {
-      // The database's cursor clause {key: {$gt: k}} (or $lt) only matches keys of k's BSON type (type
-      // bracketing); entries past the position with a key of another type are not on the next pages there.
-      if (after && dbField !== '_id' && !sameBracket(order.key(doc), afterKey)) return true;
-      if (match(doc)) out.push(project(doc));
-      return out.length < want;
-    });
-    return out;
+    return this.start(plan).step()!;
+  }
+
+  /** A query to run in steps (QueryRun.step), each within one time slice of a budget. */
+  start(plan: QueryPlan): QueryRun {
+    return new QueryRun(this.order(plan.sort.dbField), plan);
   }
 
   private order(field: string): SortOrder {
@@ -253,6 +243,61 @@ export class QueryEngine {
     if (this.interned.size >= INTERN_MAX_SIZE) this.interned = new Map();
     this.interned.set(s, s);
     return s;
+  }
+}
+
+/**
+ * One query over the view, run in steps: a step walks the sort order from where the last one stopped (a
+ * position, not an index, so entries written between steps are found as a database cursor would find them)
+ * until the page is full, or until the budget's slice is over; then the caller yields and steps again.
+ */
+export class QueryRun {
+  private readonly match: FilterPredicate;
+  private readonly project: (doc: Doc) => StoredRegistry;
+  private readonly out: StoredRegistry[] = [];
+  private readonly seen = new Set<string>();
+  /** The position after the last entry evaluated, as (key, _id); undefined before the first step. */
+  private resume?: { key: unknown; id: string };
+
+  constructor(private readonly order: SortOrder, private readonly plan: QueryPlan) {
+    this.match = compileFilter(plan.filter);
+    this.project = projector(plan);
+  }
+
+  /** Advances the query; the page (limit + 1 rows) when done, undefined when the slice ended first. */
+  step(budget?: FilterBudget): StoredRegistry[] | undefined {
+    const { order, plan, out } = this;
+    const { dbField, direction } = plan.sort;
+    const want = plan.limit + 1;
+    const after = plan.after;
+    const afterKey = after ? (dbField === '_id' ? after.id : after.key) : undefined;
+    const at = this.resume ?? (after ? { key: afterKey, id: after.id } : undefined);
+    let from: [number, number] | undefined;
+    if (at) from = direction === 1 ? order.locateAfter(at.key, at.id) : order.locate(at.key, at.id);
+    budget?.startSlice();
+    let progressed = false;
+    let sliceOver = false;
+    order.walk(from, direction, (doc) => {
+      try {
+        // The database's cursor clause {key: {$gt: k}} (or $lt) only matches keys of k's BSON type (type
+        // bracketing); entries past the position with a key of another type are not on the next pages there.
+        const inBracket = !after || dbField === '_id' || sameBracket(order.key(doc), afterKey);
+        if (inBracket && !this.seen.has(doc._id) && this.match(doc, budget)) {
+          out.push(this.project(doc));
+          this.seen.add(doc._id);
+        }
+      } catch (e) {
+        if (!(e instanceof SliceOver)) throw e;
+        sliceOver = true;
+        return false;
+      }
+      this.resume = { key: order.key(doc), id: doc._id };
+      progressed = true;
+      return out.length < want;
+    });
+    if (!sliceOver) return out;
+    if (!progressed) throw FilterBudget.entryTooSlow();
+    return undefined;
   }
 }
 

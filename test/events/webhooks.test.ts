@@ -121,6 +121,20 @@ test('When an entry is created, updated, probed up, down and up again through a 
   expect(log.body.deliveries[0]).toMatchObject({ event_id: events[5].id, attempt: 1, http_status: 204, error: null });
 }, 90_000);
 
+test('When a subscription filter has a regex that backtracks exponentially in JavaScript, then the entries it meets are evaluated at once and the matching ones delivered', async () => {
+  const rx = await receiver();
+  const sub = await call(svc.url, 'POST', '/webhooks', { url: rx.url, events: ['registry.created'], filter: { container_registry_name: { $regex: '^(a|a)*$' } } });
+  expect(sub.status).toBe(201);
+  rx.setSecret(sub.body.secret);
+  // 'a' × 40 then '!': 2^40 paths for a backtracking engine before it fails (the process froze before the fix).
+  const names = ['a'.repeat(40), `${'a'.repeat(40)}!`, 'a'.repeat(41)];
+  const ids: string[] = [];
+  for (const name of names) ids.push((await call(svc.url, 'POST', '/container_registry', entry({ container_registry_name: name }))).body.container_registry_id);
+  await rx.waitFor((r) => r.distinct().length >= 2);
+  expect((await call(svc.url, 'GET', '/healthz')).status).toBe(200);
+  expect(rx.distinct().map((r) => r.body.data.container_registry_id)).toEqual([ids[0], ids[2]]);
+});
+
 test('When a subscription has a filter, then only matching entries are events, and an entry that stops matching is a delete', async () => {
   const rx = await receiver();
   const sub = await call(svc.url, 'POST', '/webhooks', { url: rx.url, events: ['registry.created', 'registry.deleted'], filter: { container_registry_tags: 'watched' } });

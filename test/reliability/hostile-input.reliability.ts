@@ -9,7 +9,8 @@ import { InputError } from '../../src/errors';
 import { FORBIDDEN_KEYS } from '../../src/lib/json-shape';
 import { parseFilter } from '../../src/registries/query';
 import { parseUpdate } from '../../src/registries/update';
-import { readOnlyPaths, regexProblem, validateEntry } from '../../src/schemas';
+import { regexProblem } from '../../src/lib/regex';
+import { readOnlyPaths, validateEntry } from '../../src/schemas';
 import { entry } from '../support/entries';
 import { call, startTestService, type TestService } from '../support/service';
 
@@ -73,7 +74,7 @@ function filterProblems(f: Record<string, unknown>, at = ''): string[] {
     Object.entries(o).flatMap(([op, v]) => {
       if (!OPERATORS.includes(op)) return [`${p}/${op}: operator not allowed`];
       if (op === '$elemMatch' || op === '$not') return isPlainObject(v) ? operatorProblems(v, `${p}/${op}`) : [`${p}/${op}: not an operator object`];
-      if (op === '$regex') return typeof v === 'string' && regexProblem(v) === null ? [] : [`${p}/$regex: unsafe`];
+      if (op === '$regex') return typeof v === 'string' && regexProblem(v, typeof o.$options === 'string' ? o.$options : '') === null ? [] : [`${p}/$regex: refused dialect`];
       return literalProblems(v, `${p}/${op}`);
     });
   for (const [k, v] of Object.entries(f)) {

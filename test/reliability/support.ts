@@ -132,6 +132,8 @@ export interface Outcome {
   /** HTTP status, or 0 when no answer came (see `error`). */
   status: number;
   contentType: string;
+  /** The Retry-After header, when there was one. */
+  retryAfter?: string;
   body: any;
   /** `timeout`, or the connection error's code (ECONNREFUSED, ECONNRESET...). */
   error?: string;
@@ -162,7 +164,8 @@ export async function send(base: string, method: string, p: string, body?: unkno
     } catch {
       parsed = text;
     }
-    return { method, path: p, status: res.status, contentType: res.headers.get('content-type') ?? '', body: parsed, startedAt, endedAt: Date.now() };
+    const retryAfter = res.headers.get('retry-after') ?? undefined;
+    return { method, path: p, status: res.status, contentType: res.headers.get('content-type') ?? '', ...(retryAfter ? { retryAfter } : {}), body: parsed, startedAt, endedAt: Date.now() };
   } catch (e) {
     return { method, path: p, status: 0, contentType: '', body: undefined, error: errorCode(e), startedAt, endedAt: Date.now() };
   }

@@ -120,3 +120,15 @@ export async function call(
   }
   return { status: res.status, headers: res.headers, body: parsed, text };
 }
+
+/** `r` is an RFC 9457 problem with `status`, and (when given) one of its errors names `path` (or a path `path` matches). */
+export function expectProblem(r: { status: number; headers: Headers; body: any }, status: number, path?: string | RegExp): void {
+  expect(r.status).toBe(status);
+  expect(r.headers.get('content-type')).toContain('application/problem+json');
+  expect(r.body).toMatchObject({ status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
+  if (path !== undefined) {
+    const paths = (r.body.errors ?? []).map((e: { path: string }) => e.path);
+    if (typeof path === 'string') expect(paths).toContain(path);
+    else expect(paths.some((p: string) => path.test(p))).toBe(true);
+  }
+}

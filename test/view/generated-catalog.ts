@@ -7,7 +7,7 @@ import { prng } from '../../bench/data';
 import type { StoredRegistry } from '../../src/registries/model';
 
 /** Strings documents and filters share: case, prefixes, non-ASCII, astral, newline, digits-as-text. */
-export const FILTER_STRINGS = ['', 'a', 'A', 'ab', 'abc', 'b', 'B', 'eu-west', 'us-east', 'team-1', 'team-10', 'team-2', 'healthy', 'unknown', 'degraded', 'é', 'e', 'Z', 'z', '10', '9', 'x y', 'line\nbreak', '😀', '\uffff', 's3', 'fs', 'test'];
+export const FILTER_STRINGS = ['', 'a', 'a'.repeat(29), 'A', 'ab', 'abc', 'b', 'B', 'eu-west', 'us-east', 'team-1', 'team-10', 'team-2', 'healthy', 'unknown', 'degraded', 'é', 'e', 'Z', 'z', '10', '9', 'x y', 'line\nbreak', '😀', '\uffff', 's3', 'fs', 'test'];
 export const NUMBERS = [0, 1, -1, 2, 1.5, 10, 100, -0.5, 1024, 1e6];
 export const REGEXES = ['^a', 'a', 'A', '^team-1', '\\d', '^$', 'e$', '.', '^.$', 'west|east', '[a-c]+', 'é', 'x y', 'x # comment\n y', '^line$', 'break$', '^[^a-z]', 'E', '\\s', '^😀$', 'team-\\d{2}'];
 

@@ -57,7 +57,7 @@ export function changesRoutes(opts: ChangesRouteOptions): Router {
 
   /** Waits up to `wait` seconds for a change this consumer sees; answers the (possibly empty) page. */
   function longPoll(req: Request, q: ChangesQuery, lens: ConsumerLens, from: number) {
-    return new Promise<ReturnType<typeof collectChanges>>((resolve) => {
+    return new Promise<ReturnType<typeof collectChanges>>((resolve, reject) => {
       let done = false;
       const finish = () => {
         if (done) return;
@@ -66,7 +66,11 @@ export function changesRoutes(opts: ChangesRouteOptions): Router {
         unclose();
         req.socket.off('close', finish);
         clearTimeout(timer);
-        resolve(collectChanges(feed.view, lens, from, q.limit));
+        try {
+          resolve(collectChanges(feed.view, lens, from, q.limit));
+        } catch (e) {
+          reject(e); // the filter ran out of time (503): answered, not thrown out of a timer
+        }
       };
       const unsubscribe = feed.subscribe((changes) => {
         if (changes.some((c) => lens.fromChange(c) !== null)) finish();
@@ -96,7 +100,8 @@ export function changesRoutes(opts: ChangesRouteOptions): Router {
     for (;;) {
       const page = collectChanges(feed.view, lens, sent, SSE_CHUNK, listUpTo);
       for (const c of page.changes) write(c);
-      const more = page.changes.length >= SSE_CHUNK;
+      // A chunk ends at its limit or when the filter's time slice is over: more is what it did not reach.
+      const more = page.revision < feed.view.revision;
       sent = page.revision;
       if (!more) break;
       if (res.writableNeedDrain) {
@@ -110,14 +115,21 @@ export function changesRoutes(opts: ChangesRouteOptions): Router {
           res.once('drain', done);
           res.once('close', done);
         });
-      }
+      } else await new Promise<void>((resolve) => setImmediate(resolve)); // other work between chunks
       if (closed) return;
     }
     bookmark(sent);
     const unsubscribe = feed.subscribe((changes) => {
       for (const ch of changes) {
         if (ch.item.revision <= sent) continue;
-        const c = lens.fromChange(ch);
+        let c: ChangeOut | null;
+        try {
+          c = lens.fromChange(ch);
+        } catch {
+          // The filter cannot be evaluated on this entry in time: end the stream rather than skip the change.
+          res.destroy();
+          return;
+        }
         if (c) write(c);
       }
       sent = Math.max(sent, feed.view.revision);
