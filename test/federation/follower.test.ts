@@ -136,7 +136,8 @@ test('When a peer sends entries this catalog would never store, then each is ref
 
   // An entry stored before that turns invalid is removed here (the peer's current state cannot be stored).
   log.push(upsert(log.length + 1, { ...good1, version: 'two' }));
-  await until('the entry that turned invalid is gone', async () => !(await mirrored(a, 'p')).has(`p:${good1.container_registry_id}`));
+  // The entry is removed first, the follower's state (its count of refusals) written just after.
+  await until('the entry that turned invalid is gone and counted', async () => !(await mirrored(a, 'p')).has(`p:${good1.container_registry_id}`) && (await peerStatus(a, 'p')).rejected === bad.length + 1);
   expect(await peerStatus(a, 'p')).toMatchObject({ rejected: bad.length + 1, last_error: null });
   // The page was not asked for again and again: the follower went on to long-poll after it.
   const requests = changeRequests(peer);
