@@ -100,7 +100,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),
       whoamiRoutes(access),
       peersRoutes({ federation, can: access.can }),
-      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, isReady: () => feed.ready, caughtUp: () => feed.caughtUp() }),
+      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, maxAnswerBytes: config.RESOLVE_MAX_ANSWER_BYTES, isReady: () => feed.ready, caughtUp: () => feed.caughtUp() }),
     ],
   });
   const protectPort = (port: number) => void localPorts.add(port);

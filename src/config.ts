@@ -233,6 +233,11 @@ export const configSpec = {
   WEBHOOK_RETRY_FOR_S: { doc: 'A subscription whose event has failed for this long is marked `failing` and stops (delete and recreate it to resume).', default: '86400', parse: int(1, 30 * 86_400) },
   WEBHOOK_CONCURRENCY: { doc: 'Webhook deliveries in flight at once on one replica, across subscriptions (each subscription has at most one).', default: '16', parse: int(1, 1024) },
   WEBHOOK_LEASE_MS: { doc: 'Length of the lease through which one replica at a time delivers a subscription (renewed while delivering; a dead holder is replaced within two leases).', default: '15000', parse: int(500, 600_000) },
+  RESOLVE_MAX_ANSWER_BYTES: {
+    doc: 'Largest `POST /resolve` answer; a batch whose answer would be larger is refused with 413 (naming how many images fit). Each image gives at most 20 candidates (`truncated: true` when more serve it).',
+    default: '8388608',
+    parse: int(65_536, 256 * 1024 * 1024),
+  },
   METRICS_MAX_REGISTRIES: { doc: 'Most registries given per-registry series in /metrics (`registry_db_registry_*`); the rest are left out (and counted in `registry_db_registry_series_dropped`).', default: '5000', parse: int(0, 1_000_000) },
   SHUTDOWN_TIMEOUT_MS: { doc: 'On SIGTERM/SIGINT, how long requests in flight may take to finish before the process exits with status 1.', default: '25000', parse: int(100, 600_000) },
 } satisfies Record<string, Spec<unknown>>;

@@ -256,7 +256,7 @@ function paths(has: (name: string) => boolean): Json {
           { name: 'prefer', in: 'query', required: false, description: 'Comma-separated entry tags: among otherwise equal candidates, an entry carrying an earlier one comes first.', schema: { type: 'string' } },
         ],
         responses: {
-          '200': json(ref('ResolveResult'), 'The normalised image and its candidates, best first.'),
+          '200': json(ref('ResolveResult'), 'The normalised image and its candidates, best first: at most 20 (`truncated: true` when more serve it).'),
           '400': problem('Missing or invalid `image` (distribution’s reference grammar), or invalid `prefer`.'),
           '404': problem('No entry’s image prefix or `mirror_of` is a prefix of the image.'),
         },
@@ -265,9 +265,9 @@ function paths(has: (name: string) => boolean): Json {
         operationId: 'resolveImages',
         requestBody: { required: true, content: { 'application/json': { schema: ref('ResolveRequest') } } },
         responses: {
-          '200': json(ref('ResolveBatchResult'), 'One item per image, in order: a result, or the problem GET /resolve would answer for that image.'),
+          '200': json(ref('ResolveBatchResult'), 'One item per image, in order: a result (at most 20 candidates, `truncated: true` when more serve it), or the problem GET /resolve would answer for that image.'),
           '400': problem('Invalid body (not a list of 1 to 1,000 strings, or invalid `prefer`), or malformed JSON.'),
-          '413': problem('Body too large.'),
+          '413': problem('Body too large, or the answer would exceed RESOLVE_MAX_ANSWER_BYTES: the problem names the limit and, at `/images`, how many images fit; send fewer per request.'),
           '415': problem('Body is not JSON.'),
         },
       }),
