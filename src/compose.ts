@@ -25,6 +25,7 @@ import { createCatalog } from './registries/catalog';
 import { CatalogFeed } from './feed/reader';
 import { viewReads } from './feed/reads';
 import { feedResolver } from './feed/resolver';
+import { ChangeStreams } from './http/routes/change-streams';
 import { changesRoutes } from './http/routes/changes';
 import { webhookRoutes } from './http/routes/webhooks';
 import { createWebhooks } from './events';
@@ -50,6 +51,8 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   });
   if (config.QUERY_SOURCE === 'view') registries.fastReads = viewReads(feed);
   feed.start();
+  // SSE watchers: one subscription, each change serialised once, a budget of unsent bytes for all streams.
+  const streams = new ChangeStreams(feed, { budgetBytes: config.FEED_STREAM_BUDGET_BYTES, bookmarkSeconds: config.FEED_BOOKMARK_S });
   lifecycle.onBeginStop(() => feed.closeWatchers());
   const access = createAccess(config.API_KEYS);
   const rateLimits = await createRateLimits(config, db, logger);
@@ -90,7 +93,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     rateLimits,
     publicRoutes: [publicOpsRoutes({ db, openapi: buildOpenApi(pkg.version), isStopping: () => lifecycle.stopping }), statusPageRoutes()],
     extraRoutes: [
-      changesRoutes({ feed, can: access.can, bookmarkSeconds: config.FEED_BOOKMARK_S }),
+      changesRoutes({ feed, can: access.can, streams }),
       // Per-registry series from the view, after this replica's acknowledged writes (read-your-writes, like queries).
       metricsRoutes(access.can, async () => {
         await feed.caughtUp();
@@ -104,5 +107,5 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     ],
   });
   const protectPort = (port: number) => void localPorts.add(port);
-  return { app, webhooks, repository, registries, cipher, access, lifecycle, health, feed, resolver, federation, protectPort };
+  return { app, webhooks, repository, registries, cipher, access, lifecycle, health, feed, streams, resolver, federation, protectPort };
 }

@@ -215,6 +215,11 @@ export const configSpec = {
   FEED_HOLE_FILL_MS: { doc: 'A revision still missing after this long while later ones exist (its writer died) is filled with a no-op, so the feed moves on; the late writer retries at another revision.', default: '2000', parse: int(100, 600_000) },
   FEED_COMPACT_AFTER_S: { doc: 'Change-log records superseded by a later change of the same entry are removed once older than this.', default: '600', parse: int(10, 86_400) },
   FEED_BOOKMARK_S: { doc: 'Seconds between bookmark events (heartbeats carrying the current revision) on change-feed streams.', default: '15', parse: int(1, 300) },
+  FEED_STREAM_BUDGET_BYTES: {
+    doc: 'Most bytes written to change-feed streams (SSE) and not yet sent to their clients, all streams of the process together. Over it, the streams holding more than their share (this / open streams) are ended; one stream alone is ended above 4 MiB (or this, if less). Clients resume with `Last-Event-ID`.',
+    default: '67108864',
+    parse: int(65_536, 1024 * 1024 * 1024),
+  },
   QUERY_SOURCE: { doc: '`view`: queries are answered from the in-memory view fed by the change feed (the database while it loads); `database`: always from the database.', default: 'view', parse: oneOf('view', 'database') },
   PEERS: {
     doc: 'Peer catalogs to follow (SPEC 15): comma-separated `name=URL` pairs (name: lowercase letters, digits, dashes). Each peer\'s local entries are mirrored here read-only, with ids `<name>:<peer id>`. Peer URLs obey `PROBE_ALLOWED_NETWORKS`/`PROBE_DENIED_NETWORKS`.',

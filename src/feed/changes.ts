@@ -73,6 +73,8 @@ export function parseChangesQuery(query: Record<string, unknown>, lastEventId?: 
   };
 }
 
+export type ChangeKind = ChangeOut['type'];
+
 /** What one consumer sees of the catalog: whether an entry's state is visible to it. */
 export class ConsumerLens {
   private readonly match?: (doc: object) => boolean;
@@ -87,28 +89,29 @@ export class ConsumerLens {
     return this.match ? this.match(doc) : true;
   }
 
-  /** The change this consumer sees for `item` (whose previous state it may or may not have had), or null. */
-  fromItem(item: ViewItem, listing: boolean): ChangeOut | null {
-    if (this.visible(item.doc)) return upsert(item);
+  /** The kind of change this consumer sees for `item` (whose previous state it may or may not have had), or null. */
+  kindOfItem(item: ViewItem, listing: boolean): ChangeKind | null {
+    if (this.visible(item.doc)) return 'upsert';
     if (listing) return null;
     if (this.q.localOnly && (item.peer !== undefined || (item.doc && originPeer(item.doc) !== undefined))) return null;
-    return remove(item);
+    return 'delete';
   }
 
-  /** The change this consumer sees for a live change, knowing the entry's previous state. */
-  fromChange(c: ViewChange): ChangeOut | null {
-    if (this.visible(c.item.doc)) return upsert(c.item);
-    if (c.before && this.visible(c.before.doc)) return remove(c.item);
+  /** The kind of change this consumer sees for a live change, knowing the entry's previous state. */
+  kindOfChange(c: ViewChange): ChangeKind | null {
+    if (this.visible(c.item.doc)) return 'upsert';
+    if (c.before && this.visible(c.before.doc)) return 'delete';
     return null;
   }
 }
 
-function upsert(item: ViewItem): ChangeOut {
+/**
+ * A change as consumers get it. It depends only on the item (one revision of one entry) and the kind, never
+ * on the consumer: every consumer that sees it gets the same change (which lets streams share its text).
+ */
+export function changeOf(item: ViewItem, kind: ChangeKind): ChangeOut {
+  if (kind === 'delete') return { revision: item.revision, type: 'delete', container_registry_id: item.id, at: item.at.toISOString() };
   return { revision: item.revision, type: 'upsert', container_registry_id: item.id, entry: toApi(item.doc as StoredRegistry), at: item.at.toISOString() };
-}
-
-function remove(item: ViewItem): ChangeOut {
-  return { revision: item.revision, type: 'delete', container_registry_id: item.id, at: item.at.toISOString() };
 }
 
 /** 410 when `since` is older than the view's retained history (since=0 is a list and always works). */
@@ -122,21 +125,28 @@ export function checkRetained(view: CatalogView, since: number): void {
 }
 
 /**
- * The changes after `since` for one consumer, at most `limit`, and the revision to continue from. Items
- * up to `listUpTo` are a list (a consumer that starts from 0 holds nothing yet, so they need no deletes);
- * by default that is the case only when `since` is 0.
+ * Visits the changes after `since` one consumer sees, in revision order, until `visit` returns false; returns
+ * the revision to continue from (the last visited item's when stopped early). Items up to `listUpTo` are a
+ * list (a consumer that starts from 0 holds nothing yet, so they need no deletes). Synchronous: the view
+ * does not move while it runs.
+ */
+export function forEachChange(view: CatalogView, lens: ConsumerLens, since: number, listUpTo: number, visit: (item: ViewItem, kind: ChangeKind) => boolean): number {
+  let revision = view.revision;
+  view.forEachSince(since, (item) => {
+    const kind = lens.kindOfItem(item, item.revision <= listUpTo);
+    if (kind === null || visit(item, kind)) return true;
+    revision = item.revision;
+    return false;
+  });
+  return Math.max(revision, since);
+}
+
+/**
+ * The changes after `since` for one consumer, at most `limit`, and the revision to continue from. By default
+ * the items up to the current revision are a list only when `since` is 0 (see forEachChange).
  */
 export function collectChanges(view: CatalogView, lens: ConsumerLens, since: number, limit: number, listUpTo = since === 0 ? view.revision : 0): ChangesPage {
   const changes: ChangeOut[] = [];
-  let revision = view.revision;
-  view.forEachSince(since, (item) => {
-    const c = lens.fromItem(item, item.revision <= listUpTo);
-    if (c) changes.push(c);
-    if (changes.length >= limit) {
-      revision = item.revision;
-      return false;
-    }
-    return true;
-  });
-  return { revision: Math.max(revision, since), changes };
+  const revision = forEachChange(view, lens, since, listUpTo, (item, kind) => changes.push(changeOf(item, kind)) < limit);
+  return { revision, changes };
 }
