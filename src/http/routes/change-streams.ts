@@ -16,6 +16,7 @@
 import type { Response } from 'express';
 import { changeOf, forEachChange, type ChangeKind, type ChangesQuery, type ConsumerLens } from '../../feed/changes';
 import type { CatalogFeed } from '../../feed/reader';
+import { drainedOrClosed } from '../../lib/writable';
 import { recordStreamEnded, recordStreamsUnsent } from '../../observability/metrics';
 import type { ViewChange, ViewItem } from '../../view/catalog-view';
 
@@ -184,18 +185,6 @@ function write(res: Response, text: string): void {
 
 function bookmark(s: Stream, revision: number): void {
   write(s.res, `id: ${revision}\nevent: bookmark\ndata: {"revision":${revision}}\n\n`);
-}
-
-function drainedOrClosed(res: Response): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.once('drain', done);
-    res.once('close', done);
-  });
 }
 
 /** Ends the stream; a client that has not read up to the end within END_GRACE_MS is cut. */

@@ -5,17 +5,18 @@
  * the in-memory prefix index (src/resolve), never the database.
  *
  * Bounded: at most MAX_CANDIDATES candidates per image (`truncated` says there were more); a batch is
- * resolved SLICE_MS at a time, letting other requests through in between (the index may move on between
- * two slices, as it would between two requests), and its answer is
- * serialised as it goes: one that would exceed `maxAnswerBytes` (RESOLVE_MAX_ANSWER_BYTES) stops there and
- * is refused with a 413 naming the limit and how many images fit.
+ * resolved SLICE_MS at a time, letting other requests through in between (the index may move on between two
+ * slices, as it would between two requests), and its answer is serialised as it goes: one that would exceed
+ * `maxAnswerBytes` (RESOLVE_MAX_ANSWER_BYTES) stops there and is refused with a 413 naming the limit and how
+ * many images fit. The answer is written in parts of PART_CHARS, the next once the last one left the process.
  */
-import { Router, type RequestHandler } from 'express';
+import { Router, type RequestHandler, type Response } from 'express';
 import { InputError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../../errors';
 import type { ResolveBatchResult, ResolveResult } from '../../generated';
 import { InvalidReferenceError, parseReference, type ImageReference, type ResolveOptions } from '../../resolve';
 import { validateResolveRequest } from '../../schemas';
 import type { Access } from '../auth';
+import { drainedOrClosed } from '../../lib/writable';
 import { jsonBody } from '../body';
 import { problemOf } from '../problem';
 
@@ -26,6 +27,26 @@ export interface Resolver {
 
 /** A batch lets other requests through after this many milliseconds of resolving. */
 const SLICE_MS = 5;
+
+/** An answer is written about this many characters at a time. */
+const PART_CHARS = 256 * 1024;
+
+/**
+ * Writes `head`, the items comma-separated, then `tail`, a part at a time: other requests get through in
+ * between, and the next part waits until the client read the last one (or went away).
+ */
+async function writeInParts(res: Response, head: string, items: string[], tail: string): Promise<void> {
+  let part = head;
+  for (let i = 0; i < items.length; i++) {
+    part += (i > 0 ? ',' : '') + items[i];
+    if (part.length < PART_CHARS) continue;
+    if (res.destroyed) return;
+    if (!res.write(part)) await drainedOrClosed(res);
+    else await new Promise((resolve) => setImmediate(resolve));
+    part = '';
+  }
+  if (!res.destroyed) res.end(part + tail);
+}
 
 function answerTooLarge(limit: number, fitting: number): PayloadTooLargeError {
   return new PayloadTooLargeError(
@@ -110,7 +131,8 @@ export function resolveRoutes(deps: {
       if (bytes > deps.maxAnswerBytes) throw answerTooLarge(deps.maxAnswerBytes, i);
       items.push(item);
     }
-    res.type('json').send(`${head}${items.join(',')}]}`);
+    res.status(200).type('json').setHeader('Content-Length', String(bytes));
+    await writeInParts(res, head, items, ']}');
   });
 
   /** One item of a batch answer: the result, or the problem GET would have answered for this image. */
