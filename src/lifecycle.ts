@@ -29,6 +29,7 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
   try {
+    // The race also handles a rejection that comes after the wait: it cannot end the process as unhandled.
     return await Promise.race([p.then(() => true), late]);
   } finally {
     clearTimeout(timer);

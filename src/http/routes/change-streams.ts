@@ -132,8 +132,8 @@ export class ChangeStreams {
   }
 
   private publish(changes: ViewChange[]): void {
-    if (this.streams.size === 0) return;
     this.enforceBudget();
+    if (this.streams.size === 0) return;
     // Frames of this batch, serialised once for every stream whatever the cache keeps.
     const batch = new Map<number, string>();
     const frame = (item: ViewItem, kind: ChangeKind) => {
