@@ -165,7 +165,7 @@ function paths(has: (name: string) => boolean): Json {
       get: op('read', 'Follow the catalog: the changes after a revision (JSON page, long poll, or Server-Sent Events)', {
         operationId: 'catalogChanges',
         description:
-          'List-then-watch (SPEC 12): start with since=0 (a list of every entry), then pass the returned `revision` as `since`. With `wait` the request waits for a change. With `Accept: text/event-stream` the same URL streams events `upsert`, `delete` and `bookmark` (heartbeat) with `id:` = revision; reconnect with `Last-Event-ID` to resume.',
+          'List-then-watch (SPEC 12): start with since=0 (a list of every entry), then pass the returned `revision` as `since`. With `wait` the request waits for a change. With `Accept: text/event-stream` (preferred over JSON; `q=0` refuses it) the same URL streams events `upsert`, `delete` and `bookmark` (heartbeat) with `id:` = revision; reconnect with `Last-Event-ID` to resume (also after the stream was ended because its client did not read: FEED_STREAM_BUDGET_BYTES).',
         parameters: [
           { name: 'since', in: 'query', description: 'Revision to continue from (0: list everything).', schema: { type: 'integer', minimum: 0, default: 0 } },
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: MAX_CHANGES_LIMIT, default: DEFAULT_CHANGES_LIMIT } },
@@ -182,7 +182,7 @@ function paths(has: (name: string) => boolean): Json {
           },
           '400': problem('Invalid parameter, or `since` beyond the latest revision.'),
           '410': problem('`since` is older than the retained history (type ends in /revision-expired; `revision` carries the current revision): list again from since=0.'),
-          '503': problem('The replica is loading the catalog or has not yet read `since`; retry.'),
+          '503': problem('The replica is loading the catalog or has not yet read `since`, or (a stream) it is stopping; retry (a stream: with `Last-Event-ID`).'),
         },
       }),
     },
