@@ -26,6 +26,7 @@ import { CatalogFeed } from './feed/reader';
 import { viewReads } from './feed/reads';
 import { yieldingFilter } from './view/filter';
 import { feedResolver } from './feed/resolver';
+import { ChangeStreams } from './http/routes/change-streams';
 import { changesRoutes } from './http/routes/changes';
 import { webhookRoutes } from './http/routes/webhooks';
 import { createWebhooks } from './events';
@@ -54,6 +55,8 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   });
   if (config.QUERY_SOURCE === 'view') registries.fastReads = viewReads(feed, config.QUERY_TIMEOUT_MS);
   feed.start();
+  // SSE watchers: one subscription, each change serialised once, a budget of unsent bytes for all streams.
+  const streams = new ChangeStreams(feed, { budgetBytes: config.FEED_STREAM_BUDGET_BYTES, bookmarkSeconds: config.FEED_BOOKMARK_S });
   lifecycle.onBeginStop(() => feed.closeWatchers());
   const access = createAccess(config.API_KEYS, { hosts: config.PROTECTED_MODE_HOSTS });
   const rateLimits = await createRateLimits(config, db, logger);
@@ -96,7 +99,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     rateLimits,
     publicRoutes: [publicOpsRoutes({ db, openapi: buildOpenApi(pkg.version), isStopping: () => lifecycle.stopping }), statusPageRoutes()],
     extraRoutes: [
-      changesRoutes({ feed, can: access.can, bookmarkSeconds: config.FEED_BOOKMARK_S }),
+      changesRoutes({ feed, can: access.can, streams }),
       // Per-registry series from the view, after this replica's acknowledged writes (read-your-writes, like queries).
       metricsRoutes(access.can, async () => {
         await feed.caughtUp();
@@ -106,10 +109,10 @@ export async function compose(config: Config, db: Db, logger: Logger) {
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),
       whoamiRoutes(access),
       peersRoutes({ federation, can: access.can }),
-      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, isReady: () => feed.ready, caughtUp: () => feed.caughtUp() }),
+      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, maxAnswerBytes: config.RESOLVE_MAX_ANSWER_BYTES, isReady: () => feed.ready, caughtUp: () => feed.caughtUp() }),
     ],
   });
   if (config.TRUST_PROXY === true) logger.warn(TRUST_ALL_PROXIES_WARNING);
   const protectPort = (port: number) => void localPorts.add(port);
-  return { app, webhooks, repository, registries, cipher, access, lifecycle, health, feed, resolver, federation, protectPort };
+  return { app, webhooks, repository, registries, cipher, access, lifecycle, health, feed, streams, resolver, federation, protectPort };
 }

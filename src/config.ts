@@ -265,6 +265,11 @@ export const configSpec = {
   FEED_HOLE_FILL_MS: { doc: 'A revision still missing after this long while later ones exist (its writer died) is filled with a no-op, so the feed moves on; the late writer retries at another revision.', default: '2000', parse: int(100, 600_000) },
   FEED_COMPACT_AFTER_S: { doc: 'Change-log records superseded by a later change of the same entry are removed once older than this.', default: '600', parse: int(10, 86_400) },
   FEED_BOOKMARK_S: { doc: 'Seconds between bookmark events (heartbeats carrying the current revision) on change-feed streams.', default: '15', parse: int(1, 300) },
+  FEED_STREAM_BUDGET_BYTES: {
+    doc: 'Most bytes written to change-feed streams (SSE) and not yet sent to their clients, all streams of the process together. Over it, the streams holding more than their share (this / open streams) are ended; one stream alone is ended above 4 MiB (or this, if less). Clients resume with `Last-Event-ID`.',
+    default: '67108864',
+    parse: int(65_536, 1024 * 1024 * 1024),
+  },
   QUERY_SOURCE: { doc: '`view`: queries are answered from the in-memory view fed by the change feed (the database while it loads); `database`: always from the database.', default: 'view', parse: oneOf('view', 'database') },
   PEERS: {
     doc: 'Peer catalogs to follow (SPEC 15): comma-separated `name=URL` pairs (name: lowercase letters, digits, dashes). Each peer\'s local entries are mirrored here read-only, with ids `<name>:<peer id>`. Peer URLs obey `PROBE_ALLOWED_NETWORKS`/`PROBE_DENIED_NETWORKS`.',
@@ -283,6 +288,11 @@ export const configSpec = {
   WEBHOOK_RETRY_FOR_S: { doc: 'A subscription whose event has failed for this long is marked `failing` and stops (`POST /webhooks/:id/enable` resumes it).', default: '86400', parse: int(1, 30 * 86_400) },
   WEBHOOK_CONCURRENCY: { doc: 'Webhook deliveries in flight at once on one replica, across subscriptions (each subscription has at most one).', default: '16', parse: int(1, 1024) },
   WEBHOOK_LEASE_MS: { doc: 'Length of the lease through which one replica at a time delivers a subscription (renewed while delivering; a dead holder is replaced within two leases).', default: '15000', parse: int(500, 600_000) },
+  RESOLVE_MAX_ANSWER_BYTES: {
+    doc: 'Largest `POST /resolve` answer; a batch whose answer would be larger is refused with 413 (naming how many images fit). Each image gives at most 20 candidates (`truncated: true` when more serve it).',
+    default: '8388608',
+    parse: int(65_536, 256 * 1024 * 1024),
+  },
   METRICS_MAX_REGISTRIES: { doc: 'Most registries given per-registry series in /metrics (`registry_db_registry_*`); the rest are left out (and counted in `registry_db_registry_series_dropped`).', default: '5000', parse: int(0, 1_000_000) },
   SHUTDOWN_TIMEOUT_MS: { doc: 'On SIGTERM/SIGINT, how long requests in flight may take to finish before the process exits with status 1.', default: '25000', parse: int(100, 600_000) },
 } satisfies Record<string, Spec<unknown>>;

@@ -165,7 +165,7 @@ function paths(has: (name: string) => boolean): Json {
       get: op('read', 'Follow the catalog: the changes after a revision (JSON page, long poll, or Server-Sent Events)', {
         operationId: 'catalogChanges',
         description:
-          'List-then-watch (SPEC 12): start with since=0 (a list of every entry), then pass the returned `revision` as `since`. With `wait` the request waits for a change. With `Accept: text/event-stream` the same URL streams events `upsert`, `delete` and `bookmark` (heartbeat) with `id:` = revision; reconnect with `Last-Event-ID` to resume.',
+          'List-then-watch (SPEC 12): start with since=0 (a list of every entry), then pass the returned `revision` as `since`. With `wait` the request waits for a change. With `Accept: text/event-stream` (preferred over JSON; `q=0` refuses it) the same URL streams events `upsert`, `delete` and `bookmark` (heartbeat) with `id:` = revision; reconnect with `Last-Event-ID` to resume (also after the stream was ended because its client did not read: FEED_STREAM_BUDGET_BYTES).',
         parameters: [
           { name: 'since', in: 'query', description: 'Revision to continue from (0: list everything).', schema: { type: 'integer', minimum: 0, default: 0 } },
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: MAX_CHANGES_LIMIT, default: DEFAULT_CHANGES_LIMIT } },
@@ -188,7 +188,7 @@ function paths(has: (name: string) => boolean): Json {
           },
           '400': problem('Invalid parameter, or `since` beyond the latest revision.'),
           '410': problem('`since` is older than the retained history (type ends in /revision-expired; `revision` carries the current revision): list again from since=0.'),
-          '503': problem('The replica is loading the catalog or has not yet read `since`; retry.'),
+          '503': problem('The replica is loading the catalog or has not yet read `since`, or (a stream) it is stopping; retry (a stream: with `Last-Event-ID`).'),
         },
       }),
     },
@@ -262,7 +262,7 @@ function paths(has: (name: string) => boolean): Json {
           { name: 'prefer', in: 'query', required: false, description: 'Comma-separated entry tags: among otherwise equal candidates, an entry carrying an earlier one comes first.', schema: { type: 'string' } },
         ],
         responses: {
-          '200': json(ref('ResolveResult'), 'The normalised image and its candidates, best first.'),
+          '200': json(ref('ResolveResult'), 'The normalised image and its candidates, best first: at most 20 (`truncated: true` when more serve it).'),
           '400': problem('Missing or invalid `image` (distribution’s reference grammar), or invalid `prefer`.'),
           '404': problem('No entry’s image prefix or `mirror_of` is a prefix of the image.'),
         },
@@ -271,9 +271,9 @@ function paths(has: (name: string) => boolean): Json {
         operationId: 'resolveImages',
         requestBody: { required: true, content: { 'application/json': { schema: ref('ResolveRequest') } } },
         responses: {
-          '200': json(ref('ResolveBatchResult'), 'One item per image, in order: a result, or the problem GET /resolve would answer for that image.'),
+          '200': json(ref('ResolveBatchResult'), 'One item per image, in order: a result (at most 20 candidates, `truncated: true` when more serve it), or the problem GET /resolve would answer for that image.'),
           '400': problem('Invalid body (not a list of 1 to 1,000 strings, or invalid `prefer`), or malformed JSON.'),
-          '413': problem('Body too large.'),
+          '413': problem('Body too large, or the answer would exceed RESOLVE_MAX_ANSWER_BYTES: the problem names the limit and, at `/images`, how many images fit; send fewer per request.'),
           '415': problem('Body is not JSON, or labelled with a charset other than UTF-8.'),
         },
       }),

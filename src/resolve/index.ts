@@ -5,4 +5,4 @@
  * Pure and in memory: fed entries (reset, then one change at a time), it imports no database and no HTTP.
  */
 export { InvalidReferenceError, parsePrefix, parseReference, type ImagePrefix, type ImageReference, type ReferenceErrorCode } from './reference';
-export { PrefixIndex, type ApiEntry, type Candidate, type IndexChange, type ResolveOptions } from './prefix-index';
+export { MAX_CANDIDATES, PrefixIndex, type ApiEntry, type Candidate, type IndexChange, type ResolveOptions } from './prefix-index';

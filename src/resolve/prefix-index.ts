@@ -45,6 +45,9 @@ interface Slot {
   origin: string | null;
   /** The entry's own image prefix, normalised, when it is a valid prefix (else the entry can neither match nor mirror). */
   own: string | null;
+  /** `own` split at its first slash: what a mirrored reference is rewritten to (domain, and path or ''). */
+  ownDomain: string;
+  ownPath: string;
   /** The normalised prefixes it mirrors (only with an own prefix: that is what they are rewritten to). */
   mirrors: string[] | null;
   /** The lookup that last found this slot, and where its candidate is in that lookup's list (deduplication without a map). */
@@ -89,6 +92,9 @@ function keyOf(prefix: string): string {
   return slash < 0 ? key : key + prefix.slice(slash);
 }
 
+/** Most candidates an answer gives for one image (the best ones; `truncated` says there were more). */
+export const MAX_CANDIDATES = 20;
+
 export interface ResolveOptions {
   /** Entry tags to prefer among otherwise equal candidates, earlier first. */
   prefer?: readonly string[];
@@ -98,7 +104,8 @@ export interface ResolveOptions {
 interface Ranked {
   slot: Slot;
   match: Candidate['match'];
-  pull: string;
+  /** A mirror match: the rest of the reference's path after the matched prefix (the pull reference is built for the chosen few only). */
+  rest: string | null;
   prefix: string;
   status: number;
   mirror: number;
@@ -176,6 +183,7 @@ export class PrefixIndex {
         (mirrors ??= []).push(p);
       }
     }
+    const slash = own?.indexOf('/') ?? -1;
     const slot: Slot = {
       id,
       name: entry.container_registry_name,
@@ -183,6 +191,8 @@ export class PrefixIndex {
       tags: entry.container_registry_tags ?? [],
       origin: entry.container_registry_origin?.peer ?? null,
       own,
+      ownDomain: own === null || slash < 0 ? (own ?? '') : own.slice(0, slash),
+      ownPath: own === null || slash < 0 ? '' : own.slice(slash + 1),
       mirrors,
       seenBy: 0,
       seenAt: 0,
@@ -202,8 +212,9 @@ export class PrefixIndex {
 
   /**
    * The registries that serve `ref` (a reference string, normalised here, or an already parsed one), best
-   * first. Throws InvalidReferenceError for an invalid reference string. An entry appears once, by its best
-   * match. No candidates: nothing serves the image.
+   * first, at most MAX_CANDIDATES of them (`truncated: true` when more serve it). Throws InvalidReferenceError
+   * for an invalid reference string. An entry appears once, by its best match. No candidates: nothing serves
+   * the image.
    */
   resolve(ref: string | ImageReference, opts: ResolveOptions = {}): ResolveResult {
     const r = typeof ref === 'string' ? parseReference(ref) : ref;
@@ -230,39 +241,64 @@ export class PrefixIndex {
       const owners = this.owners.get(key);
       if (owners !== undefined) {
         for (const slot of Array.isArray(owners) ? owners : [owners]) {
-          consider({ slot, match: 'prefix', pull: r.reference, prefix: slot.own!, status: STATUS_RANK[slot.status], mirror: 1, depth, prefer: preferRank(slot, ranks) });
+          consider({ slot, match: 'prefix', rest: null, prefix: slot.own!, status: STATUS_RANK[slot.status], mirror: 1, depth, prefer: preferRank(slot, ranks) });
         }
       }
       const mirrors = this.mirrors.get(key);
       if (mirrors !== undefined) {
         const rest = end < 0 ? path : path.slice(end + 1);
         for (const { slot, prefix } of Array.isArray(mirrors) ? mirrors : [mirrors]) {
-          // The mirror's own prefix takes the place of the matched one (containers-registries.conf).
-          const own = slot.own!;
-          const slash = own.indexOf('/');
-          const ownPath = slash < 0 ? '' : own.slice(slash + 1);
-          const pulled = ownPath && rest ? `${ownPath}/${rest}` : ownPath || rest;
-          if (pulled === '' || pulled.length > PATH_MAX) continue; // no valid reference to pull
-          const ownDomain = slash < 0 ? own : own.slice(0, slash);
-          consider({ slot, match: 'mirror', pull: `${ownDomain}/${pulled}${suffix}`, prefix, status: STATUS_RANK[slot.status], mirror: 0, depth, prefer: preferRank(slot, ranks) });
+          const length = slot.ownPath && rest ? slot.ownPath.length + 1 + rest.length : slot.ownPath.length || rest.length; // of pulledPath()
+          if (length === 0 || length > PATH_MAX) continue; // no valid reference to pull
+          consider({ slot, match: 'mirror', rest, prefix, status: STATUS_RANK[slot.status], mirror: 0, depth, prefer: preferRank(slot, ranks) });
         }
       }
       if (end === path.length) break;
       const next = path.indexOf('/', end + 1);
       end = next < 0 ? path.length : next;
     }
-    found.sort(better);
-    const candidates: Candidate[] = found.map((x) => ({
+    const truncated = found.length > MAX_CANDIDATES;
+    const best = truncated ? smallest(found, MAX_CANDIDATES, better) : found.sort(better);
+    const candidates: Candidate[] = best.map((x) => ({
       container_registry_id: x.slot.id,
       container_registry_name: x.slot.name,
-      pull_reference: x.pull,
+      // The mirror's own prefix takes the place of the matched one (containers-registries.conf).
+      pull_reference: x.rest === null ? r.reference : `${x.slot.ownDomain}/${pulledPath(x.slot.ownPath, x.rest)}${suffix}`,
       match: x.match,
       prefix: x.prefix,
       status: x.slot.status,
       origin: x.slot.origin,
     }));
-    return { image: r.reference, candidates };
+    // The schema's maxItems makes the generated type a union of tuples; MAX_CANDIDATES keeps the list within it.
+    const listed = candidates as ResolveResult['candidates'];
+    return truncated ? { image: r.reference, candidates: listed, truncated: true } : { image: r.reference, candidates: listed };
   }
+}
+
+/** The path a mirror serves a reference under: its own path, then the rest of the reference's. */
+function pulledPath(ownPath: string, rest: string): string {
+  return ownPath && rest ? `${ownPath}/${rest}` : ownPath || rest;
+}
+
+/**
+ * The `k` smallest of `xs` by `cmp`, in order, without sorting all of them: one comparison with the current
+ * k-th for most items, so a prefix many entries mirror costs about one pass over them.
+ */
+function smallest<T>(xs: readonly T[], k: number, cmp: (a: T, b: T) => number): T[] {
+  const out: T[] = [];
+  for (const x of xs) {
+    if (out.length === k && cmp(x, out[k - 1]!) >= 0) continue;
+    let lo = 0;
+    let hi = out.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cmp(x, out[mid]!) < 0) hi = mid;
+      else lo = mid + 1;
+    }
+    out.splice(lo, 0, x);
+    if (out.length > k) out.pop();
+  }
+  return out;
 }
 
 /** The normalised prefix, or null when `s` is not one (such an entry or mirror_of item never matches). */

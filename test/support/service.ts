@@ -81,7 +81,8 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
-      await parts.lifecycle.stop(logger);
+      // Every part is waited for (the process's stop bounds each wait; a test must not leave one running).
+      await parts.lifecycle.stop(logger, 60_000, 60_000);
       if (!keepDatabase) await db.dropDatabase().catch(() => undefined);
       await client.close();
       rmSync(dataDir, { recursive: true, force: true });

@@ -3,19 +3,56 @@
  * no registry serves it); POST /resolve {"images": [...], "prefer"?: [...]} answers up to 1,000 at once, one
  * item per image in order, each a result or the problem GET would have answered for that image. Both read
  * the in-memory prefix index (src/resolve), never the database.
+ *
+ * Bounded: at most MAX_CANDIDATES candidates per image (`truncated` says there were more); a batch is
+ * resolved SLICE_MS at a time, letting other requests through in between (the index may move on between two
+ * slices, as it would between two requests), and its answer is serialised as it goes: one that would exceed
+ * `maxAnswerBytes` (RESOLVE_MAX_ANSWER_BYTES) stops there and is refused with a 413 naming the limit and how
+ * many images fit. The answer is written in parts of PART_CHARS, the next once the last one left the process.
  */
-import { Router, type RequestHandler } from 'express';
-import { InputError, NotFoundError, ServiceUnavailableError } from '../../errors';
+import { Router, type RequestHandler, type Response } from 'express';
+import { InputError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../../errors';
 import type { ResolveBatchResult, ResolveResult } from '../../generated';
 import { InvalidReferenceError, parseReference, type ImageReference, type ResolveOptions } from '../../resolve';
 import { validateResolveRequest } from '../../schemas';
 import type { Access } from '../auth';
+import { drainedOrClosed } from '../../lib/writable';
 import { jsonBody } from '../body';
 import { problemOf } from '../problem';
 
 /** What the routes need of the index. */
 export interface Resolver {
   resolve(ref: ImageReference, opts?: ResolveOptions): ResolveResult;
+}
+
+/** A batch lets other requests through after this many milliseconds of resolving. */
+const SLICE_MS = 5;
+
+/** An answer is written about this many characters at a time. */
+const PART_CHARS = 256 * 1024;
+
+/**
+ * Writes `head`, the items comma-separated, then `tail`, a part at a time: other requests get through in
+ * between, and the next part waits until the client read the last one (or went away).
+ */
+async function writeInParts(res: Response, head: string, items: string[], tail: string): Promise<void> {
+  let part = head;
+  for (let i = 0; i < items.length; i++) {
+    part += (i > 0 ? ',' : '') + items[i];
+    if (part.length < PART_CHARS) continue;
+    if (res.destroyed) return;
+    if (!res.write(part)) await drainedOrClosed(res);
+    else await new Promise((resolve) => setImmediate(resolve));
+    part = '';
+  }
+  if (!res.destroyed) res.end(part + tail);
+}
+
+function answerTooLarge(limit: number, fitting: number): PayloadTooLargeError {
+  return new PayloadTooLargeError(
+    `The answer to these images would be larger than ${limit} bytes (RESOLVE_MAX_ANSWER_BYTES); the first ${fitting} fit. Send fewer images per request.`,
+    [{ path: '/images', message: `the answer exceeds ${limit} bytes from item ${fitting} on; send at most ${fitting} images per request` }],
+  );
 }
 
 /** The reference, or an InputError naming `path` (the query parameter, or the JSON Pointer of the item). */
@@ -57,6 +94,8 @@ export function resolveRoutes(deps: {
   resolver: Resolver;
   can: Access['can'];
   bodyLimit: number;
+  /** Most bytes of a POST /resolve answer (RESOLVE_MAX_ANSWER_BYTES). */
+  maxAnswerBytes: number;
   isReady?: () => boolean;
   /** Resolves once the index includes every write this replica acknowledged (read-your-writes). */
   caughtUp?: () => Promise<unknown>;
@@ -76,22 +115,39 @@ export function resolveRoutes(deps: {
     res.json(result);
   });
 
-  r.post('/resolve', can('read'), ready, jsonBody(deps.bodyLimit), (req, res) => {
+  r.post('/resolve', can('read'), ready, jsonBody(deps.bodyLimit), async (req, res) => {
     const { images, prefer } = validateResolveRequest(req.body);
-    const results: ResolveBatchResult['results'] = images.map((input, i) => {
-      let ref: ImageReference;
-      try {
-        ref = parseImage(input, `/images/${i}`);
-      } catch (e) {
-        if (!(e instanceof InputError)) throw e;
-        return { input, error: problemOf(e) };
+    const head = '{"results":[';
+    const items: string[] = [];
+    let bytes = head.length + 2;
+    let sliceStart = performance.now();
+    for (let i = 0; i < images.length; i++) {
+      if (performance.now() - sliceStart >= SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
       }
-      const result = resolver.resolve(ref, { prefer });
-      if (result.candidates.length === 0) return { input, image: result.image, error: problemOf(nothingServes(result.image)) };
-      return { input, ...result };
-    });
-    res.json({ results } satisfies ResolveBatchResult);
+      const item = JSON.stringify(resolveOne(images[i]!, i, prefer));
+      bytes += Buffer.byteLength(item) + (i > 0 ? 1 : 0);
+      if (bytes > deps.maxAnswerBytes) throw answerTooLarge(deps.maxAnswerBytes, i);
+      items.push(item);
+    }
+    res.status(200).type('json').setHeader('Content-Length', String(bytes));
+    await writeInParts(res, head, items, ']}');
   });
+
+  /** One item of a batch answer: the result, or the problem GET would have answered for this image. */
+  function resolveOne(input: string, i: number, prefer: string[] | undefined): ResolveBatchResult['results'][number] {
+    let ref: ImageReference;
+    try {
+      ref = parseImage(input, `/images/${i}`);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      return { input, error: problemOf(e) };
+    }
+    const result = resolver.resolve(ref, { prefer });
+    if (result.candidates.length === 0) return { input, image: result.image, error: problemOf(nothingServes(result.image)) };
+    return { input, ...result };
+  }
 
   return r;
 }
