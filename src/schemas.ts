@@ -4,6 +4,7 @@
  */
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
+import { fullFormats } from 'ajv-formats/dist/formats';
 import { InputError, type FieldError } from './errors';
 import { pointer } from './lib/json-pointer';
 import entrySchema from '../schemas/container_registry.schema.json';
@@ -46,6 +47,11 @@ const MAX_ERRORS = 20;
 
 const ajv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false, allowUnionTypes: true });
 addFormats(ajv);
+// Every URI the service keeps is later parsed by the WHATWG URL parser (probes, peers, webhooks): one RFC 3986
+// accepts but that parser refuses (`http://127.0.0.256:5000`, a host no address has) is refused here, with the
+// field named, instead of failing later as a 500.
+const rfc3986Uri = fullFormats.uri as (s: string) => boolean;
+ajv.addFormat('uri', (s: string) => rfc3986Uri(s) && URL.canParse(s));
 for (const s of Object.values(schemas)) ajv.addSchema(s);
 // Not an API schema (not in `schemas`, so not in the OpenAPI document): an entry as stored, for db:import.
 ajv.addSchema(storedEntrySchema);

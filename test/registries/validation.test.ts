@@ -19,6 +19,7 @@ describe('When an entry is created with bad fields', () => {
     ['a URL with user-info', { container_registry_public_url: 'http://user:pw@127.0.0.1:5000' }, '/container_registry_public_url'],
     ['a URL with a query', { container_registry_public_url: 'http://127.0.0.1:5000/?x=1' }, '/container_registry_public_url'],
     ['a URL that is not a URL', { container_registry_public_url: 'not a url' }, '/container_registry_public_url'],
+    ['a URL whose host is no address (an octet over 255)', { container_registry_public_url: 'http://127.0.0.256:5000' }, '/container_registry_public_url'],
     ['duplicate tags', { container_registry_tags: ['a', 'a'] }, '/container_registry_tags'],
     ['a tag too long', { container_registry_tags: ['x'.repeat(65)] }, '/container_registry_tags/0'],
     ['a bad id', { container_registry_id: 'not-a-uuid' }, '/container_registry_id'],
