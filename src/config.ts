@@ -5,6 +5,8 @@
  */
 import { isIP } from 'node:net';
 import path from 'node:path';
+import { validate as validateCron } from 'node-cron';
+import { cidrText, parseCidr, type Cidr } from './lib/cidr';
 
 export class ConfigError extends Error {
   constructor(readonly variable: string, message: string) {
@@ -72,16 +74,19 @@ const apiKeys = (raw: string, name: string): ApiKey[] => {
     return { role: role as Role, key };
   });
 };
+/** A cron expression (node-cron's syntax, seconds optional), or `off` (null: never). */
+const cron = (raw: string, name: string): string | null => {
+  if (raw.trim().toLowerCase() === 'off') return null;
+  if (!validateCron(raw)) throw new ConfigError(name, `must be a cron expression (e.g. "*/5 * * * *") or "off", got "${raw}"`);
+  return raw;
+};
+
 /** A CIDR list (`10.0.0.0/8,::1/128`); a bare address means the single host. */
-const cidrs = (raw: string, name: string): string[] =>
+const cidrs = (raw: string, name: string): Cidr[] =>
   list(raw).map((entry) => {
-    const [address = '', prefix, extra] = entry.split('/');
-    const family = isIP(address);
-    const bits = prefix === undefined ? (family === 6 ? 128 : 32) : Number(prefix);
-    if (family === 0 || extra !== undefined || !/^\d{1,3}$/.test(String(bits)) || bits > (family === 6 ? 128 : 32)) {
-      throw new ConfigError(name, `"${entry}" is not a CIDR range (expected e.g. 10.0.0.0/8 or fd00::/8)`);
-    }
-    return `${address}/${bits}`;
+    const c = parseCidr(entry);
+    if (!c) throw new ConfigError(name, `"${entry}" is not a CIDR range (expected e.g. 10.0.0.0/8 or fd00::/8)`);
+    return c;
   });
 
 /** Peer names: what mirrored ids are prefixed with (`<peer>:<id>`), so letters, digits and dashes only. */
@@ -139,7 +144,7 @@ const trustProxy = (raw: string, name: string): TrustProxy => {
   return entries.map((entry) => {
     if (TRUST_NAMES.has(entry.toLowerCase())) return entry.toLowerCase();
     try {
-      return cidrs(entry, name)[0]!;
+      return cidrText(cidrs(entry, name)[0]!);
     } catch {
       throw new ConfigError(name, `"${entry}" is not a hop count, an address, a CIDR range or one of loopback, linklocal, uniquelocal`);
     }
@@ -233,8 +238,8 @@ export const configSpec = {
   },
   STORAGE_TIMEOUT_MS: { doc: 'Storage refresh: time limit per registry (hit: `truncated`).', default: '600000', parse: int(1000, 86_400_000) },
   STORAGE_CONCURRENCY: { doc: 'Storage refresh: registry API requests in flight per registry.', default: '4', parse: int(1, 64) },
-  HEALTH_CRON: { doc: 'Cron schedule of health sweeps, or `off`.', default: '*/5 * * * *', parse: str },
-  STORAGE_CRON: { doc: 'Cron schedule of storage refreshes, or `off`.', default: '0 * * * *', parse: str },
+  HEALTH_CRON: { doc: 'Cron schedule of health sweeps, or `off`.', default: '*/5 * * * *', parse: cron },
+  STORAGE_CRON: { doc: 'Cron schedule of storage refreshes, or `off`.', default: '0 * * * *', parse: cron },
   HEALTH_HISTORY_DAYS: { doc: 'Days of probe history kept.', default: '7', parse: int(1, 3650) },
   API_KEYS: {
     doc: 'Comma-separated `role:key` pairs (roles `admin`, `writer`, `reader`; keys of at least 16 characters, no spaces, commas or colons), sent as `Authorization: Bearer KEY` or `Authorization: Simple KEY`. Unset: protected mode (loopback clients only).',
