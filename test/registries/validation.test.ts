@@ -212,4 +212,20 @@ describe('When a name is ill-formed or deceptive', () => {
     const onboarded = await svc.parts.registries.onboard(entry({ container_registry_name: stem, container_registry_public_url: created.body.container_registry_public_url }), true);
     expect(onboarded).toMatchObject({ id: created.body.container_registry_id });
   });
+
+  test('in NFD form in a query filter, then it finds the name stored in NFC, from the view and from the database alike', async () => {
+    const stem = `Crème-${Date.now()}`; // "Crème" with a combining accent (NFD)
+    const created = (await call(svc.url, 'POST', '/container_registry', entry({ container_registry_name: stem }))).body;
+    const fromDatabase = await startTestService({ QUERY_SOURCE: 'database' }, { dbName: svc.db.databaseName });
+    try {
+      for (const filter of [{ container_registry_name: stem }, { container_registry_name: { $in: [stem] } }, { $or: [{ container_registry_name: { $regex: `^${stem}$` } }] }]) {
+        for (const s of [svc, fromDatabase]) {
+          const found = await call(s.url, 'POST', '/container_registries', filter);
+          expect({ filter, found: found.body.map((e: { container_registry_id: string }) => e.container_registry_id) }).toEqual({ filter, found: [created.container_registry_id] });
+        }
+      }
+    } finally {
+      await fromDatabase.close({ keepDatabase: true });
+    }
+  });
 });
