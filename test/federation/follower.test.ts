@@ -174,7 +174,7 @@ test('When an honest peer holds entries so large that a page of the default limi
   }
   // 60 entries of about 210 kB: a page of 100 would be 12.6 MB, over the 8 MiB bound.
   const a = await service({ PEERS: `b=${b.url}` });
-  await until('every entry of B is mirrored', async () => (await mirrored(a, 'b')).size === ids.length, 30_000);
+  await until('every entry of B is mirrored', async () => (await mirrored(a, 'b')).size === ids.length, 90_000);
   expect(await peerStatus(a, 'b')).toMatchObject({ rejected: 0, last_error: null });
   expect(a.logs()).toContain('page of peer over the bounds');
 }, 120_000);
