@@ -5,10 +5,11 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { InputError, ServiceUnavailableError } from '../../errors';
-import { checkRetained, collectChanges, ConsumerLens, parseChangesQuery, type ChangesQuery } from '../../feed/changes';
+import { type ChangesQuery, checkRetained, collectChanges, ConsumerLens, DEFAULT_CHANGES_LIMIT, MAX_CHANGES_LIMIT, MAX_WAIT_S, parseChangesQuery } from '../../feed/changes';
 import type { CatalogFeed } from '../../feed/reader';
 import type { Access } from '../auth';
 import type { ChangeStreams } from './change-streams';
+import { op, problem, ref, type ApiPaths } from '../api-doc';
 
 export interface ChangesRouteOptions {
   feed: CatalogFeed;
@@ -85,3 +86,38 @@ export function changesRoutes(opts: ChangesRouteOptions): Router {
 
   return r;
 }
+
+/** The change feed. (OpenAPI; assembled by src/openapi.ts) */
+export const changesApi: ApiPaths = {
+  '/container_registries/changes': {
+    get: op('read', 'Follow the catalog: the changes after a revision (JSON page, long poll, or Server-Sent Events)', {
+      operationId: 'catalogChanges',
+      description:
+        'List-then-watch (SPEC 12): start with since=0 (a list of every entry), then pass the returned `revision` as `since`. With `wait` the request waits for a change. With `Accept: text/event-stream` (preferred over JSON; `q=0` refuses it) the same URL streams events `upsert`, `delete` and `bookmark` (heartbeat) with `id:` = revision; reconnect with `Last-Event-ID` to resume (also after the stream was ended because its client did not read: FEED_STREAM_BUDGET_BYTES).',
+      parameters: [
+        { name: 'since', in: 'query', description: 'Revision to continue from (0: list everything).', schema: { type: 'integer', minimum: 0, default: 0 } },
+        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: MAX_CHANGES_LIMIT, default: DEFAULT_CHANGES_LIMIT } },
+        { name: 'wait', in: 'query', description: 'Long poll: seconds to wait when nothing is newer than `since`.', schema: { type: 'integer', minimum: 0, maximum: MAX_WAIT_S, default: 0 } },
+        { name: 'filter', in: 'query', description: 'A query filter as JSON (same rules as POST /container_registries); an entry that stops matching is a delete.', schema: { type: 'string' } },
+        { name: 'origin', in: 'query', description: '`local`: leave out entries mirrored from peer catalogs.', schema: { type: 'string', enum: ['local'] } },
+        { name: 'Last-Event-ID', in: 'header', required: false, description: 'SSE resume: the id of the last event received (stands for `since`).', schema: { type: 'string' } },
+      ],
+      responses: {
+        '200': {
+          description: 'The changes after `since` (JSON), or an event stream.',
+          headers: {
+            'X-Catalog-Revision': { description: 'The revision this replica has read up to.', schema: { type: 'string' } },
+            'X-Catalog-Epoch': {
+              description: "The catalog's feed epoch (also `epoch` in a JSON page; the only place an event stream carries it). Revisions belong to one epoch: a new one (a restore by db:import, a new database) means list again from since=0.",
+              schema: { type: 'string' },
+            },
+          },
+          content: { 'application/json': { schema: ref('ChangePage') }, 'text/event-stream': { schema: { type: 'string' } } },
+        },
+        '400': problem('Invalid parameter, or `since` beyond the latest revision.'),
+        '410': problem('`since` is older than the retained history (type ends in /revision-expired; `revision` carries the current revision): list again from since=0.'),
+        '503': problem('The replica is loading the catalog or has not yet read `since`, or (a stream) it is stopping; retry (a stream: with `Last-Event-ID`).'),
+      },
+    }),
+  },
+};

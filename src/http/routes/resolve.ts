@@ -19,6 +19,7 @@ import type { Access } from '../auth';
 import { drainedOrClosed } from '../../lib/writable';
 import { jsonBody } from '../body';
 import { problemOf } from '../problem';
+import { type ApiPaths, json, op, problem, ref } from '../api-doc';
 
 /** What the routes need of the index. */
 export interface Resolver {
@@ -151,3 +152,31 @@ export function resolveRoutes(deps: {
 
   return r;
 }
+
+/** Image resolution. (OpenAPI; assembled by src/openapi.ts) */
+export const resolveApi: ApiPaths = {
+  '/resolve': {
+    get: op('read', 'Where to pull an image from: the registries that serve it, best first', {
+      operationId: 'resolveImage',
+      parameters: [
+        { name: 'image', in: 'query', required: true, description: 'An image reference as given to `docker pull` (`nginx`, `quay.io/org/app:1.2`, `host:5000/app@sha256:...`); normalised as Docker does.', schema: { type: 'string' } },
+        { name: 'prefer', in: 'query', required: false, description: 'Comma-separated entry tags: among otherwise equal candidates, an entry carrying an earlier one comes first.', schema: { type: 'string' } },
+      ],
+      responses: {
+        '200': json(ref('ResolveResult'), 'The normalised image and its candidates, best first: at most 20 (`truncated: true` when more serve it).'),
+        '400': problem('Missing or invalid `image` (distribution’s reference grammar), or invalid `prefer`.'),
+        '404': problem('No entry’s image prefix or `mirror_of` is a prefix of the image.'),
+      },
+    }),
+    post: op('read', 'Resolve up to 1,000 images at once', {
+      operationId: 'resolveImages',
+      requestBody: { required: true, content: { 'application/json': { schema: ref('ResolveRequest') } } },
+      responses: {
+        '200': json(ref('ResolveBatchResult'), 'One item per image, in order: a result (at most 20 candidates, `truncated: true` when more serve it), or the problem GET /resolve would answer for that image.'),
+        '400': problem('Invalid body (not a list of 1 to 1,000 strings, or invalid `prefer`), or malformed JSON.'),
+        '413': problem('Body too large, or the answer would exceed RESOLVE_MAX_ANSWER_BYTES: the problem names the limit and, at `/images`, how many images fit; send fewer per request.'),
+        '415': problem('Body is not JSON, or labelled with a charset other than UTF-8.'),
+      },
+    }),
+  },
+};
