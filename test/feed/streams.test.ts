@@ -163,7 +163,7 @@ describe('when the service begins to stop', () => {
     svc.parts.lifecycle.beginStop();
     const answered = await within(poll, 'the waiting long poll');
     expect(answered.status).toBe(200);
-    expect(answered.body).toEqual({ revision: from, changes: [] });
+    expect(answered.body).toEqual({ revision: from, changes: [], epoch: svc.parts.feed.epoch });
     await within(s.ended, 'the end of the stream');
 
     const late = await within(call(svc.url, 'GET', `/container_registries/changes?since=${from}&wait=30`), 'a long poll sent after the stop began');
