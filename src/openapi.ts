@@ -6,7 +6,7 @@
  */
 import { DEFAULT_CHANGES_LIMIT, MAX_CHANGES_LIMIT, MAX_WAIT_S } from './feed/changes';
 import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from './health/history';
-import { PERMISSIONS, type Permission } from './http/auth';
+import { rolesWith, type Permission } from './http/auth';
 import { DEFAULT_LIMIT, MAX_LIMIT } from './registries/query';
 import { schemas } from './schemas';
 
@@ -71,6 +71,10 @@ function webhookView(withSecret: boolean): Json {
 
 const ifMatch = { name: 'If-Match', in: 'header', required: false, description: 'ETag of the version the change is based on; 412 when stale.', schema: { type: 'string' } };
 const etag = { ETag: { description: 'The entry version as a strong entity tag.', schema: { type: 'string' } } };
+const pullConfigHeaders = {
+  ETag: { description: 'A strong entity tag of the text (send it as If-None-Match).', schema: { type: 'string' } },
+  'X-Catalog-Revision': { description: 'The catalog revision the text was rendered at.', schema: { type: 'string' } },
+};
 
 /** Answers every protected route can give besides its own. */
 const guarded = {
@@ -83,7 +87,7 @@ const guarded = {
 function op(permission: Permission | null, summary: string, rest: Json): Json {
   if (permission === null) return { summary, security: [], ...rest };
   const responses = { ...(rest.responses as Json), ...guarded };
-  return { summary, description: `Needs the \`${PERMISSIONS[permission]}\` role or higher (\`can('${permission}')\`).`, 'x-permission': permission, ...rest, responses };
+  return { summary, description: `Needs the ${rolesWith(permission)} role (\`can('${permission}')\`).`, 'x-permission': permission, ...rest, responses };
 }
 
 /**
@@ -223,10 +227,10 @@ function paths(has: (name: string) => boolean): Json {
               type: 'object',
               required: ['role', 'key_id', 'protected_mode', 'permissions'],
               properties: {
-                role: { enum: ['reader', 'writer', 'admin'] },
+                role: { enum: ['reader', 'writer', 'admin', 'puller'] },
                 key_id: { type: 'string', description: 'Non-secret id of the key (first 16 hex digits of its SHA-256), or `loopback` in protected mode.' },
                 protected_mode: { type: 'boolean', description: 'No API keys configured: loopback clients only, served as admin.' },
-                permissions: { type: 'object', additionalProperties: { type: 'boolean' }, description: 'Each permission (read, write, probe, delete) and whether the role has it.' },
+                permissions: { type: 'object', additionalProperties: { type: 'boolean' }, description: 'Each permission (read, write, probe, delete, webhooks, pull_credentials) and whether the role has it.' },
               },
             },
             'Who the caller is.',
@@ -273,6 +277,46 @@ function paths(has: (name: string) => boolean): Json {
         responses: {
           '200': json(ref('ResolveBatchResult'), 'One item per image, in order: a result, or the problem GET /resolve would answer for that image.'),
           '400': problem('Invalid body (not a list of 1 to 1,000 strings, or invalid `prefer`), or malformed JSON.'),
+          '413': problem('Body too large.'),
+          '415': problem('Body is not JSON, or labelled with a charset other than UTF-8.'),
+        },
+      }),
+    },
+    '/pull-config/containerd/{upstream}/hosts.toml': {
+      parameters: [{ name: 'upstream', in: 'path', required: true, description: 'A registry host as images name it (`docker.io`, `quay.io`, `127.0.0.1:5000`); `index.docker.io` means `docker.io`, the host is compared without case.', schema: { type: 'string' } }],
+      get: op('read', 'containerd’s certs.d/<upstream>/hosts.toml: the upstream’s mirrors best first, the upstream itself as the server (last resort)', {
+        operationId: 'containerdHostsToml',
+        description:
+          'Rendered from the in-memory catalog by the functions the node agent writes its files with. Mirrors are the entries whose `container_registry_config.mirror_of` is this host, in /resolve’s order (healthy, degraded, unknown), unhealthy ones left out; `override_path` when the mirror keeps the names under a path; `ca` names a file the agent writes beside hosts.toml, `skip_verify` from `insecure_skip_tls_verify`.',
+        parameters: [{ name: 'If-None-Match', in: 'header', required: false, description: 'An ETag of an earlier answer: 304 when the text is unchanged.', schema: { type: 'string' } }],
+        responses: {
+          '200': { description: 'The file.', headers: pullConfigHeaders, content: { 'text/plain': { schema: { type: 'string' } } } },
+          '304': { description: 'Not modified (If-None-Match).' },
+          '400': problem('`upstream` is not a registry host (it has a path, or is no valid host[:port]).'),
+          '404': problem('No entry mirrors this host.'),
+        },
+      }),
+    },
+    '/pull-config/registries.conf': {
+      get: op('read', 'containers-registries.conf (v2) for CRI-O, podman and skopeo: one [[registry]] per mirrored upstream, its mirrors best first', {
+        operationId: 'registriesConf',
+        parameters: [{ name: 'If-None-Match', in: 'header', required: false, description: 'An ETag of an earlier answer: 304 when the text is unchanged.', schema: { type: 'string' } }],
+        responses: {
+          '200': { description: 'The file (only comments when nothing is mirrored).', headers: pullConfigHeaders, content: { 'text/plain': { schema: { type: 'string' } } } },
+          '304': { description: 'Not modified (If-None-Match).' },
+        },
+      }),
+    },
+    '/pull-credentials': {
+      post: op('pull_credentials', 'The stored credentials of the registries that serve an image, for a node about to pull it (the kubelet credential provider)', {
+        operationId: 'pullCredentials',
+        description:
+          'The candidates of /resolve for the image that have stored credentials, keyed by their image prefix; never an entry mirrored from a peer. Every answer is logged (key id, image, registry ids; never a secret), counted in /metrics (`registry_db_pull_credentials_*`) and limited per key (PULL_CREDENTIALS_RATE_LIMIT_MAX).',
+        requestBody: { required: true, content: { 'application/json': { schema: ref('PullCredentialsRequest') } } },
+        responses: {
+          '200': json(ref('PullCredentialsResult'), 'The credentials (`auth` is empty when no candidate has any).'),
+          '400': problem('Invalid body, or `image` is not a valid reference (the problem names /image).'),
+          '404': problem('No registry of the catalog serves the image.'),
           '413': problem('Body too large.'),
           '415': problem('Body is not JSON, or labelled with a charset other than UTF-8.'),
         },
