@@ -4,6 +4,7 @@
  *
  *   recordProbe(status, error)   after every probe (on demand or scheduled)
  *   recordSweep(kind, seconds)   after every sweep ('health' | 'storage')
+ *   recordPullCredentials(outcome, disclosed)   after every answer of POST /pull-credentials
  *
  * HTTP requests are counted and timed by `httpMetrics()` by route template (never the raw path, so ids do
  * not explode the label space) and status.
@@ -43,6 +44,24 @@ const sweepDuration = new Histogram({
   buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
   registers: [registry],
 });
+
+const pullCredentials = new Counter({
+  name: 'registry_db_pull_credentials_requests_total',
+  help: 'Answers of POST /pull-credentials, by outcome: `disclosed` (credentials sent), `none` (no candidate has credentials), `not_found` (no registry serves the image).',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+const pullCredentialsDisclosed = new Counter({
+  name: 'registry_db_pull_credentials_disclosed_total',
+  help: 'Registry credentials sent by POST /pull-credentials (one per registry per answer).',
+  registers: [registry],
+});
+
+export function recordPullCredentials(outcome: 'disclosed' | 'none' | 'not_found', disclosed = 0): void {
+  pullCredentials.inc({ outcome });
+  if (disclosed > 0) pullCredentialsDisclosed.inc(disclosed);
+}
 
 export function recordProbe(status: string, error?: string | null): void {
   probes.inc({ status, error: error ?? 'none' });
