@@ -15,10 +15,10 @@ import { parseRequest, provide, REQUEST_MAX_BYTES } from '../agent/credential-pr
 
 const USAGE = 'usage: registry-db-credential-provider --server URL --key-file FILE [--cache-duration SECONDS] [--timeout SECONDS]  (or REGISTRY_DB_URL, REGISTRY_DB_KEY_FILE)';
 
-function seconds(raw: string | undefined, flag: string, fallback: number, max: number): number {
+function seconds(raw: string | undefined, flag: string, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > max) throw new UsageError(`--${flag}: "${raw}" is not a whole number of seconds between 0 and ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag}: "${raw}" is not a whole number of seconds between ${min} and ${max}`);
   return n;
 }
 
@@ -41,8 +41,8 @@ async function main(): Promise<void> {
     timeout: { type: 'string' },
   });
   const access = serverAccess(flags, process.env);
-  const cacheSeconds = seconds(flags['cache-duration'], 'cache-duration', 300, 86_400);
-  const timeoutMs = seconds(flags.timeout, 'timeout', 10, 300) * 1000 || 10_000;
+  const cacheSeconds = seconds(flags['cache-duration'], 'cache-duration', 300, 0, 86_400);
+  const timeoutMs = seconds(flags.timeout, 'timeout', 10, 1, 300) * 1000;
   const image = parseRequest(await readStdin());
   const response = await provide(access, image, { cacheSeconds, timeoutMs });
   process.stdout.write(`${JSON.stringify(response)}\n`);
