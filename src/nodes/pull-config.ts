@@ -58,10 +58,13 @@ export class FeedCatalog {
     this.index.reset([]);
   }
 
+  /** Applies a change; an upsert whose entry lacks a string id or name takes the entry out (as the server leaves malformed entries out). */
   apply(change: FeedChange): void {
     const id = change.container_registry_id;
-    const indexChange: IndexChange = change.type === 'upsert' ? { type: 'upsert', entry: change.entry } : { type: 'delete', container_registry_id: id };
-    if (change.type === 'upsert') this.entries.set(id, change.entry);
+    const entry = change.type === 'upsert' ? change.entry : undefined;
+    const usable = entry !== null && typeof entry === 'object' && entry.container_registry_id === id && typeof entry.container_registry_name === 'string';
+    const indexChange: IndexChange = usable ? { type: 'upsert', entry: entry! } : { type: 'delete', container_registry_id: id };
+    if (usable) this.entries.set(id, entry!);
     else this.entries.delete(id);
     this.index.apply(indexChange);
   }

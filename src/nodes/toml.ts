@@ -7,7 +7,6 @@ const ESCAPES: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\b': '\\b',
 
 /** A TOML basic string: `"..."` with `"`, `\` and control characters escaped. */
 export function tomlString(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return `"${s.replace(/["\\\u0000-\u001f\u007f]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}"`;
 }
 
@@ -18,6 +17,5 @@ export function tomlArray(items: readonly string[]): string {
 
 /** Text for a `#` comment: on one line, without the control characters TOML refuses in comments. */
 export function commentText(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u0008\u000a-\u001f\u007f\u0085\u2028\u2029]/g, ' ');
 }

@@ -143,6 +143,15 @@ describe('registries.conf', () => {
   });
 });
 
+test('When the feed brings an entry without a string name (malformed), then it leaves the catalog instead of breaking the files', () => {
+  const c = catalogOf(upsert('a', 'a', 'http://10.0.0.1:5000', { mirror_of: ['docker.io'], status: 'healthy' }), upsert('b', 'b', 'http://10.0.0.2:5000', { mirror_of: ['docker.io'], status: 'healthy' }));
+  const bad = upsert('a', 'a', 'http://10.0.0.1:5000', { mirror_of: ['docker.io'] });
+  (bad as unknown as { entry: Record<string, unknown> }).entry.container_registry_name = 42;
+  c.apply(bad);
+  expect(toml(c.config.hostsToml(host('docker.io'))!)).toEqual({ server: 'https://registry-1.docker.io', host: { 'http://10.0.0.2:5000': { capabilities: ['pull', 'resolve'] } } });
+  expect(c.size).toBe(1);
+});
+
 describe('Upstream names', () => {
   test.each([
     ['docker.io', 'docker.io'],
