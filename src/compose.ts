@@ -13,6 +13,8 @@ import { createRateLimits } from './http/rate-limit';
 import { healthRoutes } from './http/routes/health';
 import { metricsRoutes, publicOpsRoutes } from './http/routes/ops';
 import { peersRoutes } from './http/routes/peers';
+import { pullConfigRoutes } from './http/routes/pull-config';
+import { pullCredentialsRoutes } from './http/routes/pull-credentials';
 import { resolveRoutes } from './http/routes/resolve';
 import { statusPageRoutes } from './http/routes/status-page';
 import { whoamiRoutes } from './http/routes/whoami';
@@ -32,6 +34,7 @@ import { webhookRoutes } from './http/routes/webhooks';
 import { createWebhooks } from './events';
 import { SORT_FIELDS } from './registries/query';
 import { PrefixIndex } from './resolve';
+import { PullConfig } from './nodes';
 import { CatalogView } from './view/catalog-view';
 import { registryMetricsText } from './observability/registry-metrics';
 import { BadEntries } from './registries/stored-shape';
@@ -90,6 +93,10 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   // Malformed stored entries are left out of the per-entry answers (/resolve, /metrics), each logged once.
   const badEntries = new BadEntries(logger);
   feedResolver(feed, resolver, badEntries);
+  // Pull configuration for nodes (SPEC 18): rendered from the same index and the view's documents.
+  const stored = (id: string) => view.get(id)?.doc;
+  const pull = new PullConfig(resolver, stored);
+  const indexReadiness = { isReady: () => feed.ready, caughtUp: () => feed.caughtUp() };
   const app = buildApp({
     logger,
     registries,
@@ -109,7 +116,9 @@ export async function compose(config: Config, db: Db, logger: Logger) {
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),
       whoamiRoutes(access),
       peersRoutes({ federation, can: access.can }),
-      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, maxAnswerBytes: config.RESOLVE_MAX_ANSWER_BYTES, isReady: () => feed.ready, caughtUp: () => feed.caughtUp() }),
+      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, maxAnswerBytes: config.RESOLVE_MAX_ANSWER_BYTES, ...indexReadiness }),
+      pullConfigRoutes({ pull, can: access.can, revision: () => view.revision, ...indexReadiness }),
+      pullCredentialsRoutes({ resolver, stored, cipher, logger, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, ...indexReadiness }),
     ],
   });
   if (config.TRUST_PROXY === true) logger.warn(TRUST_ALL_PROXIES_WARNING);

@@ -52,7 +52,7 @@ const bool = (raw: string, name: string): boolean => {
 };
 const list = (raw: string): string[] => raw.split(',').map((s) => s.trim()).filter(Boolean);
 
-export const ROLES = ['reader', 'writer', 'admin'] as const;
+export const ROLES = ['reader', 'writer', 'admin', 'puller'] as const;
 export type Role = (typeof ROLES)[number];
 export interface ApiKey {
   role: Role;
@@ -242,7 +242,7 @@ export const configSpec = {
   STORAGE_CRON: { doc: 'Cron schedule of storage refreshes, or `off`.', default: '0 * * * *', parse: cron },
   HEALTH_HISTORY_DAYS: { doc: 'Days of probe history kept.', default: '7', parse: int(1, 3650) },
   API_KEYS: {
-    doc: 'Comma-separated `role:key` pairs (roles `admin`, `writer`, `reader`; keys of at least 16 characters, no spaces, commas or colons), sent as `Authorization: Bearer KEY` or `Authorization: Simple KEY`. Unset: protected mode (loopback clients only).',
+    doc: 'Comma-separated `role:key` pairs (roles `admin`, `writer`, `reader`, `puller`; keys of at least 16 characters, no spaces, commas or colons), sent as `Authorization: Bearer KEY` or `Authorization: Simple KEY`. Unset: protected mode (loopback clients only).',
     default: '',
     parse: noPlaceholder(apiKeys),
   },
@@ -259,6 +259,11 @@ export const configSpec = {
   RATE_LIMIT_WINDOW_MS: { doc: 'Length of one rate-limit window (fixed windows, shared by all replicas through the database).', default: '60000', parse: int(1000, 86_400_000) },
   RATE_LIMIT_MAX: { doc: 'Requests one client (API key, or address in protected mode) may make per window on all routes together; `0` disables the limit.', default: '1000', parse: int(0, 100_000_000) },
   PROBE_RATE_LIMIT_MAX: { doc: 'Tighter budget per client and window for `GET /check_container_health/:id` (each call sends traffic to a registry); `0` disables it.', default: '30', parse: int(0, 100_000_000) },
+  PULL_CREDENTIALS_RATE_LIMIT_MAX: {
+    doc: 'Budget per API key and window for `POST /pull-credentials` (each answer discloses stored registry passwords); every request is decided on the shared counters, so replicas never over-admit. Kubelets cache answers (`cacheDuration`), so a fleet sharing one puller key needs about one request per node, registry and cache period. `0` disables it.',
+    default: '600',
+    parse: int(0, 100_000_000),
+  },
   AUTH_FAILURE_LIMIT: {
     doc: 'Failed authentications (401) one client address may cause per rate-limit window before its requests without a valid key get 429 (a valid key from the same address is still served); shared by all replicas; `0` disables it.',
     default: '20',

@@ -9,6 +9,8 @@ import { changesApi } from './http/routes/changes';
 import { healthApi } from './http/routes/health';
 import { opsApi } from './http/routes/ops';
 import { peersApi } from './http/routes/peers';
+import { pullConfigApi } from './http/routes/pull-config';
+import { pullCredentialsApi } from './http/routes/pull-credentials';
 import { registriesApi } from './http/routes/registries';
 import { resolveApi } from './http/routes/resolve';
 import { statusPageApi } from './http/routes/status-page';
@@ -70,7 +72,7 @@ export function buildOpenApi(version: string): Json {
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     security: [{ bearer: [] }, { simple: [] }],
-    paths: { ...registriesApi, ...changesApi, ...healthApi, ...whoamiApi, ...statusPageApi, ...resolveApi, ...peersApi, ...webhooksApi, ...opsApi },
+    paths: { ...registriesApi, ...changesApi, ...healthApi, ...whoamiApi, ...statusPageApi, ...resolveApi, ...pullConfigApi, ...pullCredentialsApi, ...peersApi, ...webhooksApi, ...opsApi },
     components: {
       schemas: components,
       securitySchemes: {

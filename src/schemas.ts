@@ -23,6 +23,8 @@ import resolveBatchResultSchema from '../schemas/resolve_batch_result.schema.jso
 import peerStatusSchema from '../schemas/peer_status.schema.json';
 import webhookRequestSchema from '../schemas/webhook_subscription_request.schema.json';
 import storedEntrySchema from '../schemas/container_registry_stored.schema.json';
+import pullCredentialsRequestSchema from '../schemas/pull_credentials_request.schema.json';
+import pullCredentialsResultSchema from '../schemas/pull_credentials_result.schema.json';
 
 /** Every schema of schemas/, by $id (the OpenAPI document is built from these). */
 export const schemas = {
@@ -41,6 +43,8 @@ export const schemas = {
   resolveBatchResult: resolveBatchResultSchema,
   peerStatus: peerStatusSchema,
   webhookRequest: webhookRequestSchema,
+  pullCredentialsRequest: pullCredentialsRequestSchema,
+  pullCredentialsResult: pullCredentialsResultSchema,
 } as const;
 
 const MAX_ERRORS = 20;
@@ -126,6 +130,7 @@ export const validateCursor = validator<import('./generated').QueryCursor>('quer
 export const validateChangePage = validator<import('./generated').ChangePage>('change_page.schema.json', 'The change page');
 export const validateWebhookRequest = validator<import('./generated').WebhookSubscriptionRequest>('webhook_subscription_request.schema.json', 'The webhook subscription');
 export const validateResolveRequest = validator<import('./generated').ResolveRequest>('resolve_request.schema.json', 'The resolve request');
+export const validatePullCredentialsRequest = validator<import('./generated').PullCredentialsRequest>('pull_credentials_request.schema.json', 'The pull credentials request');
 export const validateStoredEntry = validator<Record<string, unknown>>('container_registry_stored.schema.json', 'The stored entry');
 
 /** Dotted paths of the entry that only the service may set (every `readOnly: true` property of the entry schema). */

@@ -3,7 +3,7 @@
  * exports the paths it serves next to its handlers, written with these helpers, and src/openapi.ts assembles
  * them with the components built from schemas/ (so a schema is only ever referred to, never copied).
  */
-import { PERMISSIONS, type Permission } from './auth';
+import { rolesWith, type Permission } from './auth';
 
 export type Json = Record<string, unknown>;
 /** OpenAPI path items by path template. */
@@ -30,5 +30,5 @@ const guarded = {
 export function op(permission: Permission | null, summary: string, rest: Json): Json {
   if (permission === null) return { summary, security: [], ...rest };
   const responses = { ...(rest.responses as Json), ...guarded };
-  return { summary, description: `Needs the \`${PERMISSIONS[permission]}\` role or higher (\`can('${permission}')\`).`, 'x-permission': permission, ...rest, responses };
+  return { summary, description: `Needs the ${rolesWith(permission)} role (\`can('${permission}')\`).`, 'x-permission': permission, ...rest, responses };
 }

@@ -6,6 +6,7 @@
  *   recordSweep(kind, seconds)   after every sweep ('health' | 'storage')
  *   recordStreamEnded(reason)    when a change-feed stream is ended for holding too much unsent output
  *   recordStreamsUnsent(bytes)   the unsent bytes of all change-feed streams, when summed
+ *   recordPullCredentials(outcome, disclosed)   after every answer of POST /pull-credentials
  *
  * HTTP requests are counted and timed by `httpMetrics()` by route template (never the raw path, so ids do
  * not explode the label space) and status.
@@ -65,6 +66,24 @@ export function recordStreamEnded(reason: 'budget' | 'stream_limit'): void {
 
 export function recordStreamsUnsent(bytes: number): void {
   streamsUnsent.set(bytes);
+}
+
+const pullCredentials = new Counter({
+  name: 'registry_db_pull_credentials_requests_total',
+  help: 'Answers of POST /pull-credentials, by outcome: `disclosed` (credentials sent), `none` (no candidate has credentials), `not_found` (no registry serves the image).',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+const pullCredentialsDisclosed = new Counter({
+  name: 'registry_db_pull_credentials_disclosed_total',
+  help: 'Registry credentials sent by POST /pull-credentials (one per registry per answer).',
+  registers: [registry],
+});
+
+export function recordPullCredentials(outcome: 'disclosed' | 'none' | 'not_found', disclosed = 0): void {
+  pullCredentials.inc({ outcome });
+  if (disclosed > 0) pullCredentialsDisclosed.inc(disclosed);
 }
 
 export function recordProbe(status: string, error?: string | null): void {

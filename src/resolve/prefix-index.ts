@@ -9,9 +9,13 @@
  *
  * Kept current incrementally: `reset` with the whole catalog, then `apply` each change (upsert or delete),
  * as the change feed delivers them. Pure and in memory: no database, no HTTP.
+ *
+ * The pull configuration of nodes (src/nodes) reads the same index and order: `mirrorsOf` a prefix (its
+ * mirrors as `resolve` ranks them, with the prefix its names have on each), `ownerOf` (the upstream's own
+ * entry) and `mirroredPrefixes`.
  */
 import type { ResolveResult } from '../generated';
-import { domainKey, parsePrefix, parseReference, PATH_MAX, type ImageReference } from './reference';
+import { domainKey, parsePrefix, parseReference, PATH_MAX, type ImagePrefix, type ImageReference } from './reference';
 
 export type Candidate = ResolveResult['candidates'][number];
 export type HealthStatus = Candidate['status'];
@@ -104,7 +108,7 @@ export interface ResolveOptions {
 interface Ranked {
   slot: Slot;
   match: Candidate['match'];
-  /** A mirror match: the rest of the reference's path after the matched prefix (the pull reference is built for the chosen few only). */
+  /** A mirror match: the rest of the name's path after the matched prefix (null: a prefix match). The pulled name is built for the chosen few only. */
   rest: string | null;
   prefix: string;
   status: number;
@@ -219,7 +223,63 @@ export class PrefixIndex {
   resolve(ref: string | ImageReference, opts: ResolveOptions = {}): ResolveResult {
     const r = typeof ref === 'string' ? parseReference(ref) : ref;
     const suffix = (r.tag !== undefined ? `:${r.tag}` : '') + (r.digest !== undefined ? `@${r.digest}` : '');
-    const ranks = rankOfTags(opts.prefer);
+    const found = this.walk(r, rankOfTags(opts.prefer), { owners: true, pullable: true });
+    const truncated = found.length > MAX_CANDIDATES;
+    const best = truncated ? smallest(found, MAX_CANDIDATES, better) : found.sort(better);
+    const candidates = best.map((x) => candidateOf(x, x.rest === null ? r.reference : pulledName(x.slot, x.rest) + suffix));
+    // The schema's maxItems makes the generated type a union of tuples; MAX_CANDIDATES keeps the list within it.
+    const listed = candidates as ResolveResult['candidates'];
+    return truncated ? { image: r.reference, candidates: listed, truncated: true } : { image: r.reference, candidates: listed };
+  }
+
+  /**
+   * The mirrors that serve the names under `prefix` (a normalised prefix, `host[/path]`), in the order
+   * `resolve` gives them: the entries whose `mirror_of` is `prefix` or one of its own prefixes on component
+   * boundaries, each with `location`, the prefix the names under `prefix` have on it (the
+   * containers-registries.conf rewrite: `cache:5000` mirroring `docker.io` holds `docker.io/library` as
+   * `cache:5000/library`). For a bare host, only the mirrors of that whole host.
+   */
+  mirrorsOf(prefix: ImagePrefix): MirrorCandidate[] {
+    return this.walk(prefix, null, { owners: false, pullable: false })
+      .sort(better)
+      .map((x) => {
+        const location = x.rest ? `${x.slot.own}/${x.rest}` : x.slot.own!;
+        const { pull_reference: _, ...c } = candidateOf(x, location);
+        return { ...c, location };
+      });
+  }
+
+  /**
+   * The registry `prefix` belongs to: the entry whose own image prefix is `prefix` or, failing that, the
+   * longest of its own prefixes on component boundaries (the best one by `resolve`'s order when several
+   * entries share it), if any.
+   */
+  ownerOf(prefix: ImagePrefix): Candidate | undefined {
+    const domain = domainKey(prefix.domain);
+    for (let path = prefix.path; ; path = path.slice(0, Math.max(0, path.lastIndexOf('/')))) {
+      const key = path ? `${domain}/${path}` : domain;
+      const at = this.owners.get(key);
+      if (at !== undefined) {
+        const best = (Array.isArray(at) ? at : [at]).map((slot) => ranking(slot, 'prefix', null, slot.own!, 1, 0, null)).sort(better)[0]!;
+        return candidateOf(best, prefix.name);
+      }
+      if (path === '') return undefined;
+    }
+  }
+
+  /** Every prefix some entry mirrors, once, in its canonical form (host lowercase, IPv6 canonical), in no particular order. */
+  mirroredPrefixes(): IterableIterator<string> {
+    return this.mirrors.keys();
+  }
+
+  /**
+   * The matches of `name` and of its own prefixes on component boundaries (the bare domain, then one more
+   * path component each step), each entry once by its best match, in no order (the callers sort, or take the
+   * best few). A mirror match's name is the entry's own prefix in place of the matched one (pulledName);
+   * `pullable` leaves out those that are no valid repository name (a bare host, or a path over PATH_MAX).
+   * `owners`: entries whose own prefix matches count too (else mirrors only).
+   */
+  private walk(name: { domain: string; path: string }, ranks: Map<string, number> | null, opts: { owners: boolean; pullable: boolean }): Ranked[] {
     const lookup = ++this.lookups;
     const found: Ranked[] = [];
     const consider = (x: Ranked) => {
@@ -232,52 +292,38 @@ export class PrefixIndex {
         found[s.seenAt] = x;
       }
     };
-    // The reference's prefixes on component boundaries: the bare domain, then one more path component each step.
-    const domain = domainKey(r.domain);
-    const path = r.path;
+    const domain = domainKey(name.domain);
+    const path = name.path;
     for (let depth = 0, end = -1; ; depth++) {
       // end: where the prefix of this depth stops in `path` (-1: the bare domain).
       const key = end < 0 ? domain : domain ? `${domain}/${path.slice(0, end)}` : path.slice(0, end);
-      const owners = this.owners.get(key);
-      if (owners !== undefined) {
-        for (const slot of Array.isArray(owners) ? owners : [owners]) {
-          consider({ slot, match: 'prefix', rest: null, prefix: slot.own!, status: STATUS_RANK[slot.status], mirror: 1, depth, prefer: preferRank(slot, ranks) });
-        }
+      const owned = opts.owners ? this.owners.get(key) : undefined;
+      if (owned !== undefined) {
+        for (const slot of Array.isArray(owned) ? owned : [owned]) consider(ranking(slot, 'prefix', null, slot.own!, 1, depth, ranks));
       }
       const mirrors = this.mirrors.get(key);
       if (mirrors !== undefined) {
         const rest = end < 0 ? path : path.slice(end + 1);
         for (const { slot, prefix } of Array.isArray(mirrors) ? mirrors : [mirrors]) {
-          const length = slot.ownPath && rest ? slot.ownPath.length + 1 + rest.length : slot.ownPath.length || rest.length; // of pulledPath()
-          if (length === 0 || length > PATH_MAX) continue; // no valid reference to pull
-          consider({ slot, match: 'mirror', rest, prefix, status: STATUS_RANK[slot.status], mirror: 0, depth, prefer: preferRank(slot, ranks) });
+          if (opts.pullable) {
+            const length = slot.ownPath && rest ? slot.ownPath.length + 1 + rest.length : slot.ownPath.length || rest.length; // of pulledName's path
+            if (length === 0 || length > PATH_MAX) continue; // no valid reference to pull
+          }
+          consider(ranking(slot, 'mirror', rest, prefix, 0, depth, ranks));
         }
       }
-      if (end === path.length) break;
+      if (end === path.length || path === '') break;
       const next = path.indexOf('/', end + 1);
       end = next < 0 ? path.length : next;
     }
-    const truncated = found.length > MAX_CANDIDATES;
-    const best = truncated ? smallest(found, MAX_CANDIDATES, better) : found.sort(better);
-    const candidates: Candidate[] = best.map((x) => ({
-      container_registry_id: x.slot.id,
-      container_registry_name: x.slot.name,
-      // The mirror's own prefix takes the place of the matched one (containers-registries.conf).
-      pull_reference: x.rest === null ? r.reference : `${x.slot.ownDomain}/${pulledPath(x.slot.ownPath, x.rest)}${suffix}`,
-      match: x.match,
-      prefix: x.prefix,
-      status: x.slot.status,
-      origin: x.slot.origin,
-    }));
-    // The schema's maxItems makes the generated type a union of tuples; MAX_CANDIDATES keeps the list within it.
-    const listed = candidates as ResolveResult['candidates'];
-    return truncated ? { image: r.reference, candidates: listed, truncated: true } : { image: r.reference, candidates: listed };
+    return found;
   }
 }
 
-/** The path a mirror serves a reference under: its own path, then the rest of the reference's. */
-function pulledPath(ownPath: string, rest: string): string {
-  return ownPath && rest ? `${ownPath}/${rest}` : ownPath || rest;
+/** The name a mirror serves a name under: its own prefix in place of the matched one (containers-registries.conf). */
+function pulledName(slot: Slot, rest: string): string {
+  const path = slot.ownPath && rest ? `${slot.ownPath}/${rest}` : slot.ownPath || rest;
+  return `${slot.ownDomain}/${path}`;
 }
 
 /**
@@ -299,6 +345,17 @@ function smallest<T>(xs: readonly T[], k: number, cmp: (a: T, b: T) => number): 
     if (out.length > k) out.pop();
   }
   return out;
+}
+
+/** A mirror of a prefix (PrefixIndex.mirrorsOf): a candidate and the prefix the mirrored names have on it. */
+export type MirrorCandidate = Omit<Candidate, 'pull_reference'> & { location: string };
+
+function ranking(slot: Slot, match: Candidate['match'], rest: string | null, prefix: string, mirror: number, depth: number, ranks: Map<string, number> | null): Ranked {
+  return { slot, match, rest, prefix, status: STATUS_RANK[slot.status], mirror, depth, prefer: preferRank(slot, ranks) };
+}
+
+function candidateOf(x: Ranked, pull: string): Candidate {
+  return { container_registry_id: x.slot.id, container_registry_name: x.slot.name, pull_reference: pull, match: x.match, prefix: x.prefix, status: x.slot.status, origin: x.slot.origin };
 }
 
 /** The normalised prefix, or null when `s` is not one (such an entry or mirror_of item never matches). */

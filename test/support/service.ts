@@ -44,6 +44,7 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     LOG_LEVEL: 'info',
     RATE_LIMIT_MAX: '1000000',
     PROBE_RATE_LIMIT_MAX: '1000000',
+    PULL_CREDENTIALS_RATE_LIMIT_MAX: '1000000',
     AUTH_FAILURE_LIMIT: '1000000',
     ...overrides,
   };

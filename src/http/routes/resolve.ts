@@ -57,7 +57,7 @@ function answerTooLarge(limit: number, fitting: number): PayloadTooLargeError {
 }
 
 /** The reference, or an InputError naming `path` (the query parameter, or the JSON Pointer of the item). */
-function parseImage(input: string, path: string): ImageReference {
+export function parseImage(input: string, path: string): ImageReference {
   try {
     return parseReference(input);
   } catch (e) {
@@ -66,7 +66,7 @@ function parseImage(input: string, path: string): ImageReference {
   }
 }
 
-function nothingServes(image: string): NotFoundError {
+export function nothingServes(image: string): NotFoundError {
   return new NotFoundError(`No registry of the catalog serves ${image}: no entry's image prefix or mirror_of is a prefix of it.`);
 }
 
@@ -87,6 +87,25 @@ function parseQuery(query: Record<string, unknown>): { image: string; prefer?: s
   return { image, ...(prefer ? { prefer } : {}) };
 }
 
+/** How a route that reads the prefix index waits for it (see resolveRoutes). */
+export interface IndexReadiness {
+  isReady?: () => boolean;
+  caughtUp?: () => Promise<unknown>;
+}
+
+/**
+ * Middleware of the routes that read the prefix index: 503 with Retry-After while it is still being filled
+ * (rather than a 404 that only means "not loaded yet"), then a wait until it holds every write this replica
+ * acknowledged (read-your-writes).
+ */
+export function indexReady(deps: IndexReadiness): RequestHandler {
+  return async (_req, _res, next) => {
+    if (deps.isReady && !deps.isReady()) throw new ServiceUnavailableError('The resolver is still loading the catalog; try again shortly.', 2);
+    await deps.caughtUp?.();
+    next();
+  };
+}
+
 /**
  * `isReady`: false while the index is still being filled (the routes answer 503 with Retry-After rather
  * than a 404 that only means "not loaded yet"); absent: always ready.
@@ -103,11 +122,7 @@ export function resolveRoutes(deps: {
 }): Router {
   const r = Router();
   const { can, resolver } = deps;
-  const ready: RequestHandler = async (_req, _res, next) => {
-    if (deps.isReady && !deps.isReady()) throw new ServiceUnavailableError('The resolver is still loading the catalog; try again shortly.', 2);
-    await deps.caughtUp?.();
-    next();
-  };
+  const ready = indexReady(deps);
 
   r.get('/resolve', can('read'), ready, (req, res) => {
     const { image, prefer } = parseQuery(req.query as Record<string, unknown>);

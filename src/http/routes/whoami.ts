@@ -28,10 +28,10 @@ export const whoamiApi: ApiPaths = {
             type: 'object',
             required: ['role', 'key_id', 'protected_mode', 'permissions'],
             properties: {
-              role: { enum: ['reader', 'writer', 'admin'] },
+              role: { enum: ['reader', 'writer', 'admin', 'puller'] },
               key_id: { type: 'string', description: 'Non-secret id of the key (first 16 hex digits of its SHA-256), or `loopback` in protected mode.' },
               protected_mode: { type: 'boolean', description: 'No API keys configured: loopback clients only, served as admin.' },
-              permissions: { type: 'object', additionalProperties: { type: 'boolean' }, description: 'Each permission (read, write, probe, delete) and whether the role has it.' },
+              permissions: { type: 'object', additionalProperties: { type: 'boolean' }, description: 'Each permission (read, write, probe, delete, webhooks, pull_credentials) and whether the role has it.' },
             },
           },
           'Who the caller is.',
