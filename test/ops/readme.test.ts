@@ -1,6 +1,6 @@
 /**
- * The README documents every configuration variable in one table generated from src/config.ts, and the role
- * matrix the code enforces.
+ * The README documents every configuration variable in one table generated from src/config.ts; docs/security.md
+ * the role matrix the code enforces.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import { PERMISSIONS } from '../../src/http/auth';
 import { productionNodeFlags } from '../../bench/proc';
 
 const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+const security = readFileSync(path.join(__dirname, '..', '..', 'docs', 'security.md'), 'utf8');
 
 test('When the README configuration table is compared with config.ts, then it is exactly configTable() (else run npm run config:doc)', () => {
   const m = /<!-- config-table:start -->\n([\s\S]*?)\n<!-- config-table:end -->/.exec(readme);
@@ -17,8 +18,8 @@ test('When the README configuration table is compared with config.ts, then it is
   for (const name of Object.keys(configSpec)) expect(m![1]).toContain(`| \`${name}\` |`);
 });
 
-test('When the README role matrix is read, then every permission it names has the roles auth.ts gives it', () => {
-  const rows = [...readme.matchAll(/^\| `[^`]+`[^|]* \| `(\w+)` \| (\w+(?:, \w+)*) \|$/gm)];
+test('When the role matrix of docs/security.md is read, then every permission it names has the roles auth.ts gives it', () => {
+  const rows = [...security.matchAll(/^\| `[^`]+`[^|]* \| `(\w+)` \| (\w+(?:, \w+)*) \|$/gm)];
   expect(rows.length).toBeGreaterThanOrEqual(8);
   for (const [, permission, roles] of rows) expect([permission, roles!.split(', ')]).toEqual([permission, PERMISSIONS[permission as keyof typeof PERMISSIONS]]);
   expect(rows.map((r) => r[1])).toEqual(expect.arrayContaining(Object.keys(PERMISSIONS)));
