@@ -7,7 +7,7 @@
  * same port). A lifeline keeps it from outliving the test process: the server stops when its stdin closes.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './registries';
@@ -49,7 +49,7 @@ async function pg(program: string, args: string[]): Promise<string> {
   }
 }
 
-/** Gives the directory to the server's user, and lets it reach the directory through its parent. */
+/** Gives the directory to the server's user, and lets it reach the directory through its parents (search permission, not listing). */
 async function ownDirectory(dir: string): Promise<void> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (!asRoot) return;
@@ -60,7 +60,10 @@ async function ownDirectory(dir: string): Promise<void> {
     },
   );
   chownSync(dir, ids[0], ids[1]);
-  chmodSync(path.dirname(dir), 0o711);
+  for (let up = path.dirname(dir); up !== path.dirname(up); up = path.dirname(up)) {
+    const { mode, uid } = statSync(up);
+    if (uid === 0 && (mode & 0o001) === 0) chmodSync(up, (mode & 0o7777) | 0o001);
+  }
 }
 
 /** initdb with our settings, then the `ferretdb` database: a new cluster in `dir`. */
