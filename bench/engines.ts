@@ -1,5 +1,5 @@
 /**
- * `npm run bench:engines [-- --seconds=N]`: creates per second on each database engine, by the same command:
+ * `npm run bench:engines [-- --seconds=N --engines=sqlite,postgres --processes=1,3]`: creates per second on each database engine, by the same command:
  * FerretDB v1 on SQLite (the embedded default) and on PostgreSQL 15 (test/support/engines.ts starts a
  * throw-away one: Debian's postgresql-15, `bash scripts/install-test-deps.sh postgres`). On each: one service
  * process, then three on the same database (replicas), as in production (`node dist/src/main.js`, the node
@@ -14,7 +14,10 @@ import { startEngine, ENGINES, type EngineName } from '../test/support/engines';
 import { apiEntry, prng } from './data';
 import { DIST, productionNodeFlags, startChild, type Child } from './proc';
 
-const SECONDS = Number(process.argv.find((a) => a.startsWith('--seconds='))?.slice('--seconds='.length) ?? 10);
+const flag = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const SECONDS = Number(flag('seconds') ?? 10);
+const RUNS = (flag('processes') ?? '1,3').split(',').map(Number);
+const ONLY = (flag('engines')?.split(',') as EngineName[] | undefined) ?? ENGINES;
 const CLIENTS = 12;
 const log = (msg: string) => process.stderr.write(`[bench:engines ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
@@ -73,7 +76,7 @@ async function benchEngine(name: EngineName): Promise<void> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), `registry-db-bench-${name}-`));
   const engine = await startEngine(name, path.join(tmp, 'db'));
   try {
-    for (const replicas of [1, 3]) {
+    for (const replicas of RUNS) {
       const dbName = `bench_${name}_${replicas}`;
       const services = await Promise.all(Array.from({ length: replicas }, (_, i) => startService(engine.uri, dbName, path.join(tmp, `svc${i}`))));
       try {
@@ -93,7 +96,7 @@ async function benchEngine(name: EngineName): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  for (const name of ENGINES) await benchEngine(name);
+  for (const name of ONLY) await benchEngine(name);
 }
 
 main().catch((e: unknown) => {

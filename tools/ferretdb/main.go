@@ -25,7 +25,7 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:0", "TCP address to listen on (loopback only)")
+	listen := flag.String("listen", "127.0.0.1:0", "TCP address to listen on: loopback, or a private address when replicas on other machines use it (no TLS, no authentication)")
 	handler := flag.String("handler", "sqlite", "backend: sqlite (data in -data-dir) or postgresql (data in the database of -postgresql-url)")
 	dataDir := flag.String("data-dir", "./data/ferretdb", "directory for the SQLite databases (sqlite handler only)")
 	pgURL := flag.String("postgresql-url", os.Getenv("FERRETDB_POSTGRESQL_URL"), "PostgreSQL connection URL for the postgresql handler, e.g. postgres://user@127.0.0.1:5432/ferretdb (default $FERRETDB_POSTGRESQL_URL, which keeps a password out of the process list)")
