@@ -74,7 +74,10 @@ async function createLoad(ports: number[], prefix: string): Promise<Figures> {
 
 async function benchEngine(name: EngineName): Promise<void> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), `registry-db-bench-${name}-`));
-  const engine = await startEngine(name, path.join(tmp, 'db'));
+  const engine = await startEngine(name, path.join(tmp, 'db')).catch((e: unknown) => {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  });
   try {
     for (const replicas of RUNS) {
       const dbName = `bench_${name}_${replicas}`;
