@@ -21,9 +21,9 @@ beforeAll(async () => {
   svc = await startTestService({}, { uri: engine.uri });
 });
 afterAll(async () => {
-  engine.thaw();
-  await svc.close();
-  await engine.stop();
+  engine?.thaw();
+  await svc?.close();
+  await engine?.stop();
   rmSync(dataDir, { recursive: true, force: true });
 });
 

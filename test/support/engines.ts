@@ -41,7 +41,7 @@ const quiet = { info: () => undefined, warn: (m: string) => void process.stderr.
 
 /** The FerretDB process listening on 127.0.0.1:`port` (tools/ferretdb's program, started by startFerretdb). */
 function ferretdbPid(port: number): number {
-  const found = execFileSync('pgrep', ['-f', `ferretdb-embedded -listen 127\\.0\\.0\\.1:${port} `], { encoding: 'utf8' }).trim().split('\n');
+  const found = execFileSync('pgrep', ['-f', ` -listen 127\\.0\\.0\\.1:${port} `], { encoding: 'utf8' }).trim().split('\n');
   if (found.length !== 1) throw new Error(`expected one FerretDB on port ${port}, found ${found.length}`);
   return Number(found[0]);
 }
