@@ -18,6 +18,7 @@ module.exports = {
     '**/test/registries/concurrency.test.ts',
     '**/test/registries/name-race.test.ts',
     '**/test/db/id-lookup-index.test.ts',
+    '**/test/db/changelog.test.ts',
   ],
   globalSetup: '<rootDir>/test/reliability/global-setup.ts',
   globalTeardown: '<rootDir>/test/reliability/global-teardown.ts',
