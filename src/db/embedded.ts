@@ -95,7 +95,8 @@ async function startMongod(opts: EmbeddedOptions, binary: string): Promise<Embed
   let server;
   try {
     server = await withTimeout(
-      MongoMemoryServer.create({ binary: { systemBinary: binary }, instance: { dbPath, storageEngine: 'wiredTiger', ip: '127.0.0.1' } }),
+      // Its own process group, like FerretDB below (mongodb-memory-server's watchdog stops it with this process).
+      MongoMemoryServer.create({ binary: { systemBinary: binary }, instance: { dbPath, storageEngine: 'wiredTiger', ip: '127.0.0.1' }, spawn: { detached: true } }),
       opts.mongodTimeoutMs ?? 60_000,
       'starting mongod',
     );
@@ -144,9 +145,12 @@ export async function startFerretdb(opts: EmbeddedOptions): Promise<EmbeddedData
   const dataDir = opts.postgresqlUrl ? opts.dataDir : path.join(opts.dataDir, 'ferretdb');
   const backend = opts.postgresqlUrl ? ['-handler', 'postgresql'] : ['-data-dir', dataDir];
   if (!opts.postgresqlUrl) mkdirSync(dataDir, { recursive: true });
-  // stdin stays open as a lifeline: FerretDB exits when this process goes away.
+  // stdin stays open as a lifeline: FerretDB exits when this process goes away. Its own process group:
+  // Ctrl-C in a terminal signals the whole foreground group, and the database must outlive the service's
+  // stop (its writers finish first); the service stops it last (src/lifecycle.ts).
   const child = spawn(bin, ['-listen', `127.0.0.1:${opts.port ?? 0}`, ...backend, '-log-level', 'warn'], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
     env: opts.postgresqlUrl ? { ...process.env, FERRETDB_POSTGRESQL_URL: opts.postgresqlUrl } : process.env,
   });
   const stderr: string[] = [];
