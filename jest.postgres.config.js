@@ -23,7 +23,9 @@ module.exports = {
   globalSetup: '<rootDir>/test/reliability/global-setup.ts',
   globalTeardown: '<rootDir>/test/reliability/global-teardown.ts',
   testTimeout: 120000,
-  maxWorkers: 2,
+  // One file at a time: the feed and replicas tests each run several service processes, FerretDB and PostgreSQL;
+  // side by side on two cores they starved each other past the clients' 15 s timeouts.
+  maxWorkers: 1,
   // JEST_JSON_FILE set (.ci/run): the results also go there as `jest --json` writes them.
   reporters: ['default', '<rootDir>/scripts/jest-json-reporter.js'],
 };
