@@ -68,6 +68,11 @@ export class RegistryRepository {
     return this.collection.findOne({ _id: id } as Filter<StoredRegistry>, { maxTimeMS: this.queryTimeoutMs });
   }
 
+  /** The revision of entry `id`'s delete (its tombstone), or 0 when none is kept. */
+  async deletedAt(id: string): Promise<number> {
+    return (await this.writer.tombstones.findOne({ _id: id }, { maxTimeMS: this.queryTimeoutMs }))?.revision ?? 0;
+  }
+
   /** The local entry named `name` (mirrored entries may share it). */
   async findByName(name: string): Promise<StoredRegistry | null> {
     return this.collection.findOne({ [NAME_KEY]: localNameKey(name) } as Filter<StoredRegistry>, { maxTimeMS: this.queryTimeoutMs });

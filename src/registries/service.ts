@@ -12,9 +12,9 @@ import { KeyedMutex } from '../lib/keyed-mutex';
 import { readOnlyPaths, validateEntry } from '../schemas';
 import type { CredentialCipher, PlainCredentials } from './credentials';
 import { normaliseEntry, originPeer, type Entry, type StoredRegistry } from './model';
-import { encodeCursor, parseQueryPlan, type QueryPlan } from './query';
+import { encodeCursor, parseMinRevision, parseQueryPlan, type QueryPlan } from './query';
 import type { EntryWritePlan, RegistryRepository } from './repository';
-import { entryBusy, WRITE_DEADLINE_MS } from './writes';
+import { entryBusy, revisionOf, WRITE_DEADLINE_MS } from './writes';
 import { credentialScopeChanged, planCredentials } from './credentials';
 import { applyUpdate, parseUpdate, type UpdateOps } from './update';
 
@@ -35,6 +35,10 @@ export interface QueryPage {
  */
 export interface FastReads {
   query(plan: QueryPlan): Promise<{ rows: StoredRegistry[]; revision: number } | undefined>;
+  /** Entry `id` (null: none) as of the revision answered, under the same rule as query; undefined to use the database. */
+  get(id: string, minRevision?: number): Promise<{ doc: StoredRegistry | null; revision: number } | undefined>;
+  /** The entry's latest state this replica's feed holds (null: deleted), if it knows the entry. */
+  latest(id: string): { revision: number; doc: StoredRegistry | null } | undefined;
   /** The revision a database-served answer is known to include, if any. */
   revisionFloor(): number | undefined;
 }
@@ -146,10 +150,32 @@ export class RegistryService {
     return this.repo.insert(newDocument(id, fields));
   }
 
+  /** Entry `id` from the database (what a probe or a write starts from). */
   async get(id: string): Promise<StoredRegistry> {
     const doc = await this.repo.findById(id);
     if (!doc) throw notFound(id);
     return doc;
+  }
+
+  /**
+   * A client's read of entry `id` (GET): from the view when it holds every write this replica acknowledged
+   * and `query.min_revision` (waited for up to 5 s, as queries do); else from the database, but never older
+   * than the state the feed holds (the collection trails the log while a write is between its two steps).
+   */
+  async read(id: string, query: Record<string, unknown>): Promise<{ doc: StoredRegistry; revision?: number }> {
+    const min = parseMinRevision(query);
+    const fast = await this.fastReads?.get(id, min);
+    if (fast) {
+      if (!fast.doc) throw notFound(id);
+      return { doc: fast.doc, revision: fast.revision };
+    }
+    const stored = await this.repo.findById(id);
+    const known = this.fastReads?.latest(id);
+    // A missing entry's state is its delete (the tombstone's revision), read only when the feed knows a later one.
+    const storedRevision = async () => (stored ? revisionOf(stored) : await this.repo.deletedAt(id));
+    const doc = known && known.revision > revisionOf(stored) && known.revision > (await storedRevision()) ? known.doc : stored;
+    if (!doc) throw notFound(id);
+    return { doc };
   }
 
   /** The client-writable part of a stored entry; the sealed credentials are not part of it (see update()). */
