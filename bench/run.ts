@@ -3,7 +3,7 @@
  * embedded database (FerretDB, throw-away data directory). See docs/benchmark.md for what is measured.
  *   --quick    smaller data and shorter loads (under two minutes)
  *   --profile  runs the service children under `node --cpu-prof` (profiles in bench/profiles/)
- *   --only=sweep,catalog,onboard,resolve,view,lag,nodes   those phases alone, figures printed (results.json untouched)
+ *   --only=sweep,catalog,onboard,resolve,view,lag,nodes,watchers,webhooks   those phases alone, figures printed (results.json untouched)
  * SERVICE_NODE_OPTIONS: extra node flags for the service children (e.g. --trace-gc).
  * Writes bench/results.json and prints a table.
  */
@@ -25,11 +25,13 @@ import type { LoadResult } from './load';
 import { DIST, productionNodeFlags, rssMb, runLoad, startChild, startLoad, type Child } from './proc';
 import { inProcess as resolveInProcess, overHttp as resolveOverHttp } from './resolve';
 import { nodesPhase } from './nodes';
+import { watchersPhase } from './watchers';
+import { webhooksBench } from './webhooks';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const PROFILE = argv.includes('--profile');
-/** `--only=sweep,catalog,onboard,resolve,view,lag,nodes`: run those phases alone and print their figures (results.json untouched). */
+/** `--only=sweep,catalog,onboard,resolve,view,lag,nodes,watchers,webhooks`: run those phases alone and print their figures (results.json untouched). */
 const ONLY = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const SIZE = QUICK
   ? { entries: 10_000, sweep: 200, onboard: 10_000, loadSec: 3, warmSec: 1, firstWarmSec: 4, rounds: 3, maxQuerySec: 10, sweepLeadSec: 12 }
@@ -395,6 +397,18 @@ function runViewPhase(client: MongoClient, uri: string) {
   return viewPhase(feedDeps(client, uri));
 }
 
+/** Webhooks (bench/webhooks.ts): a backlog drained to one fast receiver, and status change → delivery. */
+async function webhooksPhase(uri: string) {
+  const r = await webhooksBench(uri, QUICK ? 500 : 2000, QUICK ? 20 : 50);
+  log(`webhooks: ${r.throughput.events_per_second} events/s; status change -> delivery p50 ${r.status_change_to_delivery_ms.p50} ms, p99 ${r.status_change_to_delivery_ms.p99} ms`);
+  return { events_per_s: r.throughput.events_per_second, delay_p50_ms: r.status_change_to_delivery_ms.p50, delay_p99_ms: r.status_change_to_delivery_ms.p99, ...r, targets: { events_per_s: 500, delay_p99_ms: 1000 } };
+}
+
+/** N concurrent SSE watchers on one replica (bench/watchers.ts). */
+function runWatchersPhase(client: MongoClient, uri: string) {
+  return watchersPhase({ ...feedDeps(client, uri), startService: (u, db, extra) => startService(u, db, extra) });
+}
+
 function feedDeps(client: MongoClient, uri: string) {
   return { client, uri, startService: (u: string, db: string) => startService(u, db), load: loadThroughLog, auth: AUTH, writeAuth: WRITE_AUTH, heap: heapOf, log, quick: QUICK };
 }
@@ -444,6 +458,19 @@ function table(r: Record<string, any>): string {
     rows.push([`GET /pull-config/registries.conf, ${n.in_process.entries} entries p50 / p99 ms`, `${conf.p50_ms} / ${conf.p99_ms}`, `render alone p50 ${n.in_process.registries_conf.p50_ms}`, '', '', '']);
     rows.push([`agent lag, status change -> file, ${n.agent_lag.flips} flips p50 / p99 ms`, `${n.agent_lag.p50_ms} / ${n.agent_lag.p99_ms}`, '', '', 'p99 < 1000', ok(n.agent_lag.p99_ms < 1000)]);
   }
+  const w = r.watchers;
+  if (w?.error) rows.push(['watchers', 'error', w.error, '', '', 'NO']);
+  else if (w) {
+    rows.push([`${w.count} SSE watchers: KB per watcher (RSS)`, String(w.kb_per_watcher), `heap ${w.heap_kb_per_watcher}`, '', '< 20', ok(w.kb_per_watcher < 20)]);
+    rows.push([`  write -> last watcher p50 / p99 ms`, `${w.fanout_p50_ms} / ${w.fanout_p99_ms}`, `missing ${w.missing_at_some_watcher}`, '', 'p99 < 1000', ok(w.fanout_p99_ms < 1000 && w.missing_at_some_watcher === 0)]);
+    rows.push([`  GET p99 ms without / with watchers`, `${w.get_with.p99_ms}`, `${w.get_without.p99_ms}`, String(w.get_p99_ratio), '', '']);
+  }
+  const wh = r.webhooks;
+  if (wh?.error) rows.push(['webhooks', 'error', wh.error, '', '', 'NO']);
+  else if (wh) {
+    rows.push([`webhooks: events/s to one receiver`, String(wh.events_per_s), '', '', '>= 500', ok(wh.events_per_s >= 500)]);
+    rows.push([`  status change -> delivery p50 / p99 ms`, `${wh.delay_p50_ms} / ${wh.delay_p99_ms}`, '', '', 'p99 < 1000', ok(wh.delay_p99_ms < 1000)]);
+  }
   const m = r.memory;
   rows.push([`RSS idle, ${m.entries} entries MB`, String(m.idle_rss_mb), '', '', '< 200', ok(m.idle_rss_mb < 200)]);
   rows.push(['RSS peak of the sweep MB', String(m.sweep_peak_rss_mb ?? 'n/a'), '', '', '< 200', ok((m.sweep_peak_rss_mb ?? 0) < 200)]);
@@ -470,6 +497,8 @@ async function main(): Promise<void> {
         view: () => runViewPhase(client, database.uri),
         lag: () => lagPhase(feedDeps(client, database.uri)),
         nodes: () => runNodesPhase(client, database.uri),
+        watchers: () => runWatchersPhase(client, database.uri),
+        webhooks: () => webhooksPhase(database.uri),
       };
       for (const name of ONLY) {
         if (!phases[name]) throw new Error(`--only: unknown phase ${name} (${Object.keys(phases).join(', ')})`);
@@ -494,6 +523,8 @@ async function main(): Promise<void> {
     const resolve = await resolvePhase(client, database.uri);
     const feed = await runViewPhase(client, database.uri);
     const nodes = await runNodesPhase(client, database.uri);
+    const watchers = await runWatchersPhase(client, database.uri).catch((e: Error) => ({ error: e.message }));
+    const webhooks = await webhooksPhase(database.uri).catch((e: Error) => ({ error: e.message }));
     const results = {
       mode: QUICK ? 'quick' : 'full',
       finished_at: new Date().toISOString(),
@@ -508,6 +539,8 @@ async function main(): Promise<void> {
       catchup: feed.catchup,
       lag: feed.lag,
       nodes,
+      watchers,
+      webhooks,
       memory: { ...catalog.memory, sweep_peak_rss_mb: sweepPeak, sweep_peak_heap_mb: sweepHeap, sweep_registries: SIZE.sweep, ratio: round(catalog.memory.idle_rss_mb / 200), target_mb: 200 },
       data_load_s: round(catalog.loadS, 1),
     };
