@@ -41,9 +41,10 @@ export interface DelivererOptions {
 /**
  * What a delivered event leaves to write (its attempt, the entry's state, the counter, the position) waits in
  * a batch, written with one insert, one bulk write and one update: when this many items are pending, when the
- * oldest has waited FLUSH_AFTER_MS, when the worker runs out of items, and before anything else is written
- * (a failure, a status change). The position is written last, so a batch cut short by the database (or a crash)
- * is delivered again from the stored position, never skipped (at least once: the same event ids again).
+ * oldest has waited FLUSH_AFTER_MS (then in the background, one batch in flight, while deliveries go on), when
+ * the worker runs out of items, and before anything else is written (a failure, a status change). The position
+ * is written last, so a batch cut short by the database (or a crash) is delivered again from the stored
+ * position, never skipped (at least once: the same event ids again).
  */
 const BATCH_ITEMS = 200;
 const FLUSH_AFTER_MS = 250;
@@ -177,6 +178,9 @@ class Worker {
   }
 
   private async load(): Promise<Loaded | undefined> {
+    // A batch still being written lands (or fails) before the stored position is read.
+    await this.flushing;
+    this.flushFailed = undefined;
     const sub = await this.d.store.get(this.id);
     if (!sub || sub.status !== 'active') {
       this.stopped = true;
@@ -195,16 +199,47 @@ class Worker {
   }
 
   /**
-   * Writes the pending batch: attempts, entry states, then counters and position in one update. A failure
-   * throws (the loop reloads from the stored position and delivers the batch's items again).
+   * Writes the pending batch (after the one in flight): attempts, entry states, then counters and position in
+   * one update. A failure throws (the loop reloads from the stored position and delivers the batch's items again).
    */
   private async flush(s: Loaded): Promise<void> {
-    const p = s.pending;
+    await this.flushing;
+    this.throwIfFlushFailed();
+    const [batch, position] = [s.pending, s.position];
+    s.pending = emptyPending();
+    await this.write(batch, position);
+  }
+
+  /**
+   * Starts writing the pending batch while deliveries go on (one batch in flight at a time; deliveries wait for
+   * it only when far ahead of it). A failure is thrown by the next step.
+   */
+  private async flushSoon(s: Loaded): Promise<void> {
+    if (this.flushing) {
+      if (s.pending.items >= 4 * BATCH_ITEMS) await this.flushing;
+      return;
+    }
+    const [batch, position] = [s.pending, s.position];
+    s.pending = emptyPending();
+    this.flushing = this.write(batch, position)
+      .catch((e: unknown) => void (this.flushFailed = e ?? new Error('webhook batch write failed')))
+      .finally(() => (this.flushing = undefined));
+  }
+
+  private flushing?: Promise<void>;
+  private flushFailed?: unknown;
+
+  private throwIfFlushFailed(): void {
+    const e = this.flushFailed;
+    this.flushFailed = undefined;
+    if (e !== undefined) throw e;
+  }
+
+  private async write(p: Pending, position: number): Promise<void> {
     if (p.items === 0 && p.attempts.length === 0) return;
     await this.d.store.recordMany(p.attempts);
     await this.d.store.saveKnownMany(this.id, p.known);
-    await this.d.store.update(this.id, { position: s.position, ...(p.recovered ? { failing_since: null } : {}) }, p.delivered > 0 ? { delivered: p.delivered } : undefined);
-    s.pending = emptyPending();
+    await this.d.store.update(this.id, { position, ...(p.recovered ? { failing_since: null } : {}) }, p.delivered > 0 ? { delivered: p.delivered } : undefined);
   }
 
   private async flushIfHeld(s: Loaded): Promise<void> {
@@ -217,6 +252,7 @@ class Worker {
 
   /** Delivers the next item after the position; false when there is none. */
   private async step(s: Loaded): Promise<boolean> {
+    this.throwIfFlushFailed();
     let item: ViewItem | undefined;
     this.d.feed.view.forEachSince(s.position, (it) => {
       item = it;
@@ -233,7 +269,7 @@ class Worker {
     s.position = item.revision;
     p.items++;
     p.since ||= Date.now();
-    if (this.due(p)) await this.flush(s);
+    if (this.due(p)) await this.flushSoon(s);
     return true;
   }
 
