@@ -74,8 +74,8 @@ export class CatalogFeed {
     private readonly logger: Logger,
     private readonly opts: FeedOptions,
   ) {
-    writer.onWritten((r) => {
-      if (r > this.acked) this.acked = r;
+    writer.onWritten((r, acknowledged) => {
+      if (acknowledged && r > this.acked) this.acked = r;
       this.nudge();
     });
     writer.nameOwner = async (key) => {

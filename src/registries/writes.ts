@@ -17,6 +17,7 @@
  *   reservations existed are found in the view (`nameOwner`); the collection's unique index stays the last
  *   word, and a write it refuses is undone by a compensating change and answered with 409.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Collection, Db, Filter } from 'mongodb';
 import { AppendTimeout, ChangeConflict, ChangeLog, RecordTooLarge, revisionId, type LogRecord } from '../db/changelog';
@@ -44,8 +45,28 @@ export interface KnownEntry {
   readAt: number;
 }
 
-/** Called with every revision this process wrote, once it is materialized (read-your-writes). */
-export type WrittenListener = (revision: number) => void;
+/**
+ * Called with every revision this process wrote, once it is materialized; `acknowledged`: a client was (or is
+ * about to be) told of it, so this replica's reads must include it (read-your-writes). False for the writes
+ * of a sweep while it runs (see unacknowledgedWrites).
+ */
+export type WrittenListener = (revision: number, acknowledged: boolean) => void;
+
+const unacknowledged = new AsyncLocalStorage<{ top: number; acknowledge?: (revision: number) => void }>();
+
+/**
+ * Runs `fn`, whose entry writes no client is told about one by one (a scheduled sweep's probe results): reads
+ * do not wait for each of them (under a sweep they would wait for the feed after every probe result); when
+ * `fn` ends, the highest revision it wrote counts as acknowledged (its caller learns the outcome then).
+ */
+export async function unacknowledgedWrites<T>(fn: () => Promise<T>): Promise<T> {
+  const scope: { top: number; acknowledge?: (revision: number) => void } = { top: 0 };
+  try {
+    return await unacknowledged.run(scope, fn);
+  } finally {
+    if (scope.top > 0) scope.acknowledge?.(scope.top);
+  }
+}
 
 /** How long a write may take to get its change into the log (from when the request arrived, for client writes). */
 export const WRITE_DEADLINE_MS = 8000;
@@ -101,7 +122,13 @@ export class EntryWriter {
     if (this.complete.size > 100_000) for (const [r, at] of this.complete) if (now - at > 300_000) this.complete.delete(r);
     for (const r of rs) this.complete.set(r, now);
     const top = Math.max(0, ...rs);
-    if (top > 0) for (const l of this.listeners) l(top);
+    if (top === 0) return;
+    const scope = unacknowledged.getStore();
+    if (scope) {
+      scope.top = Math.max(scope.top, top);
+      scope.acknowledge = (r) => this.listeners.forEach((l) => l(r, true));
+    }
+    for (const l of this.listeners) l(top, !scope);
   }
 
   /** True (once) when this process wrote revision `r` to the collection itself: nothing to check. */

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { ChangeLog, revisionId } from '../../src/db/changelog';
 import type { StoredRegistry } from '../../src/registries/model';
+import { unacknowledgedWrites } from '../../src/registries/writes';
 import { entry } from '../support/entries';
 import { call, expectProblem, startTestService, type TestService } from '../support/service';
 
@@ -107,4 +108,23 @@ test('When a client writes and then reads the same instance, then the read alway
     if ((await call(svc.url, 'GET', `/container_registry/${x.id}`)).status !== 404) misses.push(`delete ${i}`);
   }
   expect(misses).toEqual([]);
+});
+
+test('When a sweep writes results nobody was told of yet, then reads do not wait for each of them; once the sweep ends, its writes count as acknowledged', async () => {
+  const x = await create();
+  const feed = svc.parts.feed;
+  const writer = svc.parts.repository.writer;
+  const before = feed.acked;
+  let during = 0;
+  let written = 0;
+  await unacknowledgedWrites(async () => {
+    await writer.modify(x.id, (doc) => ({ kind: 'replace', next: { ...doc!, container_registry_metadata: { note: 'probe result' } }, result: undefined }));
+    written = (await entries().findOne({ _id: x.id }))!.revision as number;
+    during = feed.acked;
+  });
+  expect(written).toBeGreaterThan(before);
+  expect(during).toBe(before);
+  expect(feed.acked).toBeGreaterThanOrEqual(written);
+  const got = await call(svc.url, 'GET', `/container_registry/${x.id}`);
+  expect(got.body.container_registry_metadata).toEqual({ note: 'probe result' });
 });
