@@ -33,7 +33,7 @@ export interface Profile {
 }
 
 export const PROFILES: Record<'quick' | 'full', Profile> = {
-  quick: { mode: 'quick', trafficMs: 100_000, clients: 6, slots: 4, idsPerSlot: 2, faultEveryMs: [6000, 10_000], thinkMs: [10, 60] },
+  quick: { mode: 'quick', trafficMs: 100_000, clients: 6, slots: 4, idsPerSlot: 2, faultEveryMs: [4000, 8000], thinkMs: [10, 60] },
   full: { mode: 'full', trafficMs: 600_000, clients: 10, slots: 6, idsPerSlot: 3, faultEveryMs: [5000, 9000], thinkMs: [5, 40] },
 };
 

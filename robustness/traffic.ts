@@ -64,23 +64,25 @@ export class Traffic {
   }
 
   private async worker(client: number): Promise<void> {
-    /** The version this client last saw of each entry (its If-Match). */
+    /** The version this client last saw of each entry (its If-Match), and which entry of each slot it last saw alive. */
     const seen = new Map<string, number>();
+    const alive = new Map<number, string>();
     for (let n = 1; !this.stopped; n++) {
-      const op = await this.one(client, n, seen);
+      const op = await this.one(client, n, seen, alive);
       this.operations.push(op);
       await sleep(between(...this.o.thinkMs));
     }
   }
 
-  private async one(client: number, n: number, seen: Map<string, number>): Promise<Operation> {
+  private async one(client: number, n: number, seen: Map<string, number>, alive: Map<number, string>): Promise<Operation> {
     const slotIndex = Math.floor(Math.random() * this.o.slots.length);
     const slot = this.o.slots[slotIndex]!;
     const replica = Math.floor(Math.random() * this.o.replicas.length);
     const base = this.o.replicas[replica]!;
-    const id = pick(slot.ids);
     const choice = chooseKind();
     const kind: OpKind = choice === 'update-if-match' ? 'update' : choice === 'delete-if-match' ? 'delete' : choice;
+    // Creates pick any id (they race for the name); the others mostly the entry last seen alive.
+    const id = kind !== 'create' && alive.has(slotIndex) && Math.random() < 0.75 ? alive.get(slotIndex)! : pick(slot.ids);
     const op: Operation = { op: `c${client}-${n}`, client, slot: slotIndex, replica, kind, call: 0, ret: null, status: 0 };
     if (kind !== 'query') op.target = id;
     if (choice.endsWith('if-match')) op.ifMatch = seen.get(id) ?? 1 + Math.floor(Math.random() * 3);
@@ -89,7 +91,10 @@ export class Traffic {
     op.call = this.o.clock.now();
     const answer = await send(base + path, method, body, this.o.timeoutMs, headers);
     this.record(op, answer);
-    if (op.entry) seen.set(id, op.entry.version);
+    if (op.entry) {
+      seen.set(id, op.entry.version);
+      alive.set(slotIndex, id);
+    } else if (op.status === 404 || (op.kind === 'delete' && op.status === 204)) alive.delete(slotIndex);
     return op;
   }
 

@@ -53,7 +53,7 @@ export interface PorcupineInput {
 
 export interface LinearizabilityResult {
   linearizable: boolean;
-  partitions: Array<{ name: string; operations: number; result: 'Ok' | 'Illegal' | 'Unknown'; visualization?: string; duration_ms: number }>;
+  partitions: Array<{ name: string; operations: number; result: 'Ok' | 'Illegal' | 'Unknown'; visualization?: string; explanation?: string; duration_ms: number }>;
 }
 
 /** How an operation ended, for the model. */
@@ -151,7 +151,7 @@ export function checkLinearizability(dir: string, ops: Operation[], meta: Meta, 
       where: 'operations',
       detail:
         p.result === 'Illegal'
-          ? `${p.name}: the ${p.operations} operations are not linearizable${p.visualization ? ` (longest linearizable prefixes: ${p.visualization})` : ''}`
+          ? `${p.name}: the ${p.operations} operations are not linearizable: ${p.explanation ?? ''}${p.visualization ? ` (porcupine's visualization: ${p.visualization})` : ''}`
           : `${p.name}: porcupine could not decide within ${timeoutS} s`,
     }));
   return { result, violations, histories: input.partitions.filter((p) => p.operations.length > 0).length };

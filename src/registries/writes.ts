@@ -263,17 +263,64 @@ export class EntryWriter {
     }
   }
 
+  /**
+   * The entry as a reader must see it: the collection's document, unless this replica's feed has read a
+   * later change of it that the collection does not hold (its writer died between the log and the
+   * collection, or has not written it yet): the collection is brought to that change first (never over a
+   * later one), then read again. Without it, an entry deleted (or changed) in the log by a writer that died
+   * would be answered in its older state by reads and by writes that append nothing (a 412, a 404, an
+   * update that changes nothing) until the feed's check repairs it, after the feed's consumers, and other
+   * writes, saw the change.
+   */
+  async read(id: string, maxTimeMS?: number): Promise<StoredRegistry | null> {
+    const find = () => this.collection.findOne({ _id: id } as Filter<StoredRegistry>, maxTimeMS === undefined ? {} : { maxTimeMS });
+    const doc = await find();
+    if (!this.behindFeed(id, doc)) return doc;
+    const known = this.latestKnown!(id)!;
+    return (await this.materializeState(id, known.revision, known.doc)) ? find() : doc;
+  }
+
+  /** Whether this replica's feed has read a change of entry `id` later than `doc` (null: missing). */
+  private behindFeed(id: string, doc: StoredRegistry | null): boolean {
+    const known = this.latestKnown?.(id);
+    if (!known || known.revision <= revisionOf(doc)) return false;
+    // Missing and deleted in the feed: the same state.
+    return doc !== null || known.doc !== undefined;
+  }
+
+  /** Brings the collection to the state this replica's feed holds of entry `id`, if it is behind it. */
+  private async catchUp(id: string): Promise<void> {
+    const known = this.latestKnown?.(id);
+    if (known) await this.materializeState(id, known.revision, known.doc).catch(() => false);
+  }
+
+  /** `plan` on `doc`; a refusal (404, 412...) decided on the feed's state is answered once the collection holds that state. */
+  private async planOn<R>(id: string, doc: StoredRegistry | null, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, fromFeed: boolean): Promise<EntryPlan<R>> {
+    try {
+      return await plan(doc);
+    } catch (e) {
+      if (fromFeed) await this.catchUp(id);
+      throw e;
+    }
+  }
+
   private async modifyOnce<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known: KnownEntry | undefined, taken: { key?: string }): Promise<R> {
     const giveUpAt = Date.now() + DEADLINE_MS;
     let stuck: { prev: number; since: number } | undefined;
-    let next: KnownEntry | undefined = known;
+    // The caller's read of the entry is used when it is recent and the feed knows nothing later.
+    let next: (KnownEntry & { fromFeed?: boolean }) | undefined = known && !this.behindFeed(id, known.doc) ? known : undefined;
     for (let attempt = 0; Date.now() < giveUpAt; attempt++) {
       const reuse = next !== undefined && Date.now() - next.readAt < MAX_PLAN_AGE_MS / 2;
       const readAt = reuse ? next!.readAt : Date.now();
-      const doc = reuse ? next!.doc : await this.collection.findOne({ _id: id } as Filter<StoredRegistry>);
+      const doc = reuse ? next!.doc : await this.read(id);
+      // Planned on the feed's state (after losing a race), which the collection may not hold yet.
+      const fromFeed = reuse && next!.fromFeed === true;
       next = undefined;
-      const p = await plan(doc);
-      if (p.kind === 'none' || !doc) return p.result;
+      const p = await this.planOn(id, doc, plan, fromFeed);
+      if (p.kind === 'none' || !doc) {
+        if (fromFeed) await this.catchUp(id);
+        return p.result;
+      }
       const prev = revisionOf(doc);
       if (p.kind === 'replace') stampNameKey(p.next);
       const renamed = p.kind === 'replace' && nameKey(p.next) !== nameKey(doc);
@@ -296,7 +343,7 @@ export class EntryWriter {
         // `prev`, that writer died between its two steps: write its change ourselves.
         const latest = this.latestKnown?.(id);
         if (latest && latest.revision > prev) {
-          next = { doc: latest.doc ? ({ ...latest.doc } as StoredRegistry) : null, readAt: Date.now() };
+          next = { doc: latest.doc ? ({ ...latest.doc } as StoredRegistry) : null, readAt: Date.now(), fromFeed: true };
           continue;
         }
         if (stuck?.prev !== prev) stuck = { prev, since: Date.now() };

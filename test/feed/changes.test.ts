@@ -532,6 +532,63 @@ describe('a writer that dies between the log and the collection', () => {
   });
 });
 
+describe('a writer that dies between the log and the collection: what clients are answered meanwhile', () => {
+  // Found by `npm run robustness` (docs/robustness.md): a replica killed between a delete's log record and its
+  // collection write; another replica answered a PUT 404 from its feed, then GETs and PUTs (a 412, a PUT that
+  // changed nothing) answered the deleted entry from the collection for seconds: not linearizable.
+  test('When a process logged a change and died before writing the collection, then reads and writes of the entry on a replica whose feed has the change answer from it, never from the older state the collection holds', async () => {
+    const dbName = testDbName();
+    const own = await startTestService({}, { dbName });
+    extra.push(own);
+    const entries = own.db.collection<StoredRegistry>('container_registries');
+    const stored = async (id: string) => entries.findOne({ _id: id } as never);
+    const dead = new ChangeLog<StoredRegistry>(own.db, { name: 'catalog_changes' });
+    // Deleted by the dead process; updated by it (version 2).
+    const x = await create(own.url, { container_registry_tags: ['a'] });
+    const rx = await dead.append({ key: x.id, prev: x.revision, op: 'delete' });
+    const y = await create(own.url, { container_registry_tags: ['a'] });
+    const yDoc = (await stored(y.id))!;
+    const ry = await dead.append({ key: y.id, prev: y.revision, op: 'upsert', doc: { ...yDoc, version: 2, container_registry_metadata: { owner: 'dead' } } });
+    expect(await own.parts.feed.waitFor(Math.max(rx, ry), 3000)).toBe(true);
+    // The collection still holds the older states (the feed's check repairs them only once they are 10 s old).
+    expect(await stored(x.id)).not.toBeNull();
+    expect((await stored(y.id))!.version).toBe(1);
+
+    expect((await call(own.url, 'GET', `/container_registry/${x.id}`)).status).toBe(404);
+    expect((await call(own.url, 'PUT', `/container_registry/${x.id}`, { $addToSet: { container_registry_tags: 'a' } })).status).toBe(404);
+    expect((await call(own.url, 'PUT', `/container_registry/${x.id}`, { $addToSet: { container_registry_tags: 'b' } }, { 'If-Match': '"1"' })).status).toBe(404);
+    const got = await call(own.url, 'GET', `/container_registry/${y.id}`);
+    expect(got.body).toMatchObject({ version: 2, revision: ry, container_registry_metadata: { owner: 'dead' } });
+    expect((await call(own.url, 'PUT', `/container_registry/${y.id}`, { $addToSet: { container_registry_tags: 'b' } }, { 'If-Match': '"1"' })).status).toBe(412);
+    const same = await call(own.url, 'PUT', `/container_registry/${y.id}`, { $addToSet: { container_registry_tags: 'a' } });
+    expect(same.body).toMatchObject({ version: 2, revision: ry });
+    // And the collection now holds what was answered.
+    expect(await stored(x.id)).toBeNull();
+    expect(await stored(y.id)).toMatchObject({ version: 2, revision: ry });
+  });
+
+  test('When a write loses its race to such a change, which the feed read after the write read the entry, and ends without writing (404), then the collection holds that change before the answer: other replicas never read the older state after it', async () => {
+    const dbName = testDbName();
+    const own = await startTestService({}, { dbName });
+    extra.push(own);
+    const x = await create(own.url);
+    const dead = new ChangeLog<StoredRegistry>(own.db, { name: 'catalog_changes' });
+    // The view is fed by hand from here: it reads the dead writer's delete just after the write below read the entry.
+    await own.parts.feed.stop();
+    const rx = await dead.append({ key: x.id, prev: x.revision, op: 'delete' });
+    let fed = false;
+    const write = own.parts.repository.writer.modify(x.id, (doc) => {
+      if (!fed) own.parts.feed.view.apply({ revision: rx, id: x.id, op: 'delete', at: new Date() });
+      fed = true;
+      if (!doc) throw new Error('not found');
+      return { kind: 'replace', next: { ...doc, version: doc.version + 1 }, result: 'written' };
+    });
+    await expect(write).rejects.toThrow('not found');
+    expect(await own.db.collection('container_registries').findOne({ _id: x.id } as never)).toBeNull();
+    expect((await own.db.collection('container_registry_tombstones').findOne({ _id: x.id } as never))?.revision).toBe(rx);
+  });
+});
+
 describe('holes', () => {
   test('When writers left a run of holes (revisions taken and never written) below a later change, then the run is filled together and the feed moves on to the change', async () => {
     const dbName = testDbName();

@@ -179,14 +179,19 @@ describe('answer checks', () => {
     expect(rules(checkAnswers(made, log(), slots, []))).toEqual(['query-in-log']);
   });
 
-  test('read-your-writes: a query on a replica behind a write that replica acknowledged before it began', () => {
+  test('read-your-writes: a query on a replica that does not show a write that replica acknowledged before it began', () => {
     const ops = [
       op({ op: 'c0-2', kind: 'update', target: B, replica: 1, call: 0, ret: 10, entry: doc(B, 7, 2, 'c0-2') }),
-      op({ op: 'c1-5', kind: 'query', name: NAME, replica: 1, call: 11, ret: 12, items: [doc(B, 6, 1, 'c2-1')], catalogRevision: 6 }),
+      op({ op: 'c1-5', kind: 'query', name: NAME, replica: 1, call: 11, ret: 12, items: [doc(B, 6, 1, 'c2-1')] }),
     ];
     expect(rules(checkAnswers(ops, log(), slots, []))).toEqual(['read-your-writes']);
-    // Not across a restart of that replica.
+    // Not across a restart of that replica, nor on another replica.
     expect(checkAnswers(ops, log(), slots, [{ kind: 'kill', target: 1, at: 10.5, end: 10.8, detail: '' }])).toEqual([]);
+    expect(checkAnswers([ops[0]!, { ...ops[1]!, replica: 2 }], log(), slots, [])).toEqual([]);
+    // Absent, once deleted after the write: fine; absent while it lives: not.
+    const deleted = [op({ op: 'c1-1', kind: 'update', target: A, replica: 1, call: 0, ret: 10, entry: doc(A, 2, 2, 'c1-1') }), op({ op: 'c1-6', kind: 'query', name: NAME, replica: 1, call: 11, ret: 12, items: [] })];
+    expect(checkAnswers(deleted, log(), slots, [])).toEqual([]);
+    expect(rules(checkAnswers([ops[0]!, { ...ops[1]!, items: [] }], log(), slots, []))).toEqual(['read-your-writes']);
   });
 
   test('unexpected-answer: a status the traffic never provokes', () => {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -42,7 +43,9 @@ type partitionResult struct {
 	Operations    int    `json:"operations"`
 	Result        string `json:"result"`
 	Visualization string `json:"visualization,omitempty"`
-	DurationMs    int64  `json:"duration_ms"`
+	// Explanation: where the longest linearization found stops, and why (Illegal only).
+	Explanation string `json:"explanation,omitempty"`
+	DurationMs  int64  `json:"duration_ms"`
 }
 
 type outputFile struct {
@@ -116,8 +119,64 @@ func checkPartition(p partition, timeout time.Duration) checked {
 	}
 	started := time.Now()
 	result, info := porcupine.CheckOperationsVerbose(SlotModel, ops, timeout)
-	return checked{
+	r := checked{
 		partitionResult: partitionResult{Name: p.Name, Operations: len(ops), Result: string(result), DurationMs: time.Since(started).Milliseconds()},
 		info:            &info,
 	}
+	if result == porcupine.Illegal {
+		r.Explanation = explain(ops, info)
+	}
+	return r
+}
+
+// explain says where the longest linearization porcupine found stops: the state it reaches, and the
+// operation that must come next (of those left, the one that returned first) with what the model answers
+// there instead of what the client got.
+func explain(ops []porcupine.Operation, info porcupine.LinearizationInfo) string {
+	partials := info.PartialLinearizationsOperations()
+	var longest []porcupine.Operation
+	for _, part := range partials {
+		for _, lin := range part {
+			if len(lin) > len(longest) {
+				longest = lin
+			}
+		}
+	}
+	state := State{}
+	done := map[string]bool{}
+	for _, o := range longest {
+		_, state = step(state, o.Input.(Input), o.Output.(Output))
+		done[o.Input.(Input).Op] = true
+	}
+	var next *porcupine.Operation
+	for i := range ops {
+		if done[ops[i].Input.(Input).Op] {
+			continue
+		}
+		if next == nil || ops[i].Return < next.Return {
+			next = &ops[i]
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "the longest linearization found covers %d of %d operations", len(longest), len(ops))
+	if n := len(longest); n > 0 {
+		b.WriteString(", ending with ")
+		from := n - 3
+		if from < 0 {
+			from = 0
+		}
+		for i, o := range longest[from:] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(describeOp(o.Input.(Input), o.Output.(Output)))
+		}
+	}
+	fmt.Fprintf(&b, "; the slot is then {%s}", describeState(state))
+	if next != nil {
+		in, out := next.Input.(Input), next.Output.(Output)
+		want, _ := effect(state, in)
+		fmt.Fprintf(&b, "; no operation left can follow, e.g. %s (called at %.3f s, answered at %.3f s), where the model answers %s", describeOp(in, out), float64(next.Call)/1e6, float64(next.Return)/1e6, describeOp(in, want))
+	}
+	return b.String()
 }
