@@ -131,7 +131,7 @@ export interface Meta {
   tags: string[];
   clients: number;
   replicas: number;
-  /** Window after a fault in which a 409 on a free name is allowed (a reservation left by a dead writer, docs/change-feed.md). */
+  /** Window after a fault in which a 409 on a free name is allowed when a write of that name was under way on a replica the fault hit (a reservation left by a dead writer, docs/change-feed.md). */
   reservationWindowUs: number;
 }
 

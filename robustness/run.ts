@@ -45,7 +45,10 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-const duration = (ms: number) => `${Math.floor(ms / 60_000)}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`;
+function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
 
 function tally<T>(xs: T[], key: (x: T) => string): Record<string, number> {
   const out: Record<string, number> = {};
@@ -102,10 +105,12 @@ async function main(): Promise<number> {
       faults: tally(history.faults, (f) => f.kind),
       histories_checked: report.histories_checked,
       linearizable: report.linearizable,
+      unknown_outcomes: report.unknown_outcomes,
       partitions: report.linearizability.partitions.map((p) => ({ name: p.name, operations: p.operations, result: p.result, duration_ms: p.duration_ms })),
       watch_violations: report.watch_violations,
       other_violations: report.other_violations,
       changes_consumed: report.changes_consumed,
+      positions_checked: report.positions_checked,
       log_revisions: history.log.length,
       history: bad || args.keep ? path.relative(ROOT, dir) : null,
     });

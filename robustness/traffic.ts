@@ -29,14 +29,15 @@ export interface TrafficOptions {
   thinkMs: [number, number];
 }
 
+/** Deletes are rarer than creates (most creates lose the race for the name), so the slots hold entries most of the time. */
 const WEIGHTS: Array<[OpKind | 'update-if-match' | 'delete-if-match', number]> = [
   ['get', 18],
   ['query', 10],
-  ['create', 16],
-  ['update', 20],
-  ['update-if-match', 16],
-  ['delete', 8],
-  ['delete-if-match', 7],
+  ['create', 14],
+  ['update', 24],
+  ['update-if-match', 18],
+  ['delete', 5],
+  ['delete-if-match', 5],
 ];
 const TOTAL = WEIGHTS.reduce((s, [, w]) => s + w, 0);
 

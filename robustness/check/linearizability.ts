@@ -51,6 +51,16 @@ export interface PorcupineInput {
   partitions: Array<{ name: string; operations: PorcupineOp[] }>;
 }
 
+/** What became of the operations without a definite answer. */
+export interface Unknowns {
+  /** Writes whose marker the log holds: they happened, with the state the log shows. */
+  happened: number;
+  /** Writes whose marker the log does not hold, and reads without an answer: left out. */
+  dropped: number;
+  /** Left to porcupine (deletes, updates that only add a tag). */
+  open: number;
+}
+
 export interface LinearizabilityResult {
   linearizable: boolean;
   partitions: Array<{ name: string; operations: number; result: 'Ok' | 'Illegal' | 'Unknown'; visualization?: string; explanation?: string; duration_ms: number }>;
@@ -74,12 +84,27 @@ function recordOf(log: LogIndex, key: string, marker: string): LogRecord | undef
   return log.history(key).find((r) => r.op === 'upsert' && r.doc?.marker === marker);
 }
 
-function inFaultWindow(call: number, faults: Fault[], windowUs: number): boolean {
-  return faults.some((f) => call >= f.at && call <= f.end + windowUs);
+/**
+ * Whether a 409 to create `c` on a free name is explained by a name reservation the model does not see:
+ * another create of the slot was running at the same time (the reservation race: of writers racing for a name
+ * exactly one reserves it, and the others are refused even if that one fails afterwards), or a create or delete
+ * of the slot was under way on a replica when a fault hit it (its reservation stays until stale, 30 s), and `c`
+ * began within `windowUs` after that fault.
+ */
+function mayBeRefused(c: Operation, slotOps: Operation[], faults: Fault[], windowUs: number): boolean {
+  const end = (o: Operation) => o.ret ?? Infinity;
+  const names = slotOps.filter((o) => o !== c && (o.kind === 'create' || o.kind === 'delete'));
+  if (names.some((o) => o.kind === 'create' && o.call <= end(c) && end(o) >= c.call)) return true;
+  return faults.some(
+    (f) =>
+      c.call >= f.at &&
+      c.call <= f.end + windowUs &&
+      names.some((o) => (f.target === -1 || f.target === o.replica) && o.call <= f.end && end(o) >= f.at),
+  );
 }
 
 /** The model's input and output for one operation, or undefined when it is left out (a read without an answer, a request never sent). */
-function toModel(o: Operation, meta: Meta, log: LogIndex, faults: Fault[]): { input: ModelInput; output: ModelOutput; unknown: boolean } | undefined {
+function toModel(o: Operation, slotOps: Operation[], meta: Meta, log: LogIndex, faults: Fault[], unknowns: Unknowns): { input: ModelInput; output: ModelOutput; unknown: boolean } | undefined {
   if (o.kind === 'query') return undefined;
   const ids = meta.slots[o.slot]!.ids;
   const input: ModelInput = { kind: o.kind, id: ids.indexOf(o.target!), op: o.op };
@@ -88,17 +113,21 @@ function toModel(o: Operation, meta: Meta, log: LogIndex, faults: Fault[]): { in
   if (o.kind === 'update' && o.addTags?.length) input.add_tags = mask(o.addTags, meta.tags);
   if (o.kind === 'create') {
     input.tags = mask(o.tags, meta.tags);
-    if (inFaultWindow(o.call, faults, meta.reservationWindowUs)) input.may_refuse = true;
+    if (o.status === 409 && mayBeRefused(o, slotOps, faults, meta.reservationWindowUs)) input.may_refuse = true;
   }
   const outcome = outcomeOf(o);
   if (outcome === 'unsent' || outcome === 'other') return undefined;
   if (outcome === 'unknown') {
-    if (o.kind === 'get') return undefined;
-    if (o.marker) {
-      const rec = recordOf(log, o.target!, o.marker);
-      if (!rec) return undefined; // never happened
+    const rec = o.marker ? recordOf(log, o.target!, o.marker) : undefined;
+    if (o.kind === 'get' || (o.marker && !rec)) {
+      unknowns.dropped++; // a read without an answer, or a write that never happened
+      return undefined;
+    }
+    if (rec) {
+      unknowns.happened++;
       return { input, output: { status: 'ok', version: rec.doc!.version, tags: mask(rec.doc!.tags, meta.tags), marker: rec.doc!.marker ?? '' }, unknown: true };
     }
+    unknowns.open++;
     return { input, output: { status: 'unknown' }, unknown: true };
   }
   if (outcome !== 'ok') return { input, output: { status: outcome }, unknown: false };
@@ -108,12 +137,13 @@ function toModel(o: Operation, meta: Meta, log: LogIndex, faults: Fault[]): { in
 }
 
 /** Porcupine's input: one partition per slot. */
-export function porcupineInput(ops: Operation[], meta: Meta, log: LogIndex, faults: Fault[]): PorcupineInput {
+export function porcupineInput(ops: Operation[], meta: Meta, log: LogIndex, faults: Fault[], unknowns: Unknowns = { happened: 0, dropped: 0, open: 0 }): PorcupineInput {
   const last = ops.reduce((m, o) => Math.max(m, o.ret ?? o.call), 0);
   let pending = 0;
   const partitions = meta.slots.map((slot, i) => ({ name: `slot ${i} (${slot.name}: ${slot.ids.join(', ')})`, operations: [] as PorcupineOp[] }));
+  const bySlot = meta.slots.map((_, i) => ops.filter((o) => o.slot === i));
   for (const o of ops) {
-    const m = toModel(o, meta, log, faults);
+    const m = toModel(o, bySlot[o.slot]!, meta, log, faults, unknowns);
     if (!m) continue;
     const ret = m.unknown ? last + 1_000_000_000 + pending++ : o.ret!;
     partitions[o.slot]!.operations.push({ client: o.client, call: Math.round(o.call), return: Math.round(ret), input: m.input, output: m.output });
@@ -136,8 +166,9 @@ export function buildChecker(): string {
 }
 
 /** Writes porcupine.json into `dir`, runs the checker; answers its result and the violations it implies. */
-export function checkLinearizability(dir: string, ops: Operation[], meta: Meta, log: LogIndex, faults: Fault[], timeoutS = 120): { result: LinearizabilityResult; violations: Violation[]; histories: number } {
-  const input = porcupineInput(ops, meta, log, faults);
+export function checkLinearizability(dir: string, ops: Operation[], meta: Meta, log: LogIndex, faults: Fault[], timeoutS = 120): { result: LinearizabilityResult; violations: Violation[]; histories: number; unknowns: Unknowns } {
+  const unknowns: Unknowns = { happened: 0, dropped: 0, open: 0 };
+  const input = porcupineInput(ops, meta, log, faults, unknowns);
   const file = path.join(dir, 'porcupine.json');
   writeFileSync(file, JSON.stringify(input));
   const out = path.join(dir, 'linearizability.json');
@@ -154,5 +185,5 @@ export function checkLinearizability(dir: string, ops: Operation[], meta: Meta, 
           ? `${p.name}: the ${p.operations} operations are not linearizable: ${p.explanation ?? ''}${p.visualization ? ` (porcupine's visualization: ${p.visualization})` : ''}`
           : `${p.name}: porcupine could not decide within ${timeoutS} s`,
     }));
-  return { result, violations, histories: input.partitions.filter((p) => p.operations.length > 0).length };
+  return { result, violations, histories: input.partitions.filter((p) => p.operations.length > 0).length, unknowns };
 }

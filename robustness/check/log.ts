@@ -105,9 +105,12 @@ export function snapDiff(logged: Snap | undefined, seen: Snap): string | undefin
   return diffs.length > 0 ? diffs.join(', ') : undefined;
 }
 
-/** Per entry, each change follows the one before it (`prev`): the log's compare-and-set held. */
-export function checkLogChain(log: LogIndex): Violation[] {
-  const out: Violation[] = [];
+/**
+ * The log itself: per entry, each change follows the one before it (`prev`: the compare-and-set held), and at no
+ * revision do two live entries share a name (the entries of a run have no origin: names are unique among them).
+ */
+export function checkLog(log: LogIndex): Violation[] {
+  const out: Violation[] = [...checkNames(log)];
   for (const key of log.keys()) {
     let prev = 0;
     for (const rec of log.history(key)) {
@@ -115,6 +118,23 @@ export function checkLogChain(log: LogIndex): Violation[] {
       if (rec.prev !== prev) out.push({ rule: 'log-chain', where: 'log', detail: `change ${rec.r} of ${key} follows revision ${rec.prev}, but the entry's previous change is ${prev || 'none'}` });
       prev = rec.r;
     }
+  }
+  return out;
+}
+
+function checkNames(log: LogIndex): Violation[] {
+  const out: Violation[] = [];
+  const holder = new Map<string, string>();
+  const nameOf = new Map<string, string>();
+  for (const rec of log.changes) {
+    const before = nameOf.get(rec.key);
+    if (before !== undefined && holder.get(before) === rec.key) holder.delete(before);
+    nameOf.delete(rec.key);
+    if (rec.op !== 'upsert' || !rec.doc) continue;
+    const other = holder.get(rec.doc.name);
+    if (other !== undefined && other !== rec.key) out.push({ rule: 'name-unique', where: 'log', detail: `at revision ${rec.r}, ${rec.key} and ${other} are both named ${rec.doc.name}` });
+    holder.set(rec.doc.name, rec.key);
+    nameOf.set(rec.key, rec.doc.name);
   }
   return out;
 }
