@@ -86,15 +86,15 @@ function recordOf(log: LogIndex, key: string, marker: string): LogRecord | undef
 
 /**
  * Whether a 409 to create `c` on a free name is explained by a name reservation the model does not see:
- * another create of the slot was running at the same time (the reservation race: of writers racing for a name
- * exactly one reserves it, and the others are refused even if that one fails afterwards), or a create or delete
- * of the slot was under way on a replica when a fault hit it (its reservation stays until stale, 30 s), and `c`
- * began within `windowUs` after that fault.
+ * another create or a delete of the slot was running at the same time (of writers racing for a name exactly
+ * one reserves it, and the others are refused even if that one fails afterwards; a delete gives the name up
+ * after its change is in the log), or a create or delete of the slot was under way on a replica when a fault
+ * hit it (its reservation stays until stale, 30 s), and `c` began within `windowUs` after that fault.
  */
 function mayBeRefused(c: Operation, slotOps: Operation[], faults: Fault[], windowUs: number): boolean {
   const end = (o: Operation) => o.ret ?? Infinity;
   const names = slotOps.filter((o) => o !== c && (o.kind === 'create' || o.kind === 'delete'));
-  if (names.some((o) => o.kind === 'create' && o.call <= end(c) && end(o) >= c.call)) return true;
+  if (names.some((o) => o.call <= end(c) && end(o) >= c.call)) return true;
   return faults.some(
     (f) =>
       c.call >= f.at &&

@@ -51,6 +51,12 @@ const DEADLINE_MS = 8000;
 /** A plan read longer ago than this is not appended (a stalled process re-reads). */
 const MAX_PLAN_AGE_MS = 5000;
 
+/** A name a write of an entry reserved, and the revision of the state that write followed. */
+interface Taken {
+  key: string | undefined;
+  rev: number;
+}
+
 export function revisionOf(doc: { revision?: unknown } | null | undefined): number {
   return typeof doc?.revision === 'number' ? doc.revision : 0;
 }
@@ -119,19 +125,17 @@ export class EntryWriter {
    */
   async create(doc: StoredRegistry): Promise<StoredRegistry> {
     stampNameKey(doc);
-    // Three independent steps, at once: the name (reserved), the id, and a tombstone the create follows.
-    const [named, existing, prev] = await Promise.allSettled([this.takeName(doc), this.collection.findOne({ _id: doc._id } as Filter<StoredRegistry>, { projection: { _id: 1 } }), this.createPrev(doc._id)]);
-    if (named.status === 'rejected') throw named.reason;
+    // The id and the tombstone the create follows, at once; then the name, reserved for this life of the entry.
+    const [existing, prev] = await Promise.all([this.collection.findOne({ _id: doc._id } as Filter<StoredRegistry>, { projection: { _id: 1 } }), this.createPrev(doc._id)]);
+    await this.takeName(doc, prev);
     const refuse = async (e: unknown): Promise<never> => {
-      await this.names.releaseUnused(nameKey(doc), doc._id).catch(() => undefined);
+      await this.names.releaseUnused(nameKey(doc), doc._id, prev).catch(() => undefined);
       throw e;
     };
-    if (existing.status === 'rejected') return refuse(existing.reason);
-    if (prev.status === 'rejected') return refuse(prev.reason);
-    if (existing.value) return refuse(idTaken(doc._id));
+    if (existing) return refuse(idTaken(doc._id));
     let r: number;
     try {
-      r = await this.log.append({ key: doc._id, prev: prev.value, op: 'upsert', doc });
+      r = await this.log.append({ key: doc._id, prev, op: 'upsert', doc });
     } catch (e) {
       const failure = e instanceof Error ? appendFailure(e, doc._id) : e;
       // Refused for sure: the name is given back. An append that timed out may still land (or become a
@@ -156,7 +160,7 @@ export class EntryWriter {
     const tombstones = new Map((await this.tombstones.find({ _id: { $in: docs.map((d) => d._id) } }).toArray()).map((t) => [t._id, t.revision]));
     const candidates: number[] = [];
     for (const doc of docs) stampNameKey(doc);
-    const refused = await this.names.reserveMany(docs.map((d) => ({ key: nameKey(d), id: d._id })));
+    const refused = await this.names.reserveMany(docs.map((d) => ({ key: nameKey(d), id: d._id, rev: tombstones.get(d._id) ?? 0 })));
     for (const [i, doc] of docs.entries()) {
       if (refused.has(doc._id) || (await this.unreservedOwner(doc))) out[i] = nameTaken(doc);
       else candidates.push(i);
@@ -168,7 +172,7 @@ export class EntryWriter {
       if (typeof r === 'number') stored.push({ i, doc: { ...docs[i]!, revision: r } as StoredRegistry });
       else {
         out[i] = appendFailure(r, docs[i]!._id);
-        if (r instanceof ChangeConflict || r instanceof RecordTooLarge) await this.names.releaseUnused(nameKey(docs[i]!), docs[i]!._id).catch(() => undefined);
+        if (r instanceof ChangeConflict || r instanceof RecordTooLarge) await this.names.releaseUnused(nameKey(docs[i]!), docs[i]!._id, tombstones.get(docs[i]!._id) ?? 0).catch(() => undefined);
       }
     }
     const failed = await this.materializeNew(stored.map((s) => s.doc), false);
@@ -201,7 +205,9 @@ export class EntryWriter {
       (await this.collection.find({ _id: { $in: docs.map((d) => d._id) } } as Filter<StoredRegistry>, { projection: { _id: 1, revision: 1 } }).toArray()).map((d) => [d._id, revisionOf(d)]),
     );
     for (const [i, doc] of docs.entries()) {
-      if (present.get(doc._id) === doc.revision) continue;
+      // The entry at this revision or a later one: the create landed (another process may have written it from
+      // the log, and a later write followed it, while this one was held up).
+      if ((present.get(doc._id) ?? -1) >= (doc.revision as number)) continue;
       await this.undoCreate(doc).catch(() => undefined);
       const reason = why.get(i);
       refused.set(i, reason instanceof Error ? reason : nameTaken(doc));
@@ -213,13 +219,13 @@ export class EntryWriter {
   private async undoCreate(doc: StoredRegistry): Promise<void> {
     const r = await this.log.append({ key: doc._id, prev: doc.revision as number, op: 'delete' });
     await this.tombstones.replaceOne({ _id: doc._id }, { revision: r, at: new Date() }, { upsert: true });
-    await this.names.release(nameKey(doc), doc._id);
+    await this.names.release(nameKey(doc), doc._id, doc.revision as number);
   }
 
-  /** Reserves the name `doc` asks for (names.ts); 409 when another entry holds it. */
-  private async takeName(doc: StoredRegistry): Promise<void> {
-    if (!(await this.names.reserve(nameKey(doc), doc._id)) || (await this.unreservedOwner(doc))) {
-      await this.names.releaseUnused(nameKey(doc), doc._id).catch(() => undefined);
+  /** Reserves the name `doc` asks for (names.ts), for a write that follows the entry's state at `rev`; 409 when another entry holds it. */
+  private async takeName(doc: StoredRegistry, rev: number): Promise<void> {
+    if (!(await this.names.reserve(nameKey(doc), doc._id, rev)) || (await this.unreservedOwner(doc))) {
+      await this.names.releaseUnused(nameKey(doc), doc._id, rev).catch(() => undefined);
       throw nameTaken(doc);
     }
   }
@@ -255,11 +261,11 @@ export class EntryWriter {
    */
   async modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known?: KnownEntry): Promise<R> {
     // A name reserved by an attempt whose change was never appended is given back (names.ts).
-    const taken = { key: undefined as string | undefined };
+    const taken: Taken = { key: undefined, rev: 0 };
     try {
       return await this.modifyOnce(id, plan, known, taken);
     } finally {
-      if (taken.key !== undefined) await this.names.releaseUnused(taken.key, id).catch(() => undefined);
+      if (taken.key !== undefined) await this.names.releaseUnused(taken.key, id, taken.rev).catch(() => undefined);
     }
   }
 
@@ -304,7 +310,7 @@ export class EntryWriter {
     }
   }
 
-  private async modifyOnce<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known: KnownEntry | undefined, taken: { key?: string }): Promise<R> {
+  private async modifyOnce<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known: KnownEntry | undefined, taken: Taken): Promise<R> {
     const giveUpAt = Date.now() + DEADLINE_MS;
     let stuck: { prev: number; since: number } | undefined;
     // The caller's read of the entry is used when it is recent and the feed knows nothing later.
@@ -325,10 +331,11 @@ export class EntryWriter {
       if (p.kind === 'replace') stampNameKey(p.next);
       const renamed = p.kind === 'replace' && nameKey(p.next) !== nameKey(doc);
       if (renamed && taken.key !== nameKey(p.next)) {
-        if (taken.key !== undefined) await this.names.releaseUnused(taken.key, id);
+        if (taken.key !== undefined) await this.names.releaseUnused(taken.key, id, taken.rev);
         taken.key = undefined;
-        await this.takeName(p.next);
+        await this.takeName(p.next, prev);
         taken.key = nameKey(p.next);
+        taken.rev = prev;
       }
       if (Date.now() - readAt > MAX_PLAN_AGE_MS) continue;
       let r: number;
@@ -383,7 +390,7 @@ export class EntryWriter {
       }
       this.written(r);
       // The entry's previous name is free from now on (renamed, or deleted).
-      if (renamed || p.kind === 'delete') await this.names.release(nameKey(doc), id).catch(() => undefined);
+      if (renamed || p.kind === 'delete') await this.names.release(nameKey(doc), id, prev).catch(() => undefined);
       return p.result;
     }
     throw new ServiceUnavailableError(`Entry ${id} is being written too often to apply this change now; try again.`, 1);

@@ -567,6 +567,33 @@ describe('a writer that dies between the log and the collection: what clients ar
     expect(await stored(y.id)).toMatchObject({ version: 2, revision: ry });
   });
 
+  // Found by `npm run robustness`: a create on a frozen replica (SIGSTOP) was written from the log by another
+  // replica and updated there; when the frozen one went on, its insert met the later state and it answered 409
+  // for a create that had happened.
+  test('When a create is held up between the log and the collection while another replica writes it from the log and updates it, then the create is answered 201, not refused', async () => {
+    const dbName = testDbName();
+    const own = await startTestService({}, { dbName });
+    extra.push(own);
+    const writer = own.parts.repository.writer;
+    const coll = writer.collection as unknown as { insertOne: (doc: StoredRegistry, opts?: unknown) => Promise<unknown> };
+    const insertOne = coll.insertOne.bind(coll);
+    let updated: { status: number } | undefined;
+    coll.insertOne = async (doc, opts) => {
+      coll.insertOne = insertOne;
+      // This process is held up here; meanwhile the entry is written from the log and updated.
+      await writer.materializeState(doc._id, doc.revision as number, doc);
+      updated = await call(own.url, 'PUT', `/container_registry/${doc._id}`, { $set: { 'container_registry_metadata.owner': 'other' } });
+      return insertOne(doc, opts);
+    };
+    const created = await call(own.url, 'POST', '/container_registry', entry());
+    expect(updated?.status).toBe(200);
+    expect(created.status).toBe(201);
+    const id = created.body.container_registry_id as string;
+    const got = await call(own.url, 'GET', `/container_registry/${id}`);
+    expect(got.body).toMatchObject({ version: 2, container_registry_metadata: { owner: 'other' } });
+    expect((await own.db.collection('catalog_changes').find({ key: id }).toArray()).map((r) => r.op)).toEqual(['upsert', 'upsert']);
+  });
+
   test('When a write loses its race to such a change, which the feed read after the write read the entry, and ends without writing (404), then the collection holds that change before the answer: other replicas never read the older state after it', async () => {
     const dbName = testDbName();
     const own = await startTestService({}, { dbName });

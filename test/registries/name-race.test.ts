@@ -4,6 +4,7 @@
  * in-memory view) nor the change feed ever show one of the nine: no entry, no upsert, no compensating
  * delete of an id no client was given. The same for renames racing to one name.
  */
+import { randomUUID } from 'node:crypto';
 import { entry } from '../support/entries';
 import { call, startReplicas, type TestService } from '../support/service';
 
@@ -98,4 +99,47 @@ test('When a process died holding a name it never used, then the name is refused
   const taken = await call(replicas[1]!.url, 'POST', '/container_registry', entry({ container_registry_name: stale }));
   expect(taken.status).toBe(201);
   expect(await reservations.findOne({ _id: `/${stale}` })).toMatchObject({ id: taken.body.container_registry_id });
+});
+
+// Found by `npm run robustness` (docs/robustness.md): an entry created again while its delete was giving its name
+// up took the old reservation, which the delete then released; another entry, on a replica whose view had seen
+// the delete, reserved the free-looking name and reached the log, and was undone by a compensating delete: the
+// feed showed two entries with one name, and an entry no client was given.
+test('When an entry is created again while its delete is still giving its name up, then the new life does not take the old reservation: no two entries ever hold the name on the feed', async () => {
+  const [a, b] = (await startReplicas(2)) as [TestService, TestService];
+  try {
+    const name = `life-${Date.now()}`;
+    const id = randomUUID();
+    const first = await call(a.url, 'POST', '/container_registry', entry({ container_registry_id: id, container_registry_name: name }));
+    expect(first.status).toBe(201);
+    // A's delete is held just before it gives the name up; meanwhile B's feed reads the delete and stops there,
+    // and the entry is created again on A.
+    const names = a.parts.repository.writer.names;
+    const release = names.release.bind(names);
+    let again: { status: number } | undefined;
+    names.release = async (key, rid, rev) => {
+      names.release = release;
+      const tombstone = () => b.parts.feed.view.get(id) !== undefined && b.parts.feed.view.get(id)!.doc === undefined;
+      for (let i = 0; i < 100 && !tombstone(); i++) await new Promise((r) => setTimeout(r, 50));
+      await b.parts.feed.stop();
+      if (!tombstone()) throw new Error('replica B never read the delete');
+      again = await call(a.url, 'POST', '/container_registry', entry({ container_registry_id: id, container_registry_name: name }));
+      return release(key, rid, rev);
+    };
+    // (The delete swallows a failing release: the hook's own failure shows as `again` missing below.)
+    expect((await call(a.url, 'DELETE', `/container_registry/${id}`)).status).toBe(204);
+    const other = await call(b.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
+    expect({ again: again?.status, other: other.status }).toEqual({ again: 409, other: 201 });
+    // The log: at no revision two entries named alike.
+    const holders = new Map<string, string>();
+    for (const rec of await a.db.collection('catalog_changes').find({ op: { $ne: 'fill' } }).sort({ r: 1 }).toArray()) {
+      for (const [k, v] of holders) if (v === rec.key) holders.delete(k);
+      if (rec.op !== 'upsert') continue;
+      expect(holders.get(rec.doc.container_registry_name) ?? rec.key).toBe(rec.key);
+      holders.set(rec.doc.container_registry_name, rec.key);
+    }
+  } finally {
+    await a.close();
+    await b.close({ keepDatabase: true });
+  }
 });
