@@ -26,6 +26,14 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Every service process started, so that a run cut short by its deadline or a signal leaves none behind. */
+const started = new Set<ServiceProcess>();
+
+/** SIGKILLs every service process still running (a run that ends abnormally). */
+export function killAll(): void {
+  for (const p of started) p.signal('SIGKILL');
+}
+
 export class ServiceProcess {
   readonly url: string;
   private child?: ChildProcess;
@@ -42,6 +50,7 @@ export class ServiceProcess {
   ) {
     this.url = `http://127.0.0.1:${port}`;
     this.env = env;
+    started.add(this);
     this.log = createWriteStream(logFile, { flags: 'a' });
   }
 
@@ -101,7 +110,10 @@ export class ServiceProcess {
   }
 
   signal(sig: NodeJS.Signals): void {
-    if (this.running()) this.child!.kill(sig);
+    if (this.running()) {
+      if (sig === 'SIGKILL') this.child!.kill('SIGCONT');
+      this.child!.kill(sig);
+    }
   }
 
   /** SIGKILL; resolves once it is gone. */

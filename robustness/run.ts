@@ -9,9 +9,12 @@ import path from 'node:path';
 import { checkHistory, type CheckReport } from './check';
 import { engineAvailable, EngineUnavailable, ENGINES, type Engine } from './engines';
 import type { History } from './history';
+import { killAll } from './processes';
 import { PROFILES, runScenario } from './scenario';
 
 const ROOT = path.resolve(__dirname, '..', '..');
+/** A run (one engine) that is not over after this long is stopped: its processes killed, exit 2. */
+const DEADLINE_MS = { quick: 8 * 60_000, full: 25 * 60_000 };
 const OUT_DIR = path.join(ROOT, 'robustness');
 const SHOWN_VIOLATIONS = 10;
 
@@ -88,8 +91,10 @@ async function main(): Promise<number> {
     const dir = path.join(OUT_DIR, 'histories', `${engine}-${stamp}`);
     process.stdout.write(`robustness: ${engine}, ${args.mode} (history in ${path.relative(ROOT, dir)})\n`);
     const profile = args.seconds ? { ...PROFILES[args.mode], trafficMs: args.seconds * 1000 } : PROFILES[args.mode];
+    const deadline = setTimeout(() => abort(`the ${engine} run took over ${DEADLINE_MS[args.mode] / 60_000} minutes`), DEADLINE_MS[args.mode] + profile.trafficMs - PROFILES[args.mode].trafficMs);
     const { history, durationMs } = await runScenario(engine, profile, dir);
     const report = checkHistory(dir, history);
+    clearTimeout(deadline);
     const bad = failed(report);
     anyFailed ||= bad;
     printViolations(report);
@@ -137,6 +142,15 @@ async function main(): Promise<number> {
   process.stdout.write(summary + '\n');
   return anyFailed ? 1 : 0;
 }
+
+/** Ends the run at once: no process left behind, exit 2. */
+function abort(why: string): void {
+  process.stderr.write(`robustness: ${why}; stopping\n`);
+  killAll();
+  process.exit(2);
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => abort(`${sig} received`));
 
 main().then(
   (code) => process.exit(code),

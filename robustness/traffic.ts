@@ -47,10 +47,14 @@ function chooseKind(): (typeof WEIGHTS)[number][0] {
   return 'get';
 }
 
+/** A replica that refused a connection is left alone this long (it is down: killed, starting again). */
+const DOWN_MS = 500;
+
 export class Traffic {
   readonly operations: Operation[] = [];
   private stopped = false;
   private workers: Promise<void>[] = [];
+  private readonly downUntil: number[] = [];
 
   constructor(private readonly o: TrafficOptions) {}
 
@@ -78,7 +82,7 @@ export class Traffic {
   private async one(client: number, n: number, seen: Map<string, number>, alive: Map<number, string>): Promise<Operation> {
     const slotIndex = Math.floor(Math.random() * this.o.slots.length);
     const slot = this.o.slots[slotIndex]!;
-    const replica = Math.floor(Math.random() * this.o.replicas.length);
+    const replica = this.pickReplica();
     const base = this.o.replicas[replica]!;
     const choice = chooseKind();
     const kind: OpKind = choice === 'update-if-match' ? 'update' : choice === 'delete-if-match' ? 'delete' : choice;
@@ -92,11 +96,19 @@ export class Traffic {
     op.call = this.o.clock.now();
     const answer = await send(base + path, method, body, this.o.timeoutMs, headers);
     this.record(op, answer);
+    if (answer.error === 'ECONNREFUSED') this.downUntil[replica] = Date.now() + DOWN_MS;
     if (op.entry) {
       seen.set(id, op.entry.version);
       alive.set(slotIndex, id);
     } else if (op.status === 404 || (op.kind === 'delete' && op.status === 204)) alive.delete(slotIndex);
     return op;
+  }
+
+  /** A replica chosen at random among those not known to be down (any, when all are). */
+  private pickReplica(): number {
+    const all = this.o.replicas.map((_, i) => i);
+    const up = all.filter((i) => (this.downUntil[i] ?? 0) <= Date.now());
+    return pick(up.length > 0 ? up : all);
   }
 
   /** The request of `op` (and the marker, tags it writes, set on `op`). */
