@@ -9,12 +9,13 @@
  * writers racing for a free name, exactly one inserts the reservation; the others find it held and answer
  * 409, before they append anything.
  *
- * A reservation belongs to one life of its entry: it records the revision of the state the reserving write
- * follows (`rev`: for a create, the tombstone of the entry's previous life, or 0). A write of the entry that
- * follows that state or a later one shares it; a create that follows a delete of the entry does not take over
- * the previous life's reservation, which that delete releases (only reservations at or below the revision it
- * ends, so never the next life's): a re-create racing with the delete of its id once took the reservation the
- * delete then released, and held its name with none, so another entry could take the name and reach the log.
+ * A reservation is its writer's alone: a write finding the name reserved, even for the same entry (another
+ * write of it, or its previous life), is refused like any other, and gives back only a reservation it made.
+ * Shared reservations let one entry hold its name with none: a re-create racing with the delete of its id took
+ * the reservation the delete then released; of two creates of one id, the refused one gave back the one its
+ * rival held. Either way another entry could take the name and reach the log. A reservation records the
+ * revision of the entry's state its write follows (`rev`: for a create, the tombstone of the entry's previous
+ * life, or 0), and the write that ends a name's use releases only reservations made up to the state it ends.
  *
  * A reservation outlives its holder's use of the name only when a process died between its write and the
  * release (or the write failed in a way that leaves it unknown whether the name is used). It is then taken
@@ -26,6 +27,7 @@
  * write it refuses); with reservations it refuses nothing unless entries written before reservations
  * existed are involved, which the caller checks against the view.
  */
+import { randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey, type Claims } from '../db/atomic';
 
@@ -40,6 +42,8 @@ interface Reservation {
   at: Date;
   /** The revision of the entry's state the reserving write follows (absent on reservations made before it existed: 0). */
   rev?: number;
+  /** The reserving call (tells its own insert from another's after an ambiguous failure). */
+  w?: string;
 }
 
 /** The reservations of entry `id` made by writes that follow its state `upTo` or an earlier one. */
@@ -61,21 +65,20 @@ export class NameReservations {
   }
 
   /**
-   * Reserves `key` for entry `id`, for a write that follows the entry's state at revision `rev`: true when it is
-   * now the entry's (or already was, for that state or a later one), false when another entry, or an earlier
-   * life of this one, holds it.
+   * Reserves `key` for entry `id`, for a write that follows the entry's state at revision `rev`: true when this
+   * call reserved it, false when it is held (by another entry, or by another write of this one).
    */
-  async reserve(key: string, id: string, rev: number): Promise<boolean> {
+  async reserve(key: string, id: string, rev: number, w = randomBytes(8).toString('hex')): Promise<boolean> {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        await this.collection.insertOne({ _id: key, id, at: new Date(), rev });
+        await this.collection.insertOne({ _id: key, id, at: new Date(), rev, w });
         return true;
       } catch (e) {
         if (!isDuplicateKey(e)) throw e;
       }
       const held = await this.collection.findOne({ _id: key });
       if (!held) continue; // released in between
-      if (held.id === id && (held.rev ?? 0) >= rev) return true;
+      if (held.w === w) return true; // this call's own insert (its answer was lost)
       if (Date.now() - held.at.getTime() < this.staleAfterMs || (await this.holds(held.id, key))) return false;
       if (!(await this.claims.claimOnce(`name-reservation:${key}:${held.id}:${held.at.getTime()}`))) return false;
       await this.collection.deleteOne({ _id: key, id: held.id });
@@ -88,16 +91,17 @@ export class NameReservations {
     const refused = new Set<string>();
     if (pairs.length === 0) return refused;
     const at = new Date();
+    const w = randomBytes(8).toString('hex');
     try {
       await this.collection.insertMany(
-        pairs.map((p) => ({ _id: p.key, id: p.id, at, rev: p.rev })),
+        pairs.map((p) => ({ _id: p.key, id: p.id, at, rev: p.rev, w })),
         { ordered: false },
       );
       return refused;
     } catch {
-      // Taken ones (or an unknown outcome): each is settled one by one below.
+      // Taken ones (or an unknown outcome): each is settled one by one below (those this call inserted are its own).
     }
-    for (const p of pairs) if (!(await this.reserve(p.key, p.id, p.rev))) refused.add(p.id);
+    for (const p of pairs) if (!(await this.reserve(p.key, p.id, p.rev, w))) refused.add(p.id);
     return refused;
   }
 

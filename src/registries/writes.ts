@@ -44,7 +44,10 @@ export interface KnownEntry {
   readAt: number;
 }
 
-/** Called with every revision this process wrote, once it is materialized (read-your-writes). */
+/**
+ * Called with every revision this process wrote, once it is materialized, and with the revision of every
+ * entry it answered from the collection (read-your-writes: what a replica answered, its later reads show).
+ */
 export type WrittenListener = (revision: number) => void;
 
 const DEADLINE_MS = 8000;
@@ -105,8 +108,16 @@ export class EntryWriter {
     const now = Date.now();
     if (this.complete.size > 100_000) for (const [r, at] of this.complete) if (now - at > 300_000) this.complete.delete(r);
     for (const r of rs) this.complete.set(r, now);
-    const top = Math.max(0, ...rs);
-    if (top > 0) for (const l of this.listeners) l(top);
+    this.answered(Math.max(0, ...rs));
+  }
+
+  /**
+   * This process answered a client with an entry at revision `r` (a read, an update that changed nothing, one
+   * written by another replica): its later reads must not show an older state of it (the view may not have
+   * read `r` yet when the collection already holds it).
+   */
+  answered(r: number): void {
+    if (r > 0) for (const l of this.listeners) l(r);
   }
 
   /** True (once) when this process wrote revision `r` to the collection itself: nothing to check. */
@@ -127,12 +138,12 @@ export class EntryWriter {
     stampNameKey(doc);
     // The id and the tombstone the create follows, at once; then the name, reserved for this life of the entry.
     const [existing, prev] = await Promise.all([this.collection.findOne({ _id: doc._id } as Filter<StoredRegistry>, { projection: { _id: 1 } }), this.createPrev(doc._id)]);
+    if (existing) throw idTaken(doc._id);
     await this.takeName(doc, prev);
     const refuse = async (e: unknown): Promise<never> => {
       await this.names.releaseUnused(nameKey(doc), doc._id, prev).catch(() => undefined);
       throw e;
     };
-    if (existing) return refuse(idTaken(doc._id));
     let r: number;
     try {
       r = await this.log.append({ key: doc._id, prev, op: 'upsert', doc });
@@ -162,8 +173,11 @@ export class EntryWriter {
     for (const doc of docs) stampNameKey(doc);
     const refused = await this.names.reserveMany(docs.map((d) => ({ key: nameKey(d), id: d._id, rev: tombstones.get(d._id) ?? 0 })));
     for (const [i, doc] of docs.entries()) {
-      if (refused.has(doc._id) || (await this.unreservedOwner(doc))) out[i] = nameTaken(doc);
-      else candidates.push(i);
+      if (refused.has(doc._id)) out[i] = nameTaken(doc);
+      else if (await this.unreservedOwner(doc)) {
+        out[i] = nameTaken(doc);
+        await this.names.releaseUnused(nameKey(doc), doc._id, tombstones.get(doc._id) ?? 0).catch(() => undefined);
+      } else candidates.push(i);
     }
     const revs = await this.log.appendMany(candidates.map((i) => ({ key: docs[i]!._id, prev: tombstones.get(docs[i]!._id) ?? 0, op: 'upsert' as const, doc: docs[i]! })));
     const stored: Array<{ i: number; doc: StoredRegistry }> = [];
@@ -222,9 +236,13 @@ export class EntryWriter {
     await this.names.release(nameKey(doc), doc._id, doc.revision as number);
   }
 
-  /** Reserves the name `doc` asks for (names.ts), for a write that follows the entry's state at `rev`; 409 when another entry holds it. */
+  /**
+   * Reserves the name `doc` asks for (names.ts), for a write that follows the entry's state at `rev`; 409 when
+   * it is held (then nothing is given back: the reservation is another write's, perhaps of this same entry).
+   */
   private async takeName(doc: StoredRegistry, rev: number): Promise<void> {
-    if (!(await this.names.reserve(nameKey(doc), doc._id, rev)) || (await this.unreservedOwner(doc))) {
+    if (!(await this.names.reserve(nameKey(doc), doc._id, rev))) throw nameTaken(doc);
+    if (await this.unreservedOwner(doc)) {
       await this.names.releaseUnused(nameKey(doc), doc._id, rev).catch(() => undefined);
       throw nameTaken(doc);
     }
@@ -280,10 +298,13 @@ export class EntryWriter {
    */
   async read(id: string, maxTimeMS?: number): Promise<StoredRegistry | null> {
     const find = () => this.collection.findOne({ _id: id } as Filter<StoredRegistry>, maxTimeMS === undefined ? {} : { maxTimeMS });
-    const doc = await find();
-    if (!this.behindFeed(id, doc)) return doc;
-    const known = this.latestKnown!(id)!;
-    return (await this.materializeState(id, known.revision, known.doc)) ? find() : doc;
+    let doc = await find();
+    if (this.behindFeed(id, doc)) {
+      const known = this.latestKnown!(id)!;
+      if (await this.materializeState(id, known.revision, known.doc)) doc = await find();
+    }
+    this.answered(revisionOf(doc));
+    return doc;
   }
 
   /** Whether this replica's feed has read a change of entry `id` later than `doc` (null: missing). */

@@ -594,6 +594,31 @@ describe('a writer that dies between the log and the collection: what clients ar
     expect((await own.db.collection('catalog_changes').find({ key: id }).toArray()).map((r) => r.op)).toEqual(['upsert', 'upsert']);
   });
 
+  // Found by `npm run robustness` (full run): a PUT that changed nothing answered the entry at the revision
+  // another replica had just written; the same client's next query on that replica, served from a view a
+  // moment behind, showed the entry older.
+  test('When a replica answers an entry from the collection ahead of its view (a GET, a PUT that changes nothing), then its next query shows that state or a later one', async () => {
+    const dbName = testDbName();
+    // Holes are filled only after a minute: the view stays where it is, and fresh.
+    const own = await startTestService({ FEED_HOLE_FILL_MS: '60000' }, { dbName });
+    extra.push(own);
+    const x = await create(own.url, { container_registry_tags: ['a'] });
+    const at = await settled(own);
+    // Another replica's write of x lands at at + 2 (at + 1 is a slower writer's, still missing) and in the collection.
+    const entries = own.db.collection<StoredRegistry>('container_registries');
+    const next = { ...(await entries.findOne({ _id: x.id } as never))!, version: x.version + 1, revision: at + 2, container_registry_metadata: { owner: 'other replica' } };
+    const other = new ChangeLog<StoredRegistry>(own.db, { name: 'catalog_changes' });
+    await other.records.insertOne({ _id: revisionId(at + 2), r: at + 2, key: x.id, prev: x.revision, op: 'upsert', doc: next, at: new Date(), w: 'other' });
+    await entries.replaceOne({ _id: x.id } as never, next);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(feedRevision(own)).toBe(at);
+
+    const same = await call(own.url, 'PUT', `/container_registry/${x.id}`, { $addToSet: { container_registry_tags: 'a' } });
+    expect(same.body).toMatchObject({ revision: at + 2, version: x.version + 1 });
+    const q = await call(own.url, 'POST', '/container_registries', { container_registry_name: same.body.container_registry_name });
+    expect(q.body.map((e: { revision: number }) => e.revision)).toEqual([at + 2]);
+  });
+
   test('When a write loses its race to such a change, which the feed read after the write read the entry, and ends without writing (404), then the collection holds that change before the answer: other replicas never read the older state after it', async () => {
     const dbName = testDbName();
     const own = await startTestService({}, { dbName });

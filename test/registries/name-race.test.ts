@@ -5,6 +5,7 @@
  * delete of an id no client was given. The same for renames racing to one name.
  */
 import { randomUUID } from 'node:crypto';
+import { nameKey } from '../../src/registries/model';
 import { entry } from '../support/entries';
 import { call, startReplicas, type TestService } from '../support/service';
 
@@ -142,4 +143,31 @@ test('When an entry is created again while its delete is still giving its name u
     await a.close();
     await b.close({ keepDatabase: true });
   }
+});
+
+// Found by `npm run robustness` (full run): two creates of one id raced for a name another entry was giving up;
+// the one refused gave back "its" reservation — the one its rival had just made — and a third entry took the
+// name while that rival went on to the log: two entries with one name on the feed again.
+test('When a write is refused a name it never reserved, then it gives nothing back: a reservation another write of the same entry made meanwhile stays', async () => {
+  const svc = replicas[0]!;
+  const writer = svc.parts.repository.writer;
+  const names = writer.names;
+  const name = `given-${Date.now()}`;
+  const holder = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
+  expect(holder.status).toBe(201);
+  const key = nameKey({ container_registry_name: name });
+  const id = randomUUID();
+  const reserve = names.reserve.bind(names);
+  // The first create of `id` finds the name held; before it goes on, the holder gives it up and a second
+  // create of `id` reserves it (and is still on its way to the log).
+  names.reserve = async (k, rid, rev) => {
+    names.reserve = reserve;
+    const got = await reserve(k, rid, rev);
+    await names.release(k, holder.body.container_registry_id, Number.MAX_SAFE_INTEGER);
+    expect(await reserve(k, rid, rev)).toBe(true);
+    return got;
+  };
+  const first = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_id: id, container_registry_name: name }));
+  expect(first.status).toBe(409);
+  expect(await names.collection.findOne({ _id: key })).toMatchObject({ id });
 });
