@@ -1,9 +1,9 @@
 /**
  * `npm run bench [-- --quick] [-- --profile]`: the service against a bare baseline, in one run, on one
- * embedded database (FerretDB, throw-away data directory). See README "Benchmark" for what is measured.
+ * embedded database (FerretDB, throw-away data directory). See docs/benchmark.md for what is measured.
  *   --quick    smaller data and shorter loads (under two minutes)
  *   --profile  runs the service children under `node --cpu-prof` (profiles in bench/profiles/)
- *   --only=sweep,catalog,onboard,resolve,view,lag   those phases alone, figures printed (results.json untouched)
+ *   --only=sweep,catalog,onboard,resolve,view,lag,nodes   those phases alone, figures printed (results.json untouched)
  * SERVICE_NODE_OPTIONS: extra node flags for the service children (e.g. --trace-gc).
  * Writes bench/results.json and prints a table.
  */
@@ -24,11 +24,12 @@ import { lagPhase, viewPhase } from './feed';
 import type { LoadResult } from './load';
 import { DIST, productionNodeFlags, rssMb, runLoad, startChild, startLoad, type Child } from './proc';
 import { inProcess as resolveInProcess, overHttp as resolveOverHttp } from './resolve';
+import { nodesPhase } from './nodes';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const PROFILE = argv.includes('--profile');
-/** `--only=sweep,catalog,onboard,resolve,view,lag`: run those phases alone and print their figures (results.json untouched). */
+/** `--only=sweep,catalog,onboard,resolve,view,lag,nodes`: run those phases alone and print their figures (results.json untouched). */
 const ONLY = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const SIZE = QUICK
   ? { entries: 10_000, sweep: 200, onboard: 10_000, loadSec: 3, warmSec: 1, firstWarmSec: 4, rounds: 3, maxQuerySec: 10, sweepLeadSec: 12 }
@@ -69,7 +70,7 @@ function baseEnv(uri: string, dbName: string): Record<string, string> {
 
 /**
  * The service as in production (waits up to `startMs` for it to listen: at start it reads the head of the
- * change log, which takes minutes on FerretDB v1 with a large log, see README "Benchmark"): built dist, node flags of `npm start`, API keys, rate limits (high), logging and metrics on. */
+ * change log, which takes minutes on FerretDB v1 with a large log, see docs/benchmark.md): built dist, node flags of `npm start`, API keys, rate limits (high), logging and metrics on. */
 function startService(uri: string, dbName: string, extra: Record<string, string> = {}, startMs = 900_000): Promise<Child> {
   const args = [...productionNodeFlags(SOURCE_ROOT), ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []), ...(process.env.SERVICE_NODE_OPTIONS?.split(/\s+/).filter(Boolean) ?? [])];
   const env = {
@@ -140,7 +141,7 @@ async function compare(service: Child, baseline: Child, load: (port: number) => 
  * contiguous from the head, and it records the new head in `catalog_changes_meta` (the hint a starting
  * replica's reader begins from, which a running replica keeps itself). Without that hint a service started
  * after the load reads the log from revision 1 one record at a time, and FerretDB v1 does not push down a
- * lookup by a numeric `_id` (each is a scan of the log, see README "Benchmark"): hours at 100,000.
+ * lookup by a numeric `_id` (each is a scan of the log, see docs/benchmark.md): hours at 100,000.
  */
 async function loadThroughLog(db: Db, docs: StoredRegistry[], knownHead?: number, batch = 500): Promise<{ s: number; top: number }> {
   const repository = new RegistryRepository(db, 120_000);
@@ -384,6 +385,11 @@ async function resolvePhase(client: MongoClient, uri: string) {
   return { in_process, http };
 }
 
+/** Nodes (bench/nodes.ts): rendering the pull configuration at 10,000 entries, and the agent's lag. */
+function runNodesPhase(client: MongoClient, uri: string) {
+  return nodesPhase({ uri, startService, insert: (docs) => insertInBatches(client.db('bench_nodes'), docs), readerKey: READER_KEY, writerKey: WRITER_KEY, log, quick: QUICK });
+}
+
 /** The change feed and the view (bench/feed.ts): queries at 10,000 and 100,000 entries, catch-up, cross-replica lag. */
 function runViewPhase(client: MongoClient, uri: string) {
   return viewPhase(feedDeps(client, uri));
@@ -432,6 +438,12 @@ function table(r: Record<string, any>): string {
   if (r.view?.memory?.idle_rss_mb !== undefined) rows.push([`RSS idle, view of ${r.view.memory.entries} entries MB`, String(r.view.memory.idle_rss_mb), '', '', '< 300', ok(r.view.memory.idle_rss_mb < 300)]);
   if (r.catchup?.runs?.length) rows.push([`catch-up from 0, ${r.catchup.entries} entries changes/s`, String(r.catchup.best_changes_per_sec), '', '', '>= 20000', ok(r.catchup.best_changes_per_sec >= 20_000)]);
   if (r.lag?.writes) rows.push([`lag A -> B, ${r.lag.writes} writes p50 / p99 ms`, `${r.lag.lag_p50_ms} / ${r.lag.lag_p99_ms}`, `missing ${r.lag.missing}`, '', 'p99 < 1000', ok(r.lag.lag_p99_ms < 1000 && r.lag.missing === 0)]);
+  const n = r.nodes;
+  if (n) {
+    const conf = n.http['/pull-config/registries.conf'];
+    rows.push([`GET /pull-config/registries.conf, ${n.in_process.entries} entries p50 / p99 ms`, `${conf.p50_ms} / ${conf.p99_ms}`, `render alone p50 ${n.in_process.registries_conf.p50_ms}`, '', '', '']);
+    rows.push([`agent lag, status change -> file, ${n.agent_lag.flips} flips p50 / p99 ms`, `${n.agent_lag.p50_ms} / ${n.agent_lag.p99_ms}`, '', '', 'p99 < 1000', ok(n.agent_lag.p99_ms < 1000)]);
+  }
   const m = r.memory;
   rows.push([`RSS idle, ${m.entries} entries MB`, String(m.idle_rss_mb), '', '', '< 200', ok(m.idle_rss_mb < 200)]);
   rows.push(['RSS peak of the sweep MB', String(m.sweep_peak_rss_mb ?? 'n/a'), '', '', '< 200', ok((m.sweep_peak_rss_mb ?? 0) < 200)]);
@@ -457,6 +469,7 @@ async function main(): Promise<void> {
         resolve: () => resolvePhase(client, database.uri),
         view: () => runViewPhase(client, database.uri),
         lag: () => lagPhase(feedDeps(client, database.uri)),
+        nodes: () => runNodesPhase(client, database.uri),
       };
       for (const name of ONLY) {
         if (!phases[name]) throw new Error(`--only: unknown phase ${name} (${Object.keys(phases).join(', ')})`);
@@ -480,6 +493,7 @@ async function main(): Promise<void> {
     const onboard = await onboardPhase(client, database.uri);
     const resolve = await resolvePhase(client, database.uri);
     const feed = await runViewPhase(client, database.uri);
+    const nodes = await runNodesPhase(client, database.uri);
     const results = {
       mode: QUICK ? 'quick' : 'full',
       finished_at: new Date().toISOString(),
@@ -493,6 +507,7 @@ async function main(): Promise<void> {
       view: feed.view,
       catchup: feed.catchup,
       lag: feed.lag,
+      nodes,
       memory: { ...catalog.memory, sweep_peak_rss_mb: sweepPeak, sweep_peak_heap_mb: sweepHeap, sweep_registries: SIZE.sweep, ratio: round(catalog.memory.idle_rss_mb / 200), target_mb: 200 },
       data_load_s: round(catalog.loadS, 1),
     };

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests start for real (SPEC sections 10 and 17): the CNCF distribution
-# registry (docker-registry), htpasswd (apache2-utils), openssl, and chromium (the status page's browser
-# tests drive it through playwright-core with executablePath=/usr/bin/chromium; no browser download).
+# Installs the Debian packages the tests start for real (SPEC sections 10, 17 and 18): the CNCF distribution
+# registry (docker-registry), htpasswd (apache2-utils), openssl, chromium (the status page's browser
+# tests drive it through playwright-core with executablePath=/usr/bin/chromium; no browser download), and
+# the clients of the pull path: skopeo, containerd (its daemon and ctr) and python3 (tomllib reads the
+# rendered TOML back).
 # Idempotent: a fast no-op when all are present.
 set -euo pipefail
 
 # tool → Debian package
-declare -A PACKAGE=([docker-registry]=docker-registry [htpasswd]=apache2-utils [openssl]=openssl [chromium]=chromium)
+declare -A PACKAGE=([docker-registry]=docker-registry [htpasswd]=apache2-utils [openssl]=openssl [chromium]=chromium [skopeo]=skopeo [containerd]=containerd [ctr]=containerd [python3]=python3)
 needed=()
-for tool in docker-registry htpasswd openssl chromium; do
+for tool in docker-registry htpasswd openssl chromium skopeo containerd ctr python3; do
   command -v "$tool" >/dev/null 2>&1 || needed+=("${PACKAGE[$tool]}")
 done
 [ "${#needed[@]}" = 0 ] && exit 0
+mapfile -t needed < <(printf '%s\n' "${needed[@]}" | sort -u)
 
 if [ "$(id -u)" != 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else

@@ -13,6 +13,8 @@ import { createRateLimits } from './http/rate-limit';
 import { healthRoutes } from './http/routes/health';
 import { metricsRoutes, publicOpsRoutes } from './http/routes/ops';
 import { peersRoutes } from './http/routes/peers';
+import { pullConfigRoutes } from './http/routes/pull-config';
+import { pullCredentialsRoutes } from './http/routes/pull-credentials';
 import { resolveRoutes } from './http/routes/resolve';
 import { statusPageRoutes } from './http/routes/status-page';
 import { whoamiRoutes } from './http/routes/whoami';
@@ -26,11 +28,13 @@ import { CatalogFeed } from './feed/reader';
 import { viewReads } from './feed/reads';
 import { yieldingFilter } from './view/filter';
 import { feedResolver } from './feed/resolver';
+import { ChangeStreams } from './http/routes/change-streams';
 import { changesRoutes } from './http/routes/changes';
 import { webhookRoutes } from './http/routes/webhooks';
 import { createWebhooks } from './events';
 import { SORT_FIELDS } from './registries/query';
 import { PrefixIndex } from './resolve';
+import { PullConfig } from './nodes';
 import { CatalogView } from './view/catalog-view';
 import { registryMetricsText } from './observability/registry-metrics';
 import { BadEntries } from './registries/stored-shape';
@@ -54,6 +58,8 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   });
   if (config.QUERY_SOURCE === 'view') registries.fastReads = viewReads(feed, config.QUERY_TIMEOUT_MS);
   feed.start();
+  // SSE watchers: one subscription, each change serialised once, a budget of unsent bytes for all streams.
+  const streams = new ChangeStreams(feed, { budgetBytes: config.FEED_STREAM_BUDGET_BYTES, bookmarkSeconds: config.FEED_BOOKMARK_S });
   lifecycle.onBeginStop(() => feed.closeWatchers());
   const access = createAccess(config.API_KEYS, { hosts: config.PROTECTED_MODE_HOSTS });
   const rateLimits = await createRateLimits(config, db, logger);
@@ -87,6 +93,10 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   // Malformed stored entries are left out of the per-entry answers (/resolve, /metrics), each logged once.
   const badEntries = new BadEntries(logger);
   feedResolver(feed, resolver, badEntries);
+  // Pull configuration for nodes (SPEC 18): rendered from the same index and the view's documents.
+  const stored = (id: string) => view.get(id)?.doc;
+  const pull = new PullConfig(resolver, stored);
+  const indexReadiness = { isReady: () => feed.ready, caughtUp: () => feed.caughtUp() };
   const app = buildApp({
     logger,
     registries,
@@ -96,7 +106,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
     rateLimits,
     publicRoutes: [publicOpsRoutes({ db, openapi: buildOpenApi(pkg.version), isStopping: () => lifecycle.stopping }), statusPageRoutes()],
     extraRoutes: [
-      changesRoutes({ feed, can: access.can, bookmarkSeconds: config.FEED_BOOKMARK_S }),
+      changesRoutes({ feed, can: access.can, streams }),
       // Per-registry series from the view, after this replica's acknowledged writes (read-your-writes, like queries).
       metricsRoutes(access.can, async () => {
         await feed.caughtUp();
@@ -106,10 +116,12 @@ export async function compose(config: Config, db: Db, logger: Logger) {
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),
       whoamiRoutes(access),
       peersRoutes({ federation, can: access.can }),
-      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, isReady: () => feed.ready, caughtUp: () => feed.caughtUp() }),
+      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, maxAnswerBytes: config.RESOLVE_MAX_ANSWER_BYTES, ...indexReadiness }),
+      pullConfigRoutes({ pull, can: access.can, revision: () => view.revision, ...indexReadiness }),
+      pullCredentialsRoutes({ resolver, stored, cipher, logger, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, ...indexReadiness }),
     ],
   });
   if (config.TRUST_PROXY === true) logger.warn(TRUST_ALL_PROXIES_WARNING);
   const protectPort = (port: number) => void localPorts.add(port);
-  return { app, webhooks, repository, registries, cipher, access, lifecycle, health, feed, resolver, federation, protectPort };
+  return { app, webhooks, repository, registries, cipher, access, lifecycle, health, feed, streams, resolver, federation, protectPort };
 }

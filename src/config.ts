@@ -5,6 +5,8 @@
  */
 import { isIP } from 'node:net';
 import path from 'node:path';
+import { validate as validateCron } from 'node-cron';
+import { cidrText, parseCidr, type Cidr } from './lib/cidr';
 
 export class ConfigError extends Error {
   constructor(readonly variable: string, message: string) {
@@ -50,7 +52,7 @@ const bool = (raw: string, name: string): boolean => {
 };
 const list = (raw: string): string[] => raw.split(',').map((s) => s.trim()).filter(Boolean);
 
-export const ROLES = ['reader', 'writer', 'admin'] as const;
+export const ROLES = ['reader', 'writer', 'admin', 'puller'] as const;
 export type Role = (typeof ROLES)[number];
 export interface ApiKey {
   role: Role;
@@ -72,16 +74,19 @@ const apiKeys = (raw: string, name: string): ApiKey[] => {
     return { role: role as Role, key };
   });
 };
+/** A cron expression (node-cron's syntax, seconds optional), or `off` (null: never). */
+const cron = (raw: string, name: string): string | null => {
+  if (raw.trim().toLowerCase() === 'off') return null;
+  if (!validateCron(raw)) throw new ConfigError(name, `must be a cron expression (e.g. "*/5 * * * *") or "off", got "${raw}"`);
+  return raw;
+};
+
 /** A CIDR list (`10.0.0.0/8,::1/128`); a bare address means the single host. */
-const cidrs = (raw: string, name: string): string[] =>
+const cidrs = (raw: string, name: string): Cidr[] =>
   list(raw).map((entry) => {
-    const [address = '', prefix, extra] = entry.split('/');
-    const family = isIP(address);
-    const bits = prefix === undefined ? (family === 6 ? 128 : 32) : Number(prefix);
-    if (family === 0 || extra !== undefined || !/^\d{1,3}$/.test(String(bits)) || bits > (family === 6 ? 128 : 32)) {
-      throw new ConfigError(name, `"${entry}" is not a CIDR range (expected e.g. 10.0.0.0/8 or fd00::/8)`);
-    }
-    return `${address}/${bits}`;
+    const c = parseCidr(entry);
+    if (!c) throw new ConfigError(name, `"${entry}" is not a CIDR range (expected e.g. 10.0.0.0/8 or fd00::/8)`);
+    return c;
   });
 
 /** Peer names: what mirrored ids are prefixed with (`<peer>:<id>`), so letters, digits and dashes only. */
@@ -139,7 +144,7 @@ const trustProxy = (raw: string, name: string): TrustProxy => {
   return entries.map((entry) => {
     if (TRUST_NAMES.has(entry.toLowerCase())) return entry.toLowerCase();
     try {
-      return cidrs(entry, name)[0]!;
+      return cidrText(cidrs(entry, name)[0]!);
     } catch {
       throw new ConfigError(name, `"${entry}" is not a hop count, an address, a CIDR range or one of loopback, linklocal, uniquelocal`);
     }
@@ -233,11 +238,11 @@ export const configSpec = {
   },
   STORAGE_TIMEOUT_MS: { doc: 'Storage refresh: time limit per registry (hit: `truncated`).', default: '600000', parse: int(1000, 86_400_000) },
   STORAGE_CONCURRENCY: { doc: 'Storage refresh: registry API requests in flight per registry.', default: '4', parse: int(1, 64) },
-  HEALTH_CRON: { doc: 'Cron schedule of health sweeps, or `off`.', default: '*/5 * * * *', parse: str },
-  STORAGE_CRON: { doc: 'Cron schedule of storage refreshes, or `off`.', default: '0 * * * *', parse: str },
+  HEALTH_CRON: { doc: 'Cron schedule of health sweeps, or `off`.', default: '*/5 * * * *', parse: cron },
+  STORAGE_CRON: { doc: 'Cron schedule of storage refreshes, or `off`.', default: '0 * * * *', parse: cron },
   HEALTH_HISTORY_DAYS: { doc: 'Days of probe history kept.', default: '7', parse: int(1, 3650) },
   API_KEYS: {
-    doc: 'Comma-separated `role:key` pairs (roles `admin`, `writer`, `reader`; keys of at least 16 characters, no spaces, commas or colons), sent as `Authorization: Bearer KEY` or `Authorization: Simple KEY`. Unset: protected mode (loopback clients only).',
+    doc: 'Comma-separated `role:key` pairs (roles `admin`, `writer`, `reader`, `puller`; keys of at least 16 characters, no spaces, commas or colons), sent as `Authorization: Bearer KEY` or `Authorization: Simple KEY`. Unset: protected mode (loopback clients only).',
     default: '',
     parse: noPlaceholder(apiKeys),
   },
@@ -254,6 +259,11 @@ export const configSpec = {
   RATE_LIMIT_WINDOW_MS: { doc: 'Length of one rate-limit window (fixed windows, shared by all replicas through the database).', default: '60000', parse: int(1000, 86_400_000) },
   RATE_LIMIT_MAX: { doc: 'Requests one client (API key, or address in protected mode) may make per window on all routes together; `0` disables the limit.', default: '1000', parse: int(0, 100_000_000) },
   PROBE_RATE_LIMIT_MAX: { doc: 'Tighter budget per client and window for `GET /check_container_health/:id` (each call sends traffic to a registry); `0` disables it.', default: '30', parse: int(0, 100_000_000) },
+  PULL_CREDENTIALS_RATE_LIMIT_MAX: {
+    doc: 'Budget per API key and window for `POST /pull-credentials` (each answer discloses stored registry passwords); every request is decided on the shared counters, so replicas never over-admit. Kubelets cache answers (`cacheDuration`), so a fleet sharing one puller key needs about one request per node, registry and cache period. `0` disables it.',
+    default: '600',
+    parse: int(0, 100_000_000),
+  },
   AUTH_FAILURE_LIMIT: {
     doc: 'Failed authentications (401) one client address may cause per rate-limit window before its requests without a valid key get 429 (a valid key from the same address is still served); shared by all replicas; `0` disables it.',
     default: '20',
@@ -265,6 +275,11 @@ export const configSpec = {
   FEED_HOLE_FILL_MS: { doc: 'A revision still missing after this long while later ones exist (its writer died) is filled with a no-op, so the feed moves on; the late writer retries at another revision.', default: '2000', parse: int(100, 600_000) },
   FEED_COMPACT_AFTER_S: { doc: 'Change-log records superseded by a later change of the same entry are removed once older than this.', default: '600', parse: int(10, 86_400) },
   FEED_BOOKMARK_S: { doc: 'Seconds between bookmark events (heartbeats carrying the current revision) on change-feed streams.', default: '15', parse: int(1, 300) },
+  FEED_STREAM_BUDGET_BYTES: {
+    doc: 'Most bytes written to change-feed streams (SSE) and not yet sent to their clients, all streams of the process together. Over it, the streams holding more than their share (this / open streams) are ended; one stream alone is ended above 4 MiB (or this, if less). Clients resume with `Last-Event-ID`.',
+    default: '67108864',
+    parse: int(65_536, 1024 * 1024 * 1024),
+  },
   QUERY_SOURCE: { doc: '`view`: queries are answered from the in-memory view fed by the change feed (the database while it loads); `database`: always from the database.', default: 'view', parse: oneOf('view', 'database') },
   PEERS: {
     doc: 'Peer catalogs to follow (SPEC 15): comma-separated `name=URL` pairs (name: lowercase letters, digits, dashes). Each peer\'s local entries are mirrored here read-only, with ids `<name>:<peer id>`. Peer URLs obey `PROBE_ALLOWED_NETWORKS`/`PROBE_DENIED_NETWORKS`.',
@@ -283,6 +298,11 @@ export const configSpec = {
   WEBHOOK_RETRY_FOR_S: { doc: 'A subscription whose event has failed for this long is marked `failing` and stops (`POST /webhooks/:id/enable` resumes it).', default: '86400', parse: int(1, 30 * 86_400) },
   WEBHOOK_CONCURRENCY: { doc: 'Webhook deliveries in flight at once on one replica, across subscriptions (each subscription has at most one).', default: '16', parse: int(1, 1024) },
   WEBHOOK_LEASE_MS: { doc: 'Length of the lease through which one replica at a time delivers a subscription (renewed while delivering; a dead holder is replaced within two leases).', default: '15000', parse: int(500, 600_000) },
+  RESOLVE_MAX_ANSWER_BYTES: {
+    doc: 'Largest `POST /resolve` answer; a batch whose answer would be larger is refused with 413 (naming how many images fit). Each image gives at most 20 candidates (`truncated: true` when more serve it).',
+    default: '8388608',
+    parse: int(65_536, 256 * 1024 * 1024),
+  },
   METRICS_MAX_REGISTRIES: { doc: 'Most registries given per-registry series in /metrics (`registry_db_registry_*`); the rest are left out (and counted in `registry_db_registry_series_dropped`).', default: '5000', parse: int(0, 1_000_000) },
   SHUTDOWN_TIMEOUT_MS: { doc: 'On SIGTERM/SIGINT, how long requests in flight may take to finish before the process exits with status 1.', default: '25000', parse: int(100, 600_000) },
 } satisfies Record<string, Spec<unknown>>;

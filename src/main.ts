@@ -7,7 +7,6 @@ import { compose } from './compose';
 import { openDatabase } from './db/connect';
 import { PROTECTED_MODE_HINT } from './http/auth';
 import { createHttpServer, listen } from './http/server';
-import { validateSchedules } from './health/scheduler';
 import { stopOnSignals } from './lifecycle';
 import { createLogger } from './logger';
 import { LineBatcher } from './observability/line-batcher';
@@ -16,7 +15,6 @@ async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();
-    validateSchedules(config);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`registry-db: invalid configuration: ${e.message}\n`);

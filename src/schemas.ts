@@ -4,6 +4,7 @@
  */
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
+import { fullFormats } from 'ajv-formats/dist/formats';
 import { InputError, type FieldError } from './errors';
 import { pointer } from './lib/json-pointer';
 import entrySchema from '../schemas/container_registry.schema.json';
@@ -22,6 +23,8 @@ import resolveBatchResultSchema from '../schemas/resolve_batch_result.schema.jso
 import peerStatusSchema from '../schemas/peer_status.schema.json';
 import webhookRequestSchema from '../schemas/webhook_subscription_request.schema.json';
 import storedEntrySchema from '../schemas/container_registry_stored.schema.json';
+import pullCredentialsRequestSchema from '../schemas/pull_credentials_request.schema.json';
+import pullCredentialsResultSchema from '../schemas/pull_credentials_result.schema.json';
 
 /** Every schema of schemas/, by $id (the OpenAPI document is built from these). */
 export const schemas = {
@@ -40,12 +43,19 @@ export const schemas = {
   resolveBatchResult: resolveBatchResultSchema,
   peerStatus: peerStatusSchema,
   webhookRequest: webhookRequestSchema,
+  pullCredentialsRequest: pullCredentialsRequestSchema,
+  pullCredentialsResult: pullCredentialsResultSchema,
 } as const;
 
 const MAX_ERRORS = 20;
 
 const ajv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false, allowUnionTypes: true });
 addFormats(ajv);
+// Every URI the service keeps is later parsed by the WHATWG URL parser (probes, peers, webhooks): one RFC 3986
+// accepts but that parser refuses (`http://127.0.0.256:5000`, a host no address has) is refused here, with the
+// field named, instead of failing later as a 500.
+const rfc3986Uri = fullFormats.uri as (s: string) => boolean;
+ajv.addFormat('uri', (s: string) => rfc3986Uri(s) && URL.canParse(s));
 for (const s of Object.values(schemas)) ajv.addSchema(s);
 // Not an API schema (not in `schemas`, so not in the OpenAPI document): an entry as stored, for db:import.
 ajv.addSchema(storedEntrySchema);
@@ -120,6 +130,7 @@ export const validateCursor = validator<import('./generated').QueryCursor>('quer
 export const validateChangePage = validator<import('./generated').ChangePage>('change_page.schema.json', 'The change page');
 export const validateWebhookRequest = validator<import('./generated').WebhookSubscriptionRequest>('webhook_subscription_request.schema.json', 'The webhook subscription');
 export const validateResolveRequest = validator<import('./generated').ResolveRequest>('resolve_request.schema.json', 'The resolve request');
+export const validatePullCredentialsRequest = validator<import('./generated').PullCredentialsRequest>('pull_credentials_request.schema.json', 'The pull credentials request');
 export const validateStoredEntry = validator<Record<string, unknown>>('container_registry_stored.schema.json', 'The stored entry');
 
 /** Dotted paths of the entry that only the service may set (every `readOnly: true` property of the entry schema). */

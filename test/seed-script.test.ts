@@ -123,7 +123,7 @@ test('When the third of four entries is over the database document limit, then t
   expect(r.code).toBe(1);
   const lines = r.stdout.trim().split('\n');
   expect(lines.slice(0, 4).map((l) => l.split(/\s+/)[0])).toEqual(['created', 'created', 'invalid', 'created']);
-  expect(lines[2]).toMatch(/^invalid\s+.*oversized\.json#2 big-3: the entry is \d+ bytes as BSON, over the largest the database stores \(\d+\)$/);
+  expect(lines[2]).toMatch(/^invalid\s+.*oversized\.json#2 big-3: \/container_registry_metadata: makes the entry \d+ bytes as stored; at most \d+$/);
   expect(lines[4]).toBe('4 entries: 3 created, 0 updated, 0 unchanged, 1 invalid, 0 failed');
   const stored = await client.db(dbName).collection('container_registries').find({ container_registry_name: /^big-/ }).toArray();
   expect(stored.map((d) => d.container_registry_name).sort()).toEqual(['big-1', 'big-2', 'big-4']);

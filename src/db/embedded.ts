@@ -90,7 +90,8 @@ async function startMongod(opts: EmbeddedOptions, binary: string): Promise<Embed
   let server;
   try {
     server = await withTimeout(
-      MongoMemoryServer.create({ binary: { systemBinary: binary }, instance: { dbPath, storageEngine: 'wiredTiger', ip: '127.0.0.1' } }),
+      // Its own process group, like FerretDB below (mongodb-memory-server's watchdog stops it with this process).
+      MongoMemoryServer.create({ binary: { systemBinary: binary }, instance: { dbPath, storageEngine: 'wiredTiger', ip: '127.0.0.1' }, spawn: { detached: true } }),
       opts.mongodTimeoutMs ?? 60_000,
       'starting mongod',
     );
@@ -138,8 +139,10 @@ export async function startFerretdb(opts: EmbeddedOptions): Promise<EmbeddedData
   const bin = await ensureFerretdbBinary(opts.logger, opts.env ?? process.env);
   const dataDir = path.join(opts.dataDir, 'ferretdb');
   mkdirSync(dataDir, { recursive: true });
-  // stdin stays open as a lifeline: FerretDB exits when this process goes away.
-  const child = spawn(bin, ['-listen', `127.0.0.1:${opts.port ?? 0}`, '-data-dir', dataDir, '-log-level', 'warn'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // stdin stays open as a lifeline: FerretDB exits when this process goes away. Its own process group:
+  // Ctrl-C in a terminal signals the whole foreground group, and the database must outlive the service's
+  // stop (its writers finish first); the service stops it last (src/lifecycle.ts).
+  const child = spawn(bin, ['-listen', `127.0.0.1:${opts.port ?? 0}`, '-data-dir', dataDir, '-log-level', 'warn'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   const stderr: string[] = [];
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     stderr.push(d);

@@ -2,12 +2,28 @@
  * What the databases this service runs on refuse in a document, found before anything is written (db:import
  * checks every document of an export with it): field names starting with `$` or holding `.` (FerretDB v1
  * refuses them at any depth, MongoDB at the top level), a NUL in a field name (BSON cannot encode it), an
- * `_id` that is missing or of a type no `_id` may have, and documents over BSON's 16 MiB.
+ * `_id` that is missing or of a type no `_id` may have, and documents over BSON's 16 MiB (also checked by the
+ * write path, which answers 413 before the database refuses an entry).
  */
 import { BSON, type Document } from 'mongodb';
 
 /** The largest document BSON (and so every MongoDB-compatible server) stores. */
 export const MAX_BSON_DOCUMENT_BYTES = 16 * 1024 * 1024;
+
+/** Bytes `doc` takes as BSON (what counts against MAX_BSON_DOCUMENT_BYTES). */
+export function bsonSize(doc: Document): number {
+  return BSON.calculateObjectSize(doc);
+}
+
+/** The top-level field of `doc` that takes the most bytes, and how many. */
+export function largestField(doc: Document): { field: string; bytes: number } | undefined {
+  let largest: { field: string; bytes: number } | undefined;
+  for (const [field, value] of Object.entries(doc)) {
+    const bytes = bsonSize({ [field]: value });
+    if (!largest || bytes > largest.bytes) largest = { field, bytes };
+  }
+  return largest;
+}
 
 const MAX_DEPTH = 100;
 
@@ -36,11 +52,6 @@ export function illegalId(doc: Document): string | undefined {
   if (Array.isArray(id)) return '_id may not be an array';
   if (id instanceof RegExp || id instanceof BSON.BSONRegExp) return '_id may not be a regular expression';
   return undefined;
-}
-
-/** The document's size as BSON (what the 16 MiB limit is on). */
-export function bsonSize(doc: Document): number {
-  return BSON.calculateObjectSize(doc);
 }
 
 /** Every reason `doc` cannot be stored as it is (empty: it can, as far as can be told without writing it). */

@@ -49,7 +49,7 @@ export function parseChangesQuery(query: Record<string, unknown>, lastEventId?: 
   }
   let since = integer(query, 'since', 0, Number.MAX_SAFE_INTEGER, 0);
   if (lastEventId !== undefined && lastEventId !== '') {
-    if (!/^\d{1,16}$/.test(lastEventId) || Number(lastEventId) > Number.MAX_SAFE_INTEGER) throw new InputError('Last-Event-ID must be a revision sent as an event id.', [{ path: 'Last-Event-ID', message: 'must be an integer revision' }]);
+    if (!/^\d{1,15}$/.test(lastEventId)) throw new InputError('Last-Event-ID must be a revision sent as an event id.', [{ path: 'Last-Event-ID', message: 'must be an integer revision' }]);
     since = Number(lastEventId);
   }
   const origin = single(query, 'origin');
@@ -73,6 +73,8 @@ export function parseChangesQuery(query: Record<string, unknown>, lastEventId?: 
     filter: filter && Object.keys(filter).length > 0 ? filter : undefined,
   };
 }
+
+export type ChangeKind = ChangeOut['type'];
 
 /** What one consumer sees of the catalog: whether an entry's state is visible to it. */
 export class ConsumerLens {
@@ -99,28 +101,29 @@ export class ConsumerLens {
     }
   }
 
-  /** The change this consumer sees for `item` (whose previous state it may or may not have had), or null. */
-  fromItem(item: ViewItem, listing: boolean, budget?: FilterBudget): ChangeOut | null {
-    if (this.visible(item.doc, budget)) return upsert(item);
+  /** The kind of change this consumer sees for `item` (whose previous state it may or may not have had), or null. */
+  kindOfItem(item: ViewItem, listing: boolean, budget?: FilterBudget): ChangeKind | null {
+    if (this.visible(item.doc, budget)) return 'upsert';
     if (listing) return null;
     if (this.q.localOnly && (item.peer !== undefined || (item.doc && originPeer(item.doc) !== undefined))) return null;
-    return remove(item);
+    return 'delete';
   }
 
-  /** The change this consumer sees for a live change, knowing the entry's previous state. */
-  fromChange(c: ViewChange): ChangeOut | null {
-    if (this.visible(c.item.doc)) return upsert(c.item);
-    if (c.before && this.visible(c.before.doc)) return remove(c.item);
+  /** The kind of change this consumer sees for a live change, knowing the entry's previous state. */
+  kindOfChange(c: ViewChange): ChangeKind | null {
+    if (this.visible(c.item.doc)) return 'upsert';
+    if (c.before && this.visible(c.before.doc)) return 'delete';
     return null;
   }
 }
 
-function upsert(item: ViewItem): ChangeOut {
+/**
+ * A change as consumers get it. It depends only on the item (one revision of one entry) and the kind, never
+ * on the consumer: every consumer that sees it gets the same change (which lets streams share its text).
+ */
+export function changeOf(item: ViewItem, kind: ChangeKind): ChangeOut {
+  if (kind === 'delete') return { revision: item.revision, type: 'delete', container_registry_id: item.id, at: item.at.toISOString() };
   return { revision: item.revision, type: 'upsert', container_registry_id: item.id, entry: toApi(item.doc as StoredRegistry), at: item.at.toISOString() };
-}
-
-function remove(item: ViewItem): ChangeOut {
-  return { revision: item.revision, type: 'delete', container_registry_id: item.id, at: item.at.toISOString() };
 }
 
 /** 410 when `since` is older than the view's retained history (since=0 is a list and always works). */
@@ -134,19 +137,21 @@ export function checkRetained(view: CatalogView, since: number): void {
 }
 
 /**
- * The changes after `since` for one consumer, at most `limit`, and the revision to continue from. Items
- * up to `listUpTo` are a list (a consumer that starts from 0 holds nothing yet, so they need no deletes);
- * by default that is the case only when `since` is 0.
+ * Visits the changes after `since` one consumer sees, in revision order, until `visit` returns false or the
+ * filter's time slice is over (src/view/budget.ts); returns the revision to continue from: the last visited
+ * item's when stopped by `visit`, the last evaluated item's when stopped by the slice (below the view's
+ * revision: the caller continues from there after other work had its turn). Items up to `listUpTo` are a
+ * list (a consumer that starts from 0 holds nothing yet, so they need no deletes). Synchronous: the view does
+ * not move while it runs. One entry whose evaluation alone does not fit in a slice is a QueryBudgetError.
  */
-export function collectChanges(view: CatalogView, lens: ConsumerLens, since: number, limit: number, listUpTo = since === 0 ? view.revision : 0): ChangesPage {
-  const changes: ChangeOut[] = [];
+export function forEachChange(view: CatalogView, lens: ConsumerLens, since: number, listUpTo: number, visit: (item: ViewItem, kind: ChangeKind) => boolean): number {
   const budget = new FilterBudget();
   let revision = view.revision;
   let evaluated: number | undefined;
   view.forEachSince(since, (item) => {
-    let c: ChangeOut | null;
+    let kind: ChangeKind | null;
     try {
-      c = lens.fromItem(item, item.revision <= listUpTo, budget);
+      kind = lens.kindOfItem(item, item.revision <= listUpTo, budget);
     } catch (e) {
       if (!(e instanceof SliceOver)) throw e;
       if (evaluated === undefined) throw FilterBudget.entryTooSlow();
@@ -154,12 +159,19 @@ export function collectChanges(view: CatalogView, lens: ConsumerLens, since: num
       return false;
     }
     evaluated = item.revision;
-    if (c) changes.push(c);
-    if (changes.length >= limit) {
-      revision = item.revision;
-      return false;
-    }
-    return true;
+    if (kind === null || visit(item, kind)) return true;
+    revision = item.revision;
+    return false;
   });
-  return { revision: Math.max(revision, since), changes };
+  return Math.max(revision, since);
+}
+
+/**
+ * The changes after `since` for one consumer, at most `limit`, and the revision to continue from. By default
+ * the items up to the current revision are a list only when `since` is 0 (see forEachChange).
+ */
+export function collectChanges(view: CatalogView, lens: ConsumerLens, since: number, limit: number, listUpTo = since === 0 ? view.revision : 0): ChangesPage {
+  const changes: ChangeOut[] = [];
+  const revision = forEachChange(view, lens, since, listUpTo, (item, kind) => changes.push(changeOf(item, kind)) < limit);
+  return { revision, changes };
 }

@@ -47,6 +47,7 @@ export class CatalogFeed {
   private readonly readyListeners: Array<() => void> = [];
   private readonly waiters = new Set<{ revision: number; resolve: (reached: boolean) => void }>();
   private running = false;
+  private closing = false;
   private wake?: () => void;
   private loop?: Promise<void>;
   private lastPollOkAt = 0;
@@ -115,8 +116,17 @@ export class CatalogFeed {
     return () => this.closers.delete(close);
   }
 
-  /** Ends every watcher (the service is stopping; they reconnect to another replica). */
+  /** True once the service began to stop: watchers are ended, and new ones must not wait (see closeWatchers). */
+  get closed(): boolean {
+    return this.closing;
+  }
+
+  /**
+   * Ends every watcher (the service is stopping; they reconnect to another replica). From then on `closed`
+   * is true: a long poll answers at once, a new stream is refused.
+   */
   closeWatchers(): void {
+    this.closing = true;
     for (const c of [...this.closers]) c();
   }
 

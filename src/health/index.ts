@@ -31,7 +31,7 @@ export interface HealthServiceDeps {
 
 export type HealthService = Awaited<ReturnType<typeof createHealthService>>;
 
-/** Builds the health service and its indexes; validates HEALTH_CRON / STORAGE_CRON (ConfigError). */
+/** Builds the health service and its indexes. */
 export async function createHealthService(deps: HealthServiceDeps) {
   const { config, db } = deps;
   // Safety nets one step above the probe client's own time limits (check.ts).

@@ -183,12 +183,17 @@ export class HealthReporter {
   async store(report: HealthReport): Promise<void> {
     const { report_id, generated_at, ...rest } = report;
     const doc = { ...rest, generated_at: new Date(generated_at) };
-    try {
-      await this.reports.replaceOne({ _id: report_id }, doc, { upsert: true });
-    } catch (e) {
-      // Two replicas upserting the same sweep's report at once (FerretDB v1 upserts are not atomic).
-      if (!isDuplicateKey(e)) throw e;
-      await this.reports.replaceOne({ _id: report_id }, doc);
+    // A report computed earlier never replaces one computed later: a replica that took the sweep for finished
+    // too early (the others had not claimed yet) and stalled before storing must not overwrite the full one.
+    const newer = { _id: report_id, generated_at: { $lte: doc.generated_at } };
+    if ((await this.reports.replaceOne(newer, doc)).matchedCount === 0) {
+      try {
+        await this.reports.insertOne({ _id: report_id, ...doc } as never);
+      } catch (e) {
+        // Another replica stored this sweep's report meanwhile (or a later one is there): the later one stays.
+        if (!isDuplicateKey(e)) throw e;
+        await this.reports.replaceOne(newer, doc);
+      }
     }
     const old = await this.reports.find({}, { projection: { _id: 1 }, sort: { generated_at: -1 }, skip: this.opts.keep }).toArray();
     if (old.length > 0) await this.reports.deleteMany({ _id: { $in: old.map((o) => o._id) } });

@@ -5,8 +5,8 @@
  * sweep across all replicas. Per replica: a sweep never overlaps itself, at most PROBE_CONCURRENCY probes run
  * at once, and a hanging registry holds only its own slot for at most its own deadline.
  */
-import { schedule, validate, type ScheduledTask } from 'node-cron';
-import { ConfigError, type Config } from '../config';
+import { schedule, type ScheduledTask } from 'node-cron';
+import type { Config } from '../config';
 import { ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import type { StoredRegistry } from '../registries/model';
@@ -15,19 +15,6 @@ import type { HealthChecker } from './check';
 import type { Claim, LeaseStore, SweepKind } from './leases';
 import type { HealthReport, HealthReporter, SweepSummary } from './report';
 import type { ResultWriter } from './writer';
-
-/** `off` → null; otherwise the expression, which must be a valid cron schedule. */
-export function cronSchedule(variable: string, expression: string): string | null {
-  if (expression.trim().toLowerCase() === 'off') return null;
-  if (!validate(expression)) throw new ConfigError(variable, `must be a cron expression (e.g. "*/5 * * * *") or "off", got "${expression}"`);
-  return expression;
-}
-
-/** Checks HEALTH_CRON and STORAGE_CRON (ConfigError naming the variable); main.ts calls it before anything starts. */
-export function validateSchedules(config: Pick<Config, 'HEALTH_CRON' | 'STORAGE_CRON'>): void {
-  cronSchedule('HEALTH_CRON', config.HEALTH_CRON);
-  cronSchedule('STORAGE_CRON', config.STORAGE_CRON);
-}
 
 /**
  * Per-registry cadence (SPEC 16): false when a sweep should leave the registry alone now, because it was
@@ -86,8 +73,9 @@ export class Scheduler {
   private readonly storageCron: string | null;
 
   constructor(private readonly deps: SchedulerDeps) {
-    this.healthCron = cronSchedule('HEALTH_CRON', deps.config.HEALTH_CRON);
-    this.storageCron = cronSchedule('STORAGE_CRON', deps.config.STORAGE_CRON);
+    // Validated, `off` already null: src/config.ts.
+    this.healthCron = deps.config.HEALTH_CRON;
+    this.storageCron = deps.config.STORAGE_CRON;
   }
 
   start(): void {

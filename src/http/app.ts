@@ -27,7 +27,7 @@ export interface AppDeps {
   /** Liveness, readiness, OpenAPI: mounted before authentication. */
   publicRoutes?: RequestHandler[];
   /** Budgets per client, shared by the replicas; absent: no limits. */
-  rateLimits?: Pick<RateLimits, 'all' | 'probe' | 'guardAuthentication'>;
+  rateLimits?: Pick<RateLimits, 'all' | 'probe' | 'pullCredentials' | 'guardAuthentication'>;
 }
 
 /** Logged at start with TRUST_PROXY=true (compose.ts). */
@@ -76,6 +76,9 @@ export const KNOWN: Array<[RegExp, string[]]> = [
   [/^\/webhooks\/[^/]+\/deliveries\/?$/, READ],
   [/^\/webhooks\/[^/]+\/enable\/?$/, ['POST']],
   [/^\/peers\/?$/, READ],
+  [/^\/pull-config\/containerd\/[^/]+\/hosts\.toml$/, READ],
+  [/^\/pull-config\/registries\.conf$/, READ],
+  [/^\/pull-credentials\/?$/, ['POST']],
   [/^\/whoami\/?$/, READ],
   [/^\/(healthz|readyz|metrics|openapi\.json)\/?$/, READ],
   [/^\/(ui\/[^/]+)?$/, READ],
@@ -96,6 +99,7 @@ export function buildApp(deps: AppDeps): Express {
   if (deps.rateLimits) {
     app.use(deps.rateLimits.all);
     app.use('/check_container_health', deps.rateLimits.probe);
+    app.use('/pull-credentials', deps.rateLimits.pullCredentials);
   }
   for (const extra of deps.extraRoutes ?? []) app.use(extra);
   app.use(registryRoutes(deps.registries, { bodyLimit: deps.bodyLimit, can }));

@@ -6,7 +6,7 @@
  * protected mode (no API_KEYS), serves loopback clients only (403 for the others), and of their requests only
  * those addressed to a loopback name (`Host`) and, for writes, sent from no other origin: a page on another
  * site, or on a name an attacker rebinds to 127.0.0.1 (DNS rebinding), gets a 403 too. Routes then state what
- * they need in words: `can('write')`, which answers 403 when the caller's role is too low.
+ * they need in words: `can('write')`, which answers 403 naming the roles that may.
  *
  * Keys are compared in constant time: the presented key and every configured key are hashed to 32 bytes
  * (SHA-256) and compared with crypto.timingSafeEqual, always against every configured key.
@@ -18,30 +18,40 @@ import type { ApiKey, Role } from '../config';
 import { ForbiddenError, UnauthorizedError } from '../errors';
 import { registerSecret } from '../logger';
 
-/** What a route may ask for, and the lowest role that has it. admin > writer > reader. */
+/**
+ * What a route may ask for, and the roles that have it. `reader` < `writer` < `admin` each hold what the role
+ * before holds; `puller` (a node: its agent and kubelet credential provider) may read and fetch pull
+ * credentials, nothing else, and only `admin` shares the second with it.
+ */
 export const PERMISSIONS = {
-  /** read entries, query the catalog, read the health report and the metrics */
-  read: 'reader',
+  /** read entries, query the catalog, read the health report and the metrics, follow the feed, fetch pull configuration */
+  read: ['reader', 'puller', 'writer', 'admin'],
   /** create and update entries */
-  write: 'writer',
+  write: ['writer', 'admin'],
   /** run a health probe on demand (sends traffic to a registry, stores the result) */
-  probe: 'writer',
+  probe: ['writer', 'admin'],
   /** delete entries */
-  delete: 'admin',
+  delete: ['admin'],
   /** manage webhook subscriptions (they send catalog data to a URL of the caller's choosing) */
-  webhooks: 'admin',
-} as const satisfies Record<string, Role>;
+  webhooks: ['admin'],
+  /** receive stored registry passwords (POST /pull-credentials) */
+  pull_credentials: ['puller', 'admin'],
+} as const satisfies Record<string, readonly Role[]>;
 export type Permission = keyof typeof PERMISSIONS;
 
 /** The startup line of protected mode (main.ts); the log redaction keeps its `API_KEYS=role:key` readable. */
 export const PROTECTED_MODE_HINT =
   'protected mode: API_KEYS is unset, so only loopback clients (127.0.0.0/8, ::1) are served, addressed as localhost or a loopback address (PROTECTED_MODE_HOSTS adds names); set API_KEYS=role:key,... to serve the network';
 
-const RANK: Record<Role, number> = { reader: 1, writer: 2, admin: 3 };
-
 /** True when `role` has `permission`. */
 export function roleCan(role: Role, permission: Permission): boolean {
-  return RANK[role] >= RANK[PERMISSIONS[permission]];
+  return (PERMISSIONS[permission] as readonly Role[]).includes(role);
+}
+
+/** The roles that have `permission`, in words: "writer or admin", "reader, puller, writer or admin". */
+export function rolesWith(permission: Permission): string {
+  const roles: readonly string[] = PERMISSIONS[permission];
+  return roles.length === 1 ? roles[0]! : `${roles.slice(0, -1).join(', ')} or ${roles[roles.length - 1]}`;
 }
 
 export interface Principal {
@@ -181,7 +191,7 @@ export function createAccess(keys: readonly ApiKey[], opts: { hosts?: readonly s
       if (!isLoopbackClient(req.socket.remoteAddress, req.get('X-Forwarded-For'))) {
         throw new ForbiddenError(
           'This service runs in protected mode: no API keys are configured, so only clients on this machine (loopback) are served. ' +
-            'Set API_KEYS to comma-separated role:key pairs (roles admin, writer, reader), e.g. API_KEYS=admin:<random key>,reader:<random key>, ' +
+            'Set API_KEYS to comma-separated role:key pairs (roles admin, writer, reader, puller), e.g. API_KEYS=admin:<random key>,reader:<random key>, ' +
             'restart the service and send `Authorization: Bearer <key>`.',
         );
       }
@@ -194,12 +204,12 @@ export function createAccess(keys: readonly ApiKey[], opts: { hosts?: readonly s
   };
 
   const can = (permission: Permission): RequestHandler => {
-    const needed = PERMISSIONS[permission];
+    const needed = rolesWith(permission);
     return (_req, res, next) => {
       const who = principalOf(res);
       if (!who) throw unauthorized('This route needs an API key.');
       if (!roleCan(who.role, permission)) {
-        throw new ForbiddenError(`The ${who.role} role cannot ${permission} here; it needs the ${needed} role or higher.`);
+        throw new ForbiddenError(`The ${who.role} role cannot ${permission} here; it needs the ${needed} role.`);
       }
       next();
     };

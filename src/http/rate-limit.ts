@@ -5,6 +5,8 @@
  * A client is its API key (by the key's non-secret id), or its address in protected mode. Two budgets:
  * `default` over all protected routes (RATE_LIMIT_MAX per window), and a tighter `probe` one on
  * `GET /check_container_health/:id` (PROBE_RATE_LIMIT_MAX), since every call sends traffic to a registry.
+ * A third, `pull-credentials` (PULL_CREDENTIALS_RATE_LIMIT_MAX per key), bounds how many stored passwords one
+ * key can collect through `POST /pull-credentials`.
  * Over the budget: 429 problem+json with `Retry-After`, through the one error mapper.
  */
 import type { Db } from 'mongodb';
@@ -21,6 +23,8 @@ export interface RateLimits {
   all: RequestHandler;
   /** On-demand probes. */
   probe: RequestHandler;
+  /** Disclosures of stored credentials (POST /pull-credentials). */
+  pullCredentials: RequestHandler;
   /**
    * Wraps `authenticate`: each 401 counts against the client's address (AUTH_FAILURE_LIMIT per window, shared
    * by the replicas); over that budget, a request without a valid key gets 429 + Retry-After instead of the
@@ -36,7 +40,7 @@ const pass: RequestHandler = (_req, _res, next) => next();
 const NEAR_LIMIT = 0.9;
 
 export async function createRateLimits(
-  config: Pick<Config, 'RATE_LIMIT_WINDOW_MS' | 'RATE_LIMIT_MAX' | 'PROBE_RATE_LIMIT_MAX' | 'RATE_LIMIT_SYNC_MS' | 'AUTH_FAILURE_LIMIT'>,
+  config: Pick<Config, 'RATE_LIMIT_WINDOW_MS' | 'RATE_LIMIT_MAX' | 'PROBE_RATE_LIMIT_MAX' | 'PULL_CREDENTIALS_RATE_LIMIT_MAX' | 'RATE_LIMIT_SYNC_MS' | 'AUTH_FAILURE_LIMIT'>,
   db: Db,
   logger: Logger,
 ): Promise<RateLimits> {
@@ -100,6 +104,8 @@ export async function createRateLimits(
     all: limiter('default', config.RATE_LIMIT_MAX, NEAR_LIMIT),
     // Each probe sends traffic to a registry: every one is decided on the database, so replicas never over-admit.
     probe: limiter('probe', config.PROBE_RATE_LIMIT_MAX, 0),
+    // Each answer discloses passwords: decided on the database too.
+    pullCredentials: limiter('pull-credentials', config.PULL_CREDENTIALS_RATE_LIMIT_MAX, 0),
     guardAuthentication,
     shutdown: async () => {
       await Promise.all(stores.map((s) => s.shutdown()));

@@ -4,12 +4,15 @@
  *
  *   recordProbe(status, error)   after every probe (on demand or scheduled)
  *   recordSweep(kind, seconds)   after every sweep ('health' | 'storage')
+ *   recordStreamEnded(reason)    when a change-feed stream is ended for holding too much unsent output
+ *   recordStreamsUnsent(bytes)   the unsent bytes of all change-feed streams, when summed
+ *   recordPullCredentials(outcome, disclosed)   after every answer of POST /pull-credentials
  *
  * HTTP requests are counted and timed by `httpMetrics()` by route template (never the raw path, so ids do
  * not explode the label space) and status.
  */
 import type { RequestHandler } from 'express';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry });
@@ -43,6 +46,45 @@ const sweepDuration = new Histogram({
   buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
   registers: [registry],
 });
+
+const streamsEnded = new Counter({
+  name: 'registry_db_feed_streams_ended_total',
+  help: 'Change-feed streams (SSE) ended because their client did not read: `budget` (all streams over FEED_STREAM_BUDGET_BYTES, this one over its share) or `stream_limit` (this one alone over its limit).',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
+const streamsUnsent = new Gauge({
+  name: 'registry_db_feed_streams_unsent_bytes',
+  help: 'Bytes written to change-feed streams (SSE) and not yet sent, all streams together, when last summed (before each batch of changes).',
+  registers: [registry],
+});
+
+export function recordStreamEnded(reason: 'budget' | 'stream_limit'): void {
+  streamsEnded.inc({ reason });
+}
+
+export function recordStreamsUnsent(bytes: number): void {
+  streamsUnsent.set(bytes);
+}
+
+const pullCredentials = new Counter({
+  name: 'registry_db_pull_credentials_requests_total',
+  help: 'Answers of POST /pull-credentials, by outcome: `disclosed` (credentials sent), `none` (no candidate has credentials), `not_found` (no registry serves the image).',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+const pullCredentialsDisclosed = new Counter({
+  name: 'registry_db_pull_credentials_disclosed_total',
+  help: 'Registry credentials sent by POST /pull-credentials (one per registry per answer).',
+  registers: [registry],
+});
+
+export function recordPullCredentials(outcome: 'disclosed' | 'none' | 'not_found', disclosed = 0): void {
+  pullCredentials.inc({ outcome });
+  if (disclosed > 0) pullCredentialsDisclosed.inc(disclosed);
+}
 
 export function recordProbe(status: string, error?: string | null): void {
   probes.inc({ status, error: error ?? 'none' });

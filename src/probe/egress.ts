@@ -16,6 +16,7 @@
 import dns from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import os from 'node:os';
+import { parseCidr, type Cidr, type Family } from '../lib/cidr';
 import { ProbeError } from './errors';
 
 export interface EgressPolicy {
@@ -39,12 +40,6 @@ export interface EgressOptions {
   localPorts?: ReadonlySet<number>;
 }
 
-type Family = 'ipv4' | 'ipv6';
-interface Cidr {
-  address: string;
-  bits: number;
-  family: Family;
-}
 
 /** Refused unless an allowed entry lies inside them (see the header comment). */
 export const SPECIAL_RANGES: readonly string[] = [
@@ -63,11 +58,8 @@ export const SPECIAL_RANGES: readonly string[] = [
 
 const LOOPBACK_OR_UNSPECIFIED: readonly string[] = ['0.0.0.0/8', '127.0.0.0/8', '::/128', '::1/128'];
 
-function parseCidr(cidr: string): Cidr {
-  const [address = '', prefix] = cidr.split('/');
-  const family: Family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-  return { address, bits: prefix === undefined ? (family === 'ipv6' ? 128 : 32) : Number(prefix), family };
-}
+/** The ranges this file names (constants, always valid). */
+const ranges = (list: readonly string[]): Cidr[] => list.map((c) => parseCidr(c)!);
 
 /**
  * CIDR ranges checked per family: node's BlockList alone matches IPv4 addresses against IPv6 rules through
@@ -144,16 +136,17 @@ function localAddresses(): Set<string> {
   return out;
 }
 
-export function createEgressPolicy(allowed: readonly string[], denied: readonly string[], options: EgressOptions = {}): EgressPolicy {
-  const allowedCidrs = allowed.map(parseCidr);
+/** The policy of the parsed PROBE_ALLOWED_NETWORKS / PROBE_DENIED_NETWORKS (src/config.ts). */
+export function createEgressPolicy(allowed: readonly Cidr[], denied: readonly Cidr[], options: EgressOptions = {}): EgressPolicy {
+  const allowedCidrs = allowed;
   const allow = blockList(allowedCidrs);
-  const deny = blockList(denied.map(parseCidr));
+  const deny = blockList(denied);
   // A special range is open only where an allowed entry lies inside it.
-  const special = SPECIAL_RANGES.map(parseCidr).map((range) => {
+  const special = ranges(SPECIAL_RANGES).map((range) => {
     const inside = allowedCidrs.filter((c) => c.family === range.family && c.bits >= range.bits && blockList([range]).check(c.address, c.family));
     return { range: blockList([range]), family: range.family, opened: blockList(inside) };
   });
-  const loopback = blockList(LOOPBACK_OR_UNSPECIFIED.map(parseCidr));
+  const loopback = blockList(ranges(LOOPBACK_OR_UNSPECIFIED));
   const localPorts = options.localPorts ?? new Set<number>();
   const local = localAddresses();
 

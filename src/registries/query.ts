@@ -53,9 +53,18 @@ function toDbFilter(filter: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(filter)) {
     if (LOGICAL.has(k)) out[k] = (v as Record<string, unknown>[]).map(toDbFilter);
+    else if (k === 'container_registry_name') out[k] = nfc(v);
     else out[k === 'container_registry_id' ? '_id' : k] = v;
   }
   return out;
+}
+
+/** Names are stored in NFC (service.ts): every string a filter compares them with is taken in NFC too. */
+function nfc(v: unknown): unknown {
+  if (typeof v === 'string') return v.normalize('NFC');
+  if (Array.isArray(v)) return v.map(nfc);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, nfc(x)]));
+  return v;
 }
 
 /**

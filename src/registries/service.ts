@@ -5,7 +5,7 @@
  * each other's changes.
  */
 import { randomUUID } from 'node:crypto';
-import { bsonSize, largestField, MAX_DOCUMENT_BYTES } from '../db/document-size';
+import { bsonSize, largestField, MAX_BSON_DOCUMENT_BYTES } from '../db/storable';
 import { ConflictError, InputError, NotFoundError, PayloadTooLargeError, PreconditionFailedError, type FieldError } from '../errors';
 import { pointer } from '../lib/json-pointer';
 import { KeyedMutex } from '../lib/keyed-mutex';
@@ -353,7 +353,7 @@ export class RegistryService {
  * record that carries the entry and for the service-owned fields that grow after a write (health, observed
  * storage: a few KiB by their schemas).
  */
-export const MAX_ENTRY_BYTES = MAX_DOCUMENT_BYTES - 64 * 1024;
+export const MAX_ENTRY_BYTES = MAX_BSON_DOCUMENT_BYTES - 64 * 1024;
 
 /** 413 naming the largest field when `doc` (a whole stored entry) is over MAX_ENTRY_BYTES. */
 function checkEntrySize(doc: object, what: string): void {

@@ -4,5 +4,5 @@
  * catalog's image prefixes and mirrors in memory and answers a reference with its candidates, best first.
  * Pure and in memory: fed entries (reset, then one change at a time), it imports no database and no HTTP.
  */
-export { InvalidReferenceError, parsePrefix, parseReference, type ImagePrefix, type ImageReference, type ReferenceErrorCode } from './reference';
-export { PrefixIndex, type ApiEntry, type Candidate, type IndexChange, type ResolveOptions } from './prefix-index';
+export { domainKey, InvalidReferenceError, isHostLike, parsePrefix, parseReference, type ImagePrefix, type ImageReference, type ReferenceErrorCode } from './reference';
+export { MAX_CANDIDATES, PrefixIndex, type ApiEntry, type Candidate, type HealthStatus, type IndexChange, type MirrorCandidate, type ResolveOptions } from './prefix-index';

@@ -9,9 +9,13 @@
  *
  * Kept current incrementally: `reset` with the whole catalog, then `apply` each change (upsert or delete),
  * as the change feed delivers them. Pure and in memory: no database, no HTTP.
+ *
+ * The pull configuration of nodes (src/nodes) reads the same index and order: `mirrorsOf` a prefix (its
+ * mirrors as `resolve` ranks them, with the prefix its names have on each), `ownerOf` (the upstream's own
+ * entry) and `mirroredPrefixes`.
  */
 import type { ResolveResult } from '../generated';
-import { domainKey, parsePrefix, parseReference, PATH_MAX, type ImageReference } from './reference';
+import { domainKey, parsePrefix, parseReference, PATH_MAX, type ImagePrefix, type ImageReference } from './reference';
 
 export type Candidate = ResolveResult['candidates'][number];
 export type HealthStatus = Candidate['status'];
@@ -45,6 +49,9 @@ interface Slot {
   origin: string | null;
   /** The entry's own image prefix, normalised, when it is a valid prefix (else the entry can neither match nor mirror). */
   own: string | null;
+  /** `own` split at its first slash: what a mirrored reference is rewritten to (domain, and path or ''). */
+  ownDomain: string;
+  ownPath: string;
   /** The normalised prefixes it mirrors (only with an own prefix: that is what they are rewritten to). */
   mirrors: string[] | null;
   /** The lookup that last found this slot, and where its candidate is in that lookup's list (deduplication without a map). */
@@ -89,6 +96,9 @@ function keyOf(prefix: string): string {
   return slash < 0 ? key : key + prefix.slice(slash);
 }
 
+/** Most candidates an answer gives for one image (the best ones; `truncated` says there were more). */
+export const MAX_CANDIDATES = 20;
+
 export interface ResolveOptions {
   /** Entry tags to prefer among otherwise equal candidates, earlier first. */
   prefer?: readonly string[];
@@ -98,7 +108,8 @@ export interface ResolveOptions {
 interface Ranked {
   slot: Slot;
   match: Candidate['match'];
-  pull: string;
+  /** A mirror match: the rest of the name's path after the matched prefix (null: a prefix match). The pulled name is built for the chosen few only. */
+  rest: string | null;
   prefix: string;
   status: number;
   mirror: number;
@@ -176,6 +187,7 @@ export class PrefixIndex {
         (mirrors ??= []).push(p);
       }
     }
+    const slash = own?.indexOf('/') ?? -1;
     const slot: Slot = {
       id,
       name: entry.container_registry_name,
@@ -183,6 +195,8 @@ export class PrefixIndex {
       tags: entry.container_registry_tags ?? [],
       origin: entry.container_registry_origin?.peer ?? null,
       own,
+      ownDomain: own === null || slash < 0 ? (own ?? '') : own.slice(0, slash),
+      ownPath: own === null || slash < 0 ? '' : own.slice(slash + 1),
       mirrors,
       seenBy: 0,
       seenAt: 0,
@@ -202,13 +216,70 @@ export class PrefixIndex {
 
   /**
    * The registries that serve `ref` (a reference string, normalised here, or an already parsed one), best
-   * first. Throws InvalidReferenceError for an invalid reference string. An entry appears once, by its best
-   * match. No candidates: nothing serves the image.
+   * first, at most MAX_CANDIDATES of them (`truncated: true` when more serve it). Throws InvalidReferenceError
+   * for an invalid reference string. An entry appears once, by its best match. No candidates: nothing serves
+   * the image.
    */
   resolve(ref: string | ImageReference, opts: ResolveOptions = {}): ResolveResult {
     const r = typeof ref === 'string' ? parseReference(ref) : ref;
     const suffix = (r.tag !== undefined ? `:${r.tag}` : '') + (r.digest !== undefined ? `@${r.digest}` : '');
-    const ranks = rankOfTags(opts.prefer);
+    const found = this.walk(r, rankOfTags(opts.prefer), { owners: true, pullable: true });
+    const truncated = found.length > MAX_CANDIDATES;
+    const best = truncated ? smallest(found, MAX_CANDIDATES, better) : found.sort(better);
+    const candidates = best.map((x) => candidateOf(x, x.rest === null ? r.reference : pulledName(x.slot, x.rest) + suffix));
+    // The schema's maxItems makes the generated type a union of tuples; MAX_CANDIDATES keeps the list within it.
+    const listed = candidates as ResolveResult['candidates'];
+    return truncated ? { image: r.reference, candidates: listed, truncated: true } : { image: r.reference, candidates: listed };
+  }
+
+  /**
+   * The mirrors that serve the names under `prefix` (a normalised prefix, `host[/path]`), in the order
+   * `resolve` gives them: the entries whose `mirror_of` is `prefix` or one of its own prefixes on component
+   * boundaries, each with `location`, the prefix the names under `prefix` have on it (the
+   * containers-registries.conf rewrite: `cache:5000` mirroring `docker.io` holds `docker.io/library` as
+   * `cache:5000/library`). For a bare host, only the mirrors of that whole host.
+   */
+  mirrorsOf(prefix: ImagePrefix): MirrorCandidate[] {
+    return this.walk(prefix, null, { owners: false, pullable: false })
+      .sort(better)
+      .map((x) => {
+        const location = x.rest ? `${x.slot.own}/${x.rest}` : x.slot.own!;
+        const { pull_reference: _, ...c } = candidateOf(x, location);
+        return { ...c, location };
+      });
+  }
+
+  /**
+   * The registry `prefix` belongs to: the entry whose own image prefix is `prefix` or, failing that, the
+   * longest of its own prefixes on component boundaries (the best one by `resolve`'s order when several
+   * entries share it), if any.
+   */
+  ownerOf(prefix: ImagePrefix): Candidate | undefined {
+    const domain = domainKey(prefix.domain);
+    for (let path = prefix.path; ; path = path.slice(0, Math.max(0, path.lastIndexOf('/')))) {
+      const key = path ? `${domain}/${path}` : domain;
+      const at = this.owners.get(key);
+      if (at !== undefined) {
+        const best = (Array.isArray(at) ? at : [at]).map((slot) => ranking(slot, 'prefix', null, slot.own!, 1, 0, null)).sort(better)[0]!;
+        return candidateOf(best, prefix.name);
+      }
+      if (path === '') return undefined;
+    }
+  }
+
+  /** Every prefix some entry mirrors, once, in its canonical form (host lowercase, IPv6 canonical), in no particular order. */
+  mirroredPrefixes(): IterableIterator<string> {
+    return this.mirrors.keys();
+  }
+
+  /**
+   * The matches of `name` and of its own prefixes on component boundaries (the bare domain, then one more
+   * path component each step), each entry once by its best match, in no order (the callers sort, or take the
+   * best few). A mirror match's name is the entry's own prefix in place of the matched one (pulledName);
+   * `pullable` leaves out those that are no valid repository name (a bare host, or a path over PATH_MAX).
+   * `owners`: entries whose own prefix matches count too (else mirrors only).
+   */
+  private walk(name: { domain: string; path: string }, ranks: Map<string, number> | null, opts: { owners: boolean; pullable: boolean }): Ranked[] {
     const lookup = ++this.lookups;
     const found: Ranked[] = [];
     const consider = (x: Ranked) => {
@@ -221,48 +292,70 @@ export class PrefixIndex {
         found[s.seenAt] = x;
       }
     };
-    // The reference's prefixes on component boundaries: the bare domain, then one more path component each step.
-    const domain = domainKey(r.domain);
-    const path = r.path;
+    const domain = domainKey(name.domain);
+    const path = name.path;
     for (let depth = 0, end = -1; ; depth++) {
       // end: where the prefix of this depth stops in `path` (-1: the bare domain).
       const key = end < 0 ? domain : domain ? `${domain}/${path.slice(0, end)}` : path.slice(0, end);
-      const owners = this.owners.get(key);
-      if (owners !== undefined) {
-        for (const slot of Array.isArray(owners) ? owners : [owners]) {
-          consider({ slot, match: 'prefix', pull: r.reference, prefix: slot.own!, status: STATUS_RANK[slot.status], mirror: 1, depth, prefer: preferRank(slot, ranks) });
-        }
+      const owned = opts.owners ? this.owners.get(key) : undefined;
+      if (owned !== undefined) {
+        for (const slot of Array.isArray(owned) ? owned : [owned]) consider(ranking(slot, 'prefix', null, slot.own!, 1, depth, ranks));
       }
       const mirrors = this.mirrors.get(key);
       if (mirrors !== undefined) {
         const rest = end < 0 ? path : path.slice(end + 1);
         for (const { slot, prefix } of Array.isArray(mirrors) ? mirrors : [mirrors]) {
-          // The mirror's own prefix takes the place of the matched one (containers-registries.conf).
-          const own = slot.own!;
-          const slash = own.indexOf('/');
-          const ownPath = slash < 0 ? '' : own.slice(slash + 1);
-          const pulled = ownPath && rest ? `${ownPath}/${rest}` : ownPath || rest;
-          if (pulled === '' || pulled.length > PATH_MAX) continue; // no valid reference to pull
-          const ownDomain = slash < 0 ? own : own.slice(0, slash);
-          consider({ slot, match: 'mirror', pull: `${ownDomain}/${pulled}${suffix}`, prefix, status: STATUS_RANK[slot.status], mirror: 0, depth, prefer: preferRank(slot, ranks) });
+          if (opts.pullable) {
+            const length = slot.ownPath && rest ? slot.ownPath.length + 1 + rest.length : slot.ownPath.length || rest.length; // of pulledName's path
+            if (length === 0 || length > PATH_MAX) continue; // no valid reference to pull
+          }
+          consider(ranking(slot, 'mirror', rest, prefix, 0, depth, ranks));
         }
       }
-      if (end === path.length) break;
+      if (end === path.length || path === '') break;
       const next = path.indexOf('/', end + 1);
       end = next < 0 ? path.length : next;
     }
-    found.sort(better);
-    const candidates: Candidate[] = found.map((x) => ({
-      container_registry_id: x.slot.id,
-      container_registry_name: x.slot.name,
-      pull_reference: x.pull,
-      match: x.match,
-      prefix: x.prefix,
-      status: x.slot.status,
-      origin: x.slot.origin,
-    }));
-    return { image: r.reference, candidates };
+    return found;
   }
+}
+
+/** The name a mirror serves a name under: its own prefix in place of the matched one (containers-registries.conf). */
+function pulledName(slot: Slot, rest: string): string {
+  const path = slot.ownPath && rest ? `${slot.ownPath}/${rest}` : slot.ownPath || rest;
+  return `${slot.ownDomain}/${path}`;
+}
+
+/**
+ * The `k` smallest of `xs` by `cmp`, in order, without sorting all of them: one comparison with the current
+ * k-th for most items, so a prefix many entries mirror costs about one pass over them.
+ */
+function smallest<T>(xs: readonly T[], k: number, cmp: (a: T, b: T) => number): T[] {
+  const out: T[] = [];
+  for (const x of xs) {
+    if (out.length === k && cmp(x, out[k - 1]!) >= 0) continue;
+    let lo = 0;
+    let hi = out.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cmp(x, out[mid]!) < 0) hi = mid;
+      else lo = mid + 1;
+    }
+    out.splice(lo, 0, x);
+    if (out.length > k) out.pop();
+  }
+  return out;
+}
+
+/** A mirror of a prefix (PrefixIndex.mirrorsOf): a candidate and the prefix the mirrored names have on it. */
+export type MirrorCandidate = Omit<Candidate, 'pull_reference'> & { location: string };
+
+function ranking(slot: Slot, match: Candidate['match'], rest: string | null, prefix: string, mirror: number, depth: number, ranks: Map<string, number> | null): Ranked {
+  return { slot, match, rest, prefix, status: STATUS_RANK[slot.status], mirror, depth, prefer: preferRank(slot, ranks) };
+}
+
+function candidateOf(x: Ranked, pull: string): Candidate {
+  return { container_registry_id: x.slot.id, container_registry_name: x.slot.name, pull_reference: pull, match: x.match, prefix: x.prefix, status: x.slot.status, origin: x.slot.origin };
 }
 
 /** The normalised prefix, or null when `s` is not one (such an entry or mirror_of item never matches). */

@@ -8,8 +8,6 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { BSON } from 'mongodb';
-import { MAX_BSON_DOCUMENT_BYTES } from '../db/storable';
 import { AppError } from '../errors';
 import { parseJsonText } from '../lib/json-shape';
 import { ONBOARD_BATCH, type OnboardOutcome, type RegistryService } from '../registries/service';
@@ -83,19 +81,7 @@ function reasonsOf(e: unknown): string[] {
   return [(e as Error).message];
 }
 
-/**
- * The largest entry taken, as BSON: the database's document limit less room for what the service adds (its
- * own fields, sealed credentials, and the change log record that carries the entry).
- */
-export const MAX_ENTRY_BYTES = MAX_BSON_DOCUMENT_BYTES - 64 * 1024;
-
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-
-/** Why `value` is too large to store, or undefined. */
-function tooLarge(value: Record<string, unknown>): string | undefined {
-  const bytes = BSON.calculateObjectSize(value);
-  return bytes > MAX_ENTRY_BYTES ? `the entry is ${bytes} bytes as BSON, over the largest the database stores (${MAX_ENTRY_BYTES})` : undefined;
-}
 
 /** Where each id and name of the input is first stated: a later entry with one of them states that entry again. */
 class FirstStatements {
@@ -116,13 +102,13 @@ class FirstStatements {
   }
 }
 
-/** Why an entry is refused before any batch (too large, or a repeat of an earlier entry of the input), by position. */
+/** Why an entry is refused before any batch (a repeat of an earlier entry of the input), by position. Entries too large to store are answered by the service (413). */
 function refusedUpFront(entries: SourceEntry[]): Map<number, string> {
   const out = new Map<number, string>();
   const first = new FirstStatements();
   for (const [i, e] of entries.entries()) {
     if (e.error || !isObject(e.value)) continue;
-    const why = tooLarge(e.value) ?? first.repeat(e.value, e.source);
+    const why = first.repeat(e.value, e.source);
     if (why) out.set(i, why);
   }
   return out;

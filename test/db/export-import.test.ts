@@ -1,5 +1,5 @@
 /**
- * `npm run db:export` / `npm run db:import` (src/db/dump.ts through src/db/cli.ts, as processes) against
+ * `npm run db:export` / `npm run db:import` (src/db/dump.ts through src/bin/db.ts, as processes) against
  * real databases: databases of their own on the run's server (MONGODB_URI), and the embedded default of
  * a DATA_DIR. Every collection is compared document by document, exactly as stored.
  */

@@ -1,6 +1,6 @@
 /**
  * The embedded database is pinned to its DATA_DIR (SPEC section 3; src/db/pin.ts, src/db/embedded.ts), through
- * the built commands as processes: `npm run db` (dist/src/db/cli.js) and `npm start` (dist/src/main.js).
+ * the built commands as processes: `npm run db` (dist/src/bin/db.js) and `npm start` (dist/src/main.js).
  * "A mongod became available" is a fake mongod named by MONGOMS_SYSTEM_BINARY: a script that logs every call,
  * answers `--version` and fails to start. A start must never come up on an empty catalog beside existing data,
  * and never downloads a mongod unless asked (mongodb-memory-server's download pointed at a loopback server).

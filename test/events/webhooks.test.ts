@@ -5,7 +5,7 @@
 import { call, startTestService, type TestService } from '../support/service';
 import { entry } from '../support/entries';
 import { ensureTestDeps, startRegistry, stopAllRegistries, type RunningRegistry } from '../support/registries';
-import { eventually, Receiver } from '../support/webhook-receiver';
+import { Receiver } from '../support/webhook-receiver';
 
 const ALL = ['registry.created', 'registry.updated', 'registry.deleted', 'registry.health_changed'];
 

@@ -136,7 +136,8 @@ test('When a peer sends entries this catalog would never store, then each is ref
 
   // An entry stored before that turns invalid is removed here (the peer's current state cannot be stored).
   log.push(upsert(log.length + 1, { ...good1, version: 'two' }));
-  await until('the entry that turned invalid is gone', async () => !(await mirrored(a, 'p')).has(`p:${good1.container_registry_id}`));
+  // The entry is removed first, the follower's state (its count of refusals) written just after.
+  await until('the entry that turned invalid is gone and counted', async () => !(await mirrored(a, 'p')).has(`p:${good1.container_registry_id}`) && (await peerStatus(a, 'p')).rejected === bad.length + 1);
   expect(await peerStatus(a, 'p')).toMatchObject({ rejected: bad.length + 1, last_error: null });
   // The page was not asked for again and again: the follower went on to long-poll after it.
   const requests = changeRequests(peer);
@@ -173,7 +174,7 @@ test('When an honest peer holds entries so large that a page of the default limi
   }
   // 60 entries of about 210 kB: a page of 100 would be 12.6 MB, over the 8 MiB bound.
   const a = await service({ PEERS: `b=${b.url}` });
-  await until('every entry of B is mirrored', async () => (await mirrored(a, 'b')).size === ids.length, 30_000);
+  await until('every entry of B is mirrored', async () => (await mirrored(a, 'b')).size === ids.length, 90_000);
   expect(await peerStatus(a, 'b')).toMatchObject({ rejected: 0, last_error: null });
   expect(a.logs()).toContain('page of peer over the bounds');
 }, 120_000);

@@ -4,8 +4,7 @@
  */
 import { call, startTestService, testDbName, type TestService } from '../support/service';
 import { entry } from '../support/entries';
-import { ConfigError } from '../../src/config';
-import { Scheduler } from '../../src/health/scheduler';
+import { ConfigError, loadConfig } from '../../src/config';
 import type { ProbeResult } from '../../src/probe/types';
 import { startLoopback, type Loopback } from './loopback';
 
@@ -192,9 +191,9 @@ test('When three instances refresh storage together, then each registry is crawl
   expect(put.body.container_registry_storage_info).toMatchObject({ storage_size: 4096, observed: { catalog_supported: true } });
 });
 
-test('When HEALTH_CRON is not a cron expression, then the scheduler refuses to start with a ConfigError naming it', () => {
-  const deps = replicas[0]!.parts.health.scheduler['deps'];
-  expect(() => new Scheduler({ ...deps, config: { ...deps.config, HEALTH_CRON: 'every five minutes' } })).toThrow(ConfigError);
-  expect(() => new Scheduler({ ...deps, config: { ...deps.config, STORAGE_CRON: '61 * * * *' } })).toThrow(/STORAGE_CRON/);
-  expect(() => new Scheduler({ ...deps, config: { ...deps.config, HEALTH_CRON: 'off', STORAGE_CRON: 'off' } })).not.toThrow();
+test('When HEALTH_CRON is not a cron expression, then loading the config fails with a ConfigError naming it; off is no schedule', () => {
+  expect(() => loadConfig({ HEALTH_CRON: 'every five minutes' })).toThrow(ConfigError);
+  expect(() => loadConfig({ STORAGE_CRON: '61 * * * *' })).toThrow(/^STORAGE_CRON: must be a cron expression/);
+  expect(loadConfig({ HEALTH_CRON: 'off', STORAGE_CRON: 'OFF' })).toMatchObject({ HEALTH_CRON: null, STORAGE_CRON: null });
+  expect(loadConfig({}).HEALTH_CRON).toBe('*/5 * * * *');
 });

@@ -1,4 +1,5 @@
 /** Pure parsers of the probe client: WWW-Authenticate challenges, Link headers, egress CIDR lists, error codes. */
+import { cidrText, parseCidr } from '../../src/lib/cidr';
 import fc from 'fast-check';
 import { ConfigError, loadConfig } from '../../src/config';
 import { parseChallenges, pickChallenge } from '../../src/probe/challenge';
@@ -6,6 +7,8 @@ import { createEgressPolicy } from '../../src/probe/egress';
 import { classifyError, ProbeError } from '../../src/probe/errors';
 import { MAX_LINK_HEADER_CHARS, nextLink } from '../../src/probe/link';
 import { apiBase } from '../../src/probe/registry-url';
+
+const cidrs = (...list: string[]) => list.map((c) => parseCidr(c)!);
 
 describe('WWW-Authenticate', () => {
   test('When distribution sends a Basic challenge, then scheme and realm are read', () => {
@@ -102,7 +105,7 @@ describe('Link', () => {
 
 describe('egress policy', () => {
   test('When an address is in the allowed list and not in the denied list, then it is allowed; denied wins', () => {
-    const policy = createEgressPolicy(['127.0.0.0/8', '::1/128', '10.0.0.0/8'], ['127.0.0.2/32', '10.1.0.0/16']);
+    const policy = createEgressPolicy(cidrs('127.0.0.0/8', '::1/128', '10.0.0.0/8'), cidrs('127.0.0.2/32', '10.1.0.0/16'));
     expect(policy.allows('127.0.0.1')).toBe(true);
     expect(policy.allows('127.0.0.2')).toBe(false);
     expect(policy.allows('10.0.0.7')).toBe(true);
@@ -122,7 +125,7 @@ describe('egress policy', () => {
   });
 
   test('When a URL names a refused IP literal (v4 or bracketed v6), then checkUrl throws blocked_by_policy', () => {
-    const policy = createEgressPolicy(['127.0.0.1/32'], []);
+    const policy = createEgressPolicy(cidrs('127.0.0.1/32'), []);
     expect(() => policy.checkUrl(new URL('http://127.0.0.1:5000/v2/'))).not.toThrow();
     expect(() => policy.checkUrl(new URL('http://127.0.0.2:5000/v2/'))).toThrow(expect.objectContaining({ code: 'blocked_by_policy' }));
     expect(() => policy.checkUrl(new URL('http://[::1]:5000/v2/'))).toThrow(expect.objectContaining({ code: 'blocked_by_policy' }));
@@ -131,7 +134,7 @@ describe('egress policy', () => {
   test('When PROBE_ALLOWED_NETWORKS holds something that is not a CIDR, then loading the config fails naming the variable', () => {
     expect(() => loadConfig({ PROBE_ALLOWED_NETWORKS: '10.0.0.0/33' })).toThrow(ConfigError);
     expect(() => loadConfig({ PROBE_DENIED_NETWORKS: 'example.com/8' })).toThrow(/PROBE_DENIED_NETWORKS/);
-    expect(loadConfig({ PROBE_ALLOWED_NETWORKS: '127.0.0.1, ::1' }).PROBE_ALLOWED_NETWORKS).toEqual(['127.0.0.1/32', '::1/128']);
+    expect(loadConfig({ PROBE_ALLOWED_NETWORKS: '127.0.0.1, ::1' }).PROBE_ALLOWED_NETWORKS.map(cidrText)).toEqual(['127.0.0.1/32', '::1/128']);
   });
 });
 

@@ -7,7 +7,7 @@
 import { findUnsafeInteger, isUnsafeIntegerLiteral, pathAt } from '../../src/lib/json-scan';
 import { parseJsonText } from '../../src/lib/json-shape';
 import { InputError } from '../../src/errors';
-import { call, startTestService, type TestService } from '../support/service';
+import { startTestService, type TestService } from '../support/service';
 
 describe('the scan', () => {
   test.each([

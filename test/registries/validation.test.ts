@@ -19,6 +19,7 @@ describe('When an entry is created with bad fields', () => {
     ['a URL with user-info', { container_registry_public_url: 'http://user:pw@127.0.0.1:5000' }, '/container_registry_public_url'],
     ['a URL with a query', { container_registry_public_url: 'http://127.0.0.1:5000/?x=1' }, '/container_registry_public_url'],
     ['a URL that is not a URL', { container_registry_public_url: 'not a url' }, '/container_registry_public_url'],
+    ['a URL whose host is no address (an octet over 255)', { container_registry_public_url: 'http://127.0.0.256:5000' }, '/container_registry_public_url'],
     ['duplicate tags', { container_registry_tags: ['a', 'a'] }, '/container_registry_tags'],
     ['a tag too long', { container_registry_tags: ['x'.repeat(65)] }, '/container_registry_tags/0'],
     ['a bad id', { container_registry_id: 'not-a-uuid' }, '/container_registry_id'],
@@ -210,5 +211,21 @@ describe('When a name is ill-formed or deceptive', () => {
     // Onboarding by name finds the stored entry whichever form the file uses.
     const onboarded = await svc.parts.registries.onboard(entry({ container_registry_name: stem, container_registry_public_url: created.body.container_registry_public_url }), true);
     expect(onboarded).toMatchObject({ id: created.body.container_registry_id });
+  });
+
+  test('in NFD form in a query filter, then it finds the name stored in NFC, from the view and from the database alike', async () => {
+    const stem = `Crème-${Date.now()}`; // "Crème" with a combining accent (NFD)
+    const created = (await call(svc.url, 'POST', '/container_registry', entry({ container_registry_name: stem }))).body;
+    const fromDatabase = await startTestService({ QUERY_SOURCE: 'database' }, { dbName: svc.db.databaseName });
+    try {
+      for (const filter of [{ container_registry_name: stem }, { container_registry_name: { $in: [stem] } }, { $or: [{ container_registry_name: { $regex: `^${stem}$` } }] }]) {
+        for (const s of [svc, fromDatabase]) {
+          const found = await call(s.url, 'POST', '/container_registries', filter);
+          expect({ filter, found: found.body.map((e: { container_registry_id: string }) => e.container_registry_id) }).toEqual({ filter, found: [created.container_registry_id] });
+        }
+      }
+    } finally {
+      await fromDatabase.close({ keepDatabase: true });
+    }
   });
 });

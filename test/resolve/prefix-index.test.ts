@@ -2,7 +2,7 @@
  * The prefix index (src/resolve/prefix-index.ts): matching on component boundaries, mirrors with prefix
  * rewriting, the order of candidates, and changes applied one at a time. Pure: no database, no HTTP.
  */
-import { PrefixIndex, type ApiEntry } from '../../src/resolve/prefix-index';
+import { MAX_CANDIDATES, PrefixIndex, type ApiEntry } from '../../src/resolve/prefix-index';
 
 type Status = 'healthy' | 'degraded' | 'unknown' | 'unhealthy';
 
@@ -159,6 +159,41 @@ describe('Ordering', () => {
   test('When two entries share name-independent keys, then the order is stable by name then id', () => {
     const idx = indexOf(entry('same', 'a.io', { id: 'id-2', status: 'healthy' }), entry('same', 'a.io', { id: 'id-1', status: 'healthy' }));
     expect(idx.resolve('a.io/x').candidates.map((c) => c.container_registry_id)).toEqual(['id-1', 'id-2']);
+  });
+});
+
+describe('Bounds', () => {
+  test('When more than MAX_CANDIDATES entries serve an image, then the best MAX_CANDIDATES come in order, with truncated: true', () => {
+    // 300 mirrors of docker.io with pseudo-random health, tags and names (a fixed seed); ties on name go by id.
+    const statuses: Status[] = ['healthy', 'degraded', 'unknown', 'unhealthy'];
+    let seed = 7;
+    const next = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    const mirrors = Array.from({ length: 300 }, (_, i) =>
+      entry(`m-${next(40)}`, `m${i}.local`, { id: `id-${String(i).padStart(3, '0')}`, mirror_of: ['docker.io'], status: statuses[next(4)], tags: next(3) === 0 ? ['eu'] : [] }),
+    );
+    const idx = indexOf(...mirrors);
+    const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+    // The documented order among mirrors of one prefix: health, then a preferred tag, then name, then id.
+    const rank = (e: ApiEntry, prefer: string[]) => [statuses.indexOf(e.container_registry_health!.status as Status), e.container_registry_tags!.some((t) => prefer.includes(t)) ? 0 : 1];
+    for (const prefer of [[], ['eu']]) {
+      const expected = [...mirrors]
+        .sort((a, b) => {
+          const [ra, rb] = [rank(a, prefer), rank(b, prefer)];
+          return ra[0]! - rb[0]! || ra[1]! - rb[1]! || byCodeUnits(a.container_registry_name, b.container_registry_name) || byCodeUnits(a.container_registry_id, b.container_registry_id);
+        })
+        .slice(0, MAX_CANDIDATES)
+        .map((e) => e.container_registry_id);
+      const result = idx.resolve('nginx:1.27', { prefer });
+      expect(result.truncated).toBe(true);
+      expect(result.candidates.map((c) => c.container_registry_id)).toEqual(expected);
+    }
+  });
+
+  test('When MAX_CANDIDATES entries or fewer serve an image, then all come and there is no truncated flag', () => {
+    const idx = indexOf(...Array.from({ length: MAX_CANDIDATES }, (_, i) => entry(`m-${i}`, `m${i}.local`, { mirror_of: ['docker.io'] })));
+    const result = idx.resolve('nginx');
+    expect(result.candidates).toHaveLength(MAX_CANDIDATES);
+    expect(result).not.toHaveProperty('truncated');
   });
 });
 

@@ -5,6 +5,8 @@ export interface Keys {
   admin: string;
   writer: string;
   reader: string;
+  /** A node's key: read and pull credentials only. */
+  puller: string;
   /** Never configured. */
   wrong: string;
   env: string;
@@ -12,8 +14,8 @@ export interface Keys {
 
 export function makeKeys(): Keys {
   const k = (role: string) => `${role}-${randomBytes(18).toString('base64url')}`;
-  const keys = { admin: k('admin'), writer: k('writer'), reader: k('reader'), wrong: k('nobody') };
-  return { ...keys, env: `admin:${keys.admin},writer:${keys.writer},reader:${keys.reader}` };
+  const keys = { admin: k('admin'), writer: k('writer'), reader: k('reader'), puller: k('puller'), wrong: k('nobody') };
+  return { ...keys, env: `admin:${keys.admin},writer:${keys.writer},reader:${keys.reader},puller:${keys.puller}` };
 }
 
 export const bearer = (key: string) => ({ Authorization: `Bearer ${key}` });

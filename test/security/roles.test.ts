@@ -1,15 +1,23 @@
 /**
- * The role matrix over every route (SPEC section 8, issue 4): no key 401, wrong key 401, a role too low 403,
- * a role high enough served; `Bearer` and `Simple` both accepted. Real service, real HTTP, real database.
+ * The role matrix over every route (SPEC sections 8 and 18, issues 4 and 17): no key 401, wrong key 401, a
+ * role without the permission 403 naming the roles that have it, the others served; `Bearer` and `Simple`
+ * both accepted. `puller` (a node) reads and fetches pull credentials, nothing else; of the others only
+ * `admin` fetches pull credentials. Real service, real HTTP, real database.
  */
 import { PERMISSIONS, type Permission } from '../../src/http/auth';
 import { call, startTestService, type TestService } from '../support/service';
 import { entry } from '../support/entries';
 import { bearer, makeKeys, simple } from './keys';
 
-type Role = 'reader' | 'writer' | 'admin';
-const ROLES: Role[] = ['reader', 'writer', 'admin'];
-const RANK: Record<Role, number> = { reader: 1, writer: 2, admin: 3 };
+type Role = 'reader' | 'writer' | 'admin' | 'puller';
+const ROLES: Role[] = ['reader', 'puller', 'writer', 'admin'];
+/** Who each kind of route serves (written out here, not taken from auth.ts, so the matrix checks it). */
+const SERVED = {
+  reader: ['reader', 'puller', 'writer', 'admin'],
+  writer: ['writer', 'admin'],
+  admin: ['admin'],
+  puller: ['puller', 'admin'],
+} as const satisfies Record<string, readonly Role[]>;
 
 const keys = makeKeys();
 let svc: TestService;
@@ -19,6 +27,12 @@ async function newEntry(): Promise<string> {
   const res = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_public_url: 'http://127.0.0.1:9' }), bearer(keys.admin));
   expect(res.status).toBe(201);
   return res.body.container_registry_id as string;
+}
+
+/** Creates an entry mirroring 127.0.0.1:9 (so that its hosts.toml exists), with credentials. */
+async function newMirror(): Promise<void> {
+  const body = entry({ container_registry_public_url: 'http://127.0.0.1:19', container_registry_config: { mirror_of: ['127.0.0.1:9'] }, container_registry_credentials: { username: 'u', password: 'matrix-secret' } });
+  expect((await call(svc.url, 'POST', '/container_registry', body, bearer(keys.admin))).status).toBe(201);
 }
 
 /** Creates a webhook subscription as admin (to a closed loopback port: deliveries fail and stay on loopback). */
@@ -31,8 +45,8 @@ async function newWebhook(): Promise<string> {
 interface Route {
   method: string;
   path: string;
-  /** Lowest role served. */
-  role: Role;
+  /** Who is served. */
+  role: keyof typeof SERVED;
   /** Status when served. */
   ok: number;
   /** Builds a request that succeeds for a role high enough. */
@@ -57,6 +71,9 @@ const ROUTES: Route[] = [
   // newEntry's image prefix is its URL's host:port, 127.0.0.1:9
   { method: 'GET', path: '/resolve', role: 'reader', ok: 200, request: async () => (await newEntry(), { path: '/resolve?image=127.0.0.1:9/team/app:1' }) },
   { method: 'POST', path: '/resolve', role: 'reader', ok: 200, request: async () => ({ path: '/resolve', body: { images: ['127.0.0.1:9/app', 'nginx'] } }) },
+  { method: 'GET', path: '/pull-config/containerd/:upstream/hosts.toml', role: 'reader', ok: 200, request: async () => (await newMirror(), { path: '/pull-config/containerd/127.0.0.1:9/hosts.toml' }) },
+  { method: 'GET', path: '/pull-config/registries.conf', role: 'reader', ok: 200, request: async () => ({ path: '/pull-config/registries.conf' }) },
+  { method: 'POST', path: '/pull-credentials', role: 'puller', ok: 200, request: async () => (await newMirror(), { path: '/pull-credentials', body: { image: '127.0.0.1:9/team/app:1' } }) },
   { method: 'POST', path: '/webhooks', role: 'admin', ok: 201, request: async () => ({ path: '/webhooks', body: { url: 'http://127.0.0.1:9/hook', events: ['registry.created'] } }) },
   { method: 'GET', path: '/webhooks', role: 'admin', ok: 200, request: async () => ({ path: '/webhooks' }) },
   { method: 'GET', path: '/webhooks/:id', role: 'admin', ok: 200, request: async () => ({ path: `/webhooks/${await newWebhook()}` }) },
@@ -92,12 +109,13 @@ describe('Role matrix', () => {
     ]))('When the $role key is sent as $form, then the route answers as the matrix says', async ({ role, form }) => {
       const { path, body } = await route.request();
       const res = await call(svc.url, route.method, path, body, (form === 'Bearer' ? bearer : simple)(keys[role]));
-      if (RANK[role] >= RANK[route.role]) {
+      const served: readonly Role[] = SERVED[route.role];
+      if (served.includes(role)) {
         expect({ status: res.status, body: res.body }).toMatchObject({ status: route.ok });
       } else {
         expect(res.status).toBe(403);
         expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
-        expect(res.body.detail).toContain(`needs the ${route.role} role`);
+        expect(res.body.detail).toContain(`needs the ${served.length === 1 ? served[0] : `${served.slice(0, -1).join(', ')} or ${served[served.length - 1]}`} role`);
       }
     });
   });
@@ -106,7 +124,7 @@ describe('Role matrix', () => {
     const doc = (await call(svc.url, 'GET', '/openapi.json')).body;
     for (const route of ROUTES) {
       const op = doc.paths[route.path.replace(/:(\w+)/g, '{$1}')][route.method.toLowerCase()];
-      expect({ route: `${route.method} ${route.path}`, role: PERMISSIONS[op['x-permission'] as Permission] }).toEqual({ route: `${route.method} ${route.path}`, role: route.role });
+      expect({ route: `${route.method} ${route.path}`, roles: PERMISSIONS[op['x-permission'] as Permission] }).toEqual({ route: `${route.method} ${route.path}`, roles: SERVED[route.role] });
     }
   });
 

@@ -1,5 +1,5 @@
 /**
- * Runs the built database commands (`node dist/src/db/cli.js`, i.e. `npm run db`, `db:export`, `db:import`;
+ * Runs the built database commands (`node dist/src/bin/db.js`, i.e. `npm run db`, `db:export`, `db:import`;
  * `npm test` builds dist/ first) as processes, and measures their peak resident memory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,7 +10,7 @@ import { ownedCollections } from '../../src/db/dump';
 import { testEnv } from './service';
 
 export const ROOT = path.join(__dirname, '..', '..');
-export const DB_CLI = path.join(ROOT, 'dist', 'src', 'db', 'cli.js');
+export const DB_CLI = path.join(ROOT, 'dist', 'src', 'bin', 'db.js');
 export const MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
 
 /** This process's environment without any database choice of its own, plus the test defaults and `overrides`. */
@@ -65,7 +65,7 @@ function watch(child: ChildProcess, timeoutMs: number, what: string): Collected 
   return { done, stdout: () => stdout, stderr: () => stderr };
 }
 
-/** `node [nodeFlags] dist/src/db/cli.js ARGS` to its end. */
+/** `node [nodeFlags] dist/src/bin/db.js ARGS` to its end. */
 export function runDbCli(args: string[], env: NodeJS.ProcessEnv, opts: { timeoutMs?: number; nodeFlags?: string[] } = {}): Promise<Run> {
   const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), DB_CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   return watch(child, opts.timeoutMs ?? 120_000, `db ${args.join(' ')}`).done;

@@ -11,3 +11,14 @@ export function entry(overrides: Record<string, unknown> = {}): Record<string, u
     ...overrides,
   };
 }
+
+/**
+ * Metadata of about `bytes` bytes of JSON within the entry schema's bounds (64 keys per object, strings of
+ * at most 4,096 characters); `salt` makes each version differ. 230,000 fits the default 256 KiB body limit.
+ */
+export function bigMetadata(bytes: number, salt = ''): Record<string, string> {
+  const out: Record<string, string> = {};
+  const keys = Math.min(64, Math.ceil(bytes / 4000));
+  for (let i = 0; i < keys; i++) out[`k${i}`] = `${salt}:${i}:`.padEnd(Math.min(4000, Math.ceil(bytes / keys)), 'x');
+  return out;
+}

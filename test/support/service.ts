@@ -44,6 +44,7 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     LOG_LEVEL: 'info',
     RATE_LIMIT_MAX: '1000000',
     PROBE_RATE_LIMIT_MAX: '1000000',
+    PULL_CREDENTIALS_RATE_LIMIT_MAX: '1000000',
     AUTH_FAILURE_LIMIT: '1000000',
     ...overrides,
   };
@@ -81,7 +82,8 @@ export async function startTestService(env: Record<string, string> = {}, opts: {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
-      await parts.lifecycle.stop(logger);
+      // Every part is waited for (the process's stop bounds each wait; a test must not leave one running).
+      await parts.lifecycle.stop(logger, 60_000, 60_000);
       if (!keepDatabase) await db.dropDatabase().catch(() => undefined);
       await client.close();
       rmSync(dataDir, { recursive: true, force: true });

@@ -127,11 +127,12 @@ test('When protected mode refuses the client (403), then the page says why inste
 
 test('When GET /whoami is asked with each key, then it answers the role and what it may do; without a key, 401', async () => {
   const expected = {
-    reader: { read: true, write: false, probe: false, delete: false, webhooks: false },
-    writer: { read: true, write: true, probe: true, delete: false, webhooks: false },
-    admin: { read: true, write: true, probe: true, delete: true, webhooks: true },
+    reader: { read: true, write: false, probe: false, delete: false, webhooks: false, pull_credentials: false },
+    puller: { read: true, write: false, probe: false, delete: false, webhooks: false, pull_credentials: true },
+    writer: { read: true, write: true, probe: true, delete: false, webhooks: false, pull_credentials: false },
+    admin: { read: true, write: true, probe: true, delete: true, webhooks: true, pull_credentials: true },
   };
-  for (const role of ['reader', 'writer', 'admin'] as const) {
+  for (const role of ['reader', 'puller', 'writer', 'admin'] as const) {
     const res = await call(svc.url, 'GET', '/whoami', undefined, bearer(keys[role]));
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ role, key_id: expect.stringMatching(/^[0-9a-f]{16}$/), protected_mode: false, permissions: expected[role] });

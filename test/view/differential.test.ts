@@ -7,7 +7,6 @@
  * service's exactFilter for what FerretDB v1 cannot run: $elemMatch) return the same rows in the same order,
  * page by page (the next page's `after` built from the last row as the service builds its cursor).
  */
-import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { MongoClient, type Db } from 'mongodb';
 import { InputError } from '../../src/errors';

@@ -5,28 +5,22 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { InputError, ServiceUnavailableError } from '../../errors';
-import { checkRetained, collectChanges, ConsumerLens, parseChangesQuery, type ChangeOut, type ChangesQuery } from '../../feed/changes';
+import { type ChangesQuery, checkRetained, collectChanges, ConsumerLens, DEFAULT_CHANGES_LIMIT, MAX_CHANGES_LIMIT, MAX_WAIT_S, parseChangesQuery } from '../../feed/changes';
 import type { CatalogFeed } from '../../feed/reader';
 import type { Access } from '../auth';
+import type { ChangeStreams } from './change-streams';
+import { op, problem, ref, type ApiPaths } from '../api-doc';
 
 export interface ChangesRouteOptions {
   feed: CatalogFeed;
   can: Access['can'];
-  /** Seconds between SSE bookmarks (heartbeats carrying the current revision). */
-  bookmarkSeconds: number;
-  /** An SSE watcher whose unsent output exceeds this many bytes is disconnected (it resumes with Last-Event-ID). */
-  maxBufferedBytes?: number;
+  /** The process's SSE streams (one subscription to the feed, shared frames, a budget of unsent bytes). */
+  streams: ChangeStreams;
 }
-
-/** How long a request waits for this replica's own acknowledged writes to reach the view. */
-
-/** Chunk size of an SSE catch-up: each chunk is read from the view in one synchronous step. */
-const SSE_CHUNK = 500;
 
 export function changesRoutes(opts: ChangesRouteOptions): Router {
   const r = Router();
-  const { feed } = opts;
-  const maxBuffered = opts.maxBufferedBytes ?? 4 * 1024 * 1024;
+  const { feed, streams } = opts;
 
   /**
    * Waits until the view is ready, holds every write this replica acknowledged (read-your-writes, as for
@@ -43,14 +37,19 @@ export function changesRoutes(opts: ChangesRouteOptions): Router {
   }
 
   r.get('/container_registries/changes', opts.can('read'), async (req: Request, res: Response) => {
-    const sse = (req.get('Accept') ?? '').includes('text/event-stream');
+    // Negotiated, so that `text/event-stream;q=0` (not acceptable) gets no stream.
+    const sse = req.accepts(['application/json', 'text/event-stream']) === 'text/event-stream';
     const q = parseChangesQuery(req.query as Record<string, unknown>, sse ? req.get('Last-Event-ID') : undefined);
     await position(q);
     res.setHeader('X-Catalog-Epoch', feed.epoch);
     const lens = new ConsumerLens(q);
-    if (sse) return streamEvents(req, res, q, lens);
+    if (sse) {
+      if (feed.closed) throw new ServiceUnavailableError('This replica is stopping; reconnect (to another replica) with Last-Event-ID.', 1);
+      return streams.serve(res, q, lens);
+    }
     let page = collectChanges(feed.view, lens, q.since, q.limit);
-    if (page.changes.length === 0 && q.wait > 0) page = await longPoll(req, q, lens, page.revision);
+    // Once the service stops, a long poll answers at once with what there is.
+    if (page.changes.length === 0 && q.wait > 0 && !feed.closed) page = await longPoll(req, q, lens, page.revision);
     res.setHeader('X-Catalog-Revision', String(feed.view.revision));
     res.json({ ...page, epoch: feed.epoch });
   });
@@ -73,7 +72,11 @@ export function changesRoutes(opts: ChangesRouteOptions): Router {
         }
       };
       const unsubscribe = feed.subscribe((changes) => {
-        if (changes.some((c) => lens.fromChange(c) !== null)) finish();
+        try {
+          if (changes.some((c) => lens.kindOfChange(c) !== null)) finish();
+        } catch {
+          finish(); // a change the filter cannot be evaluated on in time: the page tells (503)
+        }
       });
       const timer = setTimeout(finish, q.wait * 1000);
       const unclose = feed.onClose(finish);
@@ -81,70 +84,40 @@ export function changesRoutes(opts: ChangesRouteOptions): Router {
     });
   }
 
-  async function streamEvents(req: Request, res: Response, q: ChangesQuery, lens: ConsumerLens): Promise<void> {
-    res.status(200);
-    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('X-Accel-Buffering', 'no');
-    res.setHeader('X-Catalog-Revision', String(feed.view.revision));
-    res.flushHeaders();
-    let closed = false;
-    req.socket.once('close', () => (closed = true));
-    res.write(`retry: 2000\n\n`);
-    const write = (c: ChangeOut) => res.write(`id: ${c.revision}\nevent: ${c.type}\ndata: ${JSON.stringify(c)}\n\n`);
-    const bookmark = (revision: number) => res.write(`id: ${revision}\nevent: bookmark\ndata: {"revision":${revision}}\n\n`);
-    // Catch-up, chunk by chunk; a chunk is read synchronously, so an entry that changes meanwhile moves to
-    // a later revision and comes in a later chunk. The last chunk and the subscription share one tick.
-    let sent = q.since;
-    const listUpTo = q.since === 0 ? feed.view.revision : 0;
-    for (;;) {
-      const page = collectChanges(feed.view, lens, sent, SSE_CHUNK, listUpTo);
-      for (const c of page.changes) write(c);
-      // A chunk ends at its limit or when the filter's time slice is over: more is what it did not reach.
-      const more = page.revision < feed.view.revision;
-      sent = page.revision;
-      if (!more) break;
-      if (res.writableNeedDrain) {
-        // A client that goes away mid catch-up never drains: 'close' ends the wait too.
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            res.off('drain', done);
-            res.off('close', done);
-            resolve();
-          };
-          res.once('drain', done);
-          res.once('close', done);
-        });
-      } else await new Promise<void>((resolve) => setImmediate(resolve)); // other work between chunks
-      if (closed) return;
-    }
-    bookmark(sent);
-    const unsubscribe = feed.subscribe((changes) => {
-      for (const ch of changes) {
-        if (ch.item.revision <= sent) continue;
-        let c: ChangeOut | null;
-        try {
-          c = lens.fromChange(ch);
-        } catch {
-          // The filter cannot be evaluated on this entry in time: end the stream rather than skip the change.
-          res.destroy();
-          return;
-        }
-        if (c) write(c);
-      }
-      sent = Math.max(sent, feed.view.revision);
-      if (res.writableLength > maxBuffered) res.destroy();
-    });
-    const heartbeat = setInterval(() => bookmark(Math.max(sent, feed.view.revision)), opts.bookmarkSeconds * 1000);
-    const unclose = feed.onClose(() => res.end());
-    const stop = () => {
-      unsubscribe();
-      unclose();
-      clearInterval(heartbeat);
-    };
-    res.once('close', stop);
-    if (closed) stop();
-  }
-
   return r;
 }
+
+/** The change feed. (OpenAPI; assembled by src/openapi.ts) */
+export const changesApi: ApiPaths = {
+  '/container_registries/changes': {
+    get: op('read', 'Follow the catalog: the changes after a revision (JSON page, long poll, or Server-Sent Events)', {
+      operationId: 'catalogChanges',
+      description:
+        'List-then-watch (SPEC 12): start with since=0 (a list of every entry), then pass the returned `revision` as `since`. With `wait` the request waits for a change. With `Accept: text/event-stream` (preferred over JSON; `q=0` refuses it) the same URL streams events `upsert`, `delete` and `bookmark` (heartbeat) with `id:` = revision; reconnect with `Last-Event-ID` to resume (also after the stream was ended because its client did not read: FEED_STREAM_BUDGET_BYTES).',
+      parameters: [
+        { name: 'since', in: 'query', description: 'Revision to continue from (0: list everything).', schema: { type: 'integer', minimum: 0, default: 0 } },
+        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: MAX_CHANGES_LIMIT, default: DEFAULT_CHANGES_LIMIT } },
+        { name: 'wait', in: 'query', description: 'Long poll: seconds to wait when nothing is newer than `since`.', schema: { type: 'integer', minimum: 0, maximum: MAX_WAIT_S, default: 0 } },
+        { name: 'filter', in: 'query', description: 'A query filter as JSON (same rules as POST /container_registries); an entry that stops matching is a delete.', schema: { type: 'string' } },
+        { name: 'origin', in: 'query', description: '`local`: leave out entries mirrored from peer catalogs.', schema: { type: 'string', enum: ['local'] } },
+        { name: 'Last-Event-ID', in: 'header', required: false, description: 'SSE resume: the id of the last event received (stands for `since`).', schema: { type: 'string' } },
+      ],
+      responses: {
+        '200': {
+          description: 'The changes after `since` (JSON), or an event stream.',
+          headers: {
+            'X-Catalog-Revision': { description: 'The revision this replica has read up to.', schema: { type: 'string' } },
+            'X-Catalog-Epoch': {
+              description: "The catalog's feed epoch (also `epoch` in a JSON page; the only place an event stream carries it). Revisions belong to one epoch: a new one (a restore by db:import, a new database) means list again from since=0.",
+              schema: { type: 'string' },
+            },
+          },
+          content: { 'application/json': { schema: ref('ChangePage') }, 'text/event-stream': { schema: { type: 'string' } } },
+        },
+        '400': problem('Invalid parameter, or `since` beyond the latest revision.'),
+        '410': problem('`since` is older than the retained history (type ends in /revision-expired; `revision` carries the current revision): list again from since=0.'),
+        '503': problem('The replica is loading the catalog or has not yet read `since`, or (a stream) it is stopping; retry (a stream: with `Last-Event-ID`).'),
+      },
+    }),
+  },
+};

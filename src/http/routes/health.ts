@@ -11,6 +11,8 @@ import type { HealthReporter } from '../../health/report';
 import { NotFoundError } from '../../errors';
 import { refuseMirrored, type RegistryService } from '../../registries/service';
 import type { Access } from '../auth';
+import { type ApiPaths, idParam, json, op, problem, ref } from '../api-doc';
+import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from '../../health/history';
 
 export function healthRoutes(deps: {
   registries: RegistryService;
@@ -43,3 +45,32 @@ export function healthRoutes(deps: {
 
   return r;
 }
+
+/** Probes, probe history and the health report. (OpenAPI; assembled by src/openapi.ts) */
+export const healthApi: ApiPaths = {
+  '/check_container_health/{id}': {
+    parameters: [idParam],
+    get: op('probe', 'Probe the registry now (GET /v2/) and store the result', {
+      operationId: 'checkRegistryHealth',
+      responses: { '200': json(ref('ContainerRegistryHealth'), 'The probe result.'), '404': problem('No such entry.'), '409': problem('The entry is mirrored from a peer, which probes it.') },
+    }),
+  },
+  '/container_registry/{id}/health_history': {
+    parameters: [idParam],
+    get: op('read', 'One registry’s recorded probes in a window, oldest first (the status page’s chart)', {
+      operationId: 'getRegistryHealthHistory',
+      parameters: [
+        { name: 'since', in: 'query', description: 'ISO-8601 date-time, start of the window; default: the whole kept history (HEALTH_HISTORY_DAYS).', schema: { type: 'string', format: 'date-time' } },
+        { name: 'limit', in: 'query', description: 'Most probes returned (the newest when the window holds more; then `truncated` is true).', schema: { type: 'integer', minimum: 1, maximum: HISTORY_MAX_LIMIT, default: HISTORY_DEFAULT_LIMIT } },
+      ],
+      responses: {
+        '200': json(ref('ContainerRegistryHealthHistory'), 'The probes of the window.'),
+        '400': problem('`since` or `limit` is invalid.'),
+        '404': problem('No such entry.'),
+      },
+    }),
+  },
+  '/health_report': {
+    get: op('read', 'The latest health report', { operationId: 'getHealthReport', responses: { '200': json({ type: 'object' }, 'The latest report.') } }),
+  },
+};

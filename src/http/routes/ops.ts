@@ -7,6 +7,7 @@ import type { Db } from 'mongodb';
 import { ServiceUnavailableError } from '../../errors';
 import { metricsText } from '../../observability/metrics';
 import type { Permission } from '../auth';
+import { type ApiPaths, json, op, problem } from '../api-doc';
 
 export interface OpsDeps {
   db: Db;
@@ -66,3 +67,25 @@ export function metricsRoutes(can: (p: Permission) => RequestHandler, extra?: ()
   });
   return r;
 }
+
+/** Operations: metrics, liveness, readiness, this document. (OpenAPI; assembled by src/openapi.ts) */
+export const opsApi: ApiPaths = {
+  '/metrics': {
+    get: op('read', 'Prometheus metrics', {
+      operationId: 'getMetrics',
+      responses: { '200': { description: 'Prometheus text format.', content: { 'text/plain': { schema: { type: 'string' } } } } },
+    }),
+  },
+  '/healthz': {
+    get: op(null, 'Liveness', { operationId: 'liveness', responses: { '200': json({ type: 'object' }, 'The process is alive.') } }),
+  },
+  '/readyz': {
+    get: op(null, 'Readiness: the database answers', {
+      operationId: 'readiness',
+      responses: { '200': json({ type: 'object' }, 'Ready.'), '503': problem('The database is unreachable, or the service is stopping.') },
+    }),
+  },
+  '/openapi.json': {
+    get: op(null, 'This document', { operationId: 'openapi', responses: { '200': json({ type: 'object' }, 'OpenAPI 3.1.') } }),
+  },
+};

@@ -4,6 +4,7 @@
 import { Router } from 'express';
 import type { Federation } from '../../federation';
 import type { Access } from '../auth';
+import { type ApiPaths, json, op, ref } from '../api-doc';
 
 export function peersRoutes(deps: { federation: Federation; can: Access['can'] }): Router {
   const r = Router();
@@ -12,3 +13,13 @@ export function peersRoutes(deps: { federation: Federation; can: Access['can'] }
   });
   return r;
 }
+
+/** Peer catalogs. (OpenAPI; assembled by src/openapi.ts) */
+export const peersApi: ApiPaths = {
+  '/peers': {
+    get: op('read', 'The peer catalogs this one follows (PEERS) and the state of each', {
+      operationId: 'listPeers',
+      responses: { '200': json({ type: 'array', items: ref('PeerStatus') }, 'One item per peer, in PEERS order.') },
+    }),
+  },
+};

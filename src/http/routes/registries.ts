@@ -7,6 +7,8 @@ import { etagOf, toApi, type StoredRegistry } from '../../registries/model';
 import type { RegistryService } from '../../registries/service';
 import type { Access } from '../auth';
 import { jsonBody } from '../body';
+import { type ApiPaths, entryView, etag, idParam, ifMatch, json, op, problem, ref } from '../api-doc';
+import { DEFAULT_LIMIT, MAX_LIMIT } from '../../registries/query';
 
 /** If-Match → the version it names; `*` or absent → undefined. A weak tag never matches (RFC 9110 §13.1.1). */
 export function parseIfMatch(header: string | undefined): number | undefined {
@@ -62,3 +64,68 @@ export function registryRoutes(service: RegistryService, opts: { bodyLimit: numb
 
   return r;
 }
+
+/** Create, read, update, delete and query entries. (OpenAPI; assembled by src/openapi.ts) */
+export const registriesApi: ApiPaths = {
+  '/container_registry': {
+    post: op('write', 'Create a registry entry', {
+      operationId: 'createRegistry',
+      requestBody: { required: true, content: { 'application/json': { schema: ref('ContainerRegistry') } } },
+      responses: {
+        '201': json(entryView, 'The stored entry.', { ...etag, Location: { description: 'URL of the new entry.', schema: { type: 'string' } } }),
+        '400': problem('Invalid entry or malformed JSON.'),
+        '409': problem('The name is taken.'),
+        '413': problem('Body too large, or the entry would be over 16,711,680 bytes as stored (the problem names its largest field).'),
+        '415': problem('Body is not JSON, or labelled with a charset other than UTF-8.'),
+      },
+    }),
+  },
+  '/container_registry/{id}': {
+    parameters: [idParam],
+    get: op('read', 'Read one entry', {
+      operationId: 'getRegistry',
+      responses: { '200': json(entryView, 'The entry.', etag), '404': problem('No such entry.') },
+    }),
+    put: op('write', 'Update an entry ($set, $unset, $addToSet, $pull, or a plain object of fields)', {
+      operationId: 'updateRegistry',
+      parameters: [ifMatch],
+      requestBody: { required: true, content: { 'application/json': { schema: ref('ContainerRegistryUpdate') } } },
+      responses: {
+        '200': json(entryView, 'The updated entry.', etag),
+        '400': problem('Invalid update.'),
+        '404': problem('No such entry.'),
+        '409': problem('The name is taken, or the entry is mirrored from a peer (read-only here; the problem names the peer).'),
+        '412': problem('If-Match names an older version.'),
+        '413': problem('Body too large, or the updated entry would be over 16,711,680 bytes as stored (the problem names its largest field).'),
+        '415': problem('Body is not JSON, or labelled with a charset other than UTF-8.'),
+      },
+    }),
+    delete: op('delete', 'Delete an entry', {
+      operationId: 'deleteRegistry',
+      parameters: [ifMatch],
+      responses: { '204': { description: 'Deleted.' }, '400': problem('If-Match is not one entity tag.'), '404': problem('No such entry.'), '409': problem('The entry is mirrored from a peer (read-only here; the problem names the peer).'), '412': problem('If-Match names an older version.') },
+    }),
+  },
+  '/container_registries': {
+    post: op('read', 'Query the catalog with a Mongo-style filter', {
+      operationId: 'queryRegistries',
+      parameters: [
+        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT } },
+        { name: 'cursor', in: 'query', description: 'Opaque; from the previous page’s Link header.', schema: { type: 'string' } },
+        { name: 'sort', in: 'query', description: 'A whitelisted field, `-` for descending.', schema: { type: 'string' } },
+        { name: 'fields', in: 'query', description: 'Comma-separated projection.', schema: { type: 'string' } },
+        { name: 'min_revision', in: 'query', description: 'Wait (up to 5 s) until the answer includes every change up to this catalog revision; 503 if it does not; 400 if no such revision was ever written.', schema: { type: 'integer', minimum: 0 } },
+      ],
+      requestBody: { required: false, content: { 'application/json': { schema: ref('ContainerRegistryFilter') } } },
+      responses: {
+        '200': json({ type: 'array', items: entryView }, 'The matching entries.', {
+          Link: { description: '`<...>; rel="next"` when there is a next page.', schema: { type: 'string' } },
+          'X-Catalog-Revision': { description: 'The answer includes every change up to this catalog revision.', schema: { type: 'string' } },
+        }),
+        '400': problem('Invalid filter or query option.'),
+        '413': problem('Body too large.'),
+        '415': problem('Body is not JSON, or labelled with a charset other than UTF-8.'),
+      },
+    }),
+  },
+};

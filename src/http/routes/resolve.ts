@@ -3,23 +3,61 @@
  * no registry serves it); POST /resolve {"images": [...], "prefer"?: [...]} answers up to 1,000 at once, one
  * item per image in order, each a result or the problem GET would have answered for that image. Both read
  * the in-memory prefix index (src/resolve), never the database.
+ *
+ * Bounded: at most MAX_CANDIDATES candidates per image (`truncated` says there were more); a batch is
+ * resolved SLICE_MS at a time, letting other requests through in between (the index may move on between two
+ * slices, as it would between two requests), and its answer is serialised as it goes: one that would exceed
+ * `maxAnswerBytes` (RESOLVE_MAX_ANSWER_BYTES) stops there and is refused with a 413 naming the limit and how
+ * many images fit. The answer is written in parts of PART_CHARS, the next once the last one left the process.
  */
-import { Router, type RequestHandler } from 'express';
-import { InputError, NotFoundError, ServiceUnavailableError } from '../../errors';
+import { Router, type RequestHandler, type Response } from 'express';
+import { InputError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../../errors';
 import type { ResolveBatchResult, ResolveResult } from '../../generated';
 import { InvalidReferenceError, parseReference, type ImageReference, type ResolveOptions } from '../../resolve';
 import { validateResolveRequest } from '../../schemas';
 import type { Access } from '../auth';
+import { drainedOrClosed } from '../../lib/writable';
 import { jsonBody } from '../body';
 import { problemOf } from '../problem';
+import { type ApiPaths, json, op, problem, ref } from '../api-doc';
 
 /** What the routes need of the index. */
 export interface Resolver {
   resolve(ref: ImageReference, opts?: ResolveOptions): ResolveResult;
 }
 
+/** A batch lets other requests through after this many milliseconds of resolving. */
+const SLICE_MS = 5;
+
+/** An answer is written about this many characters at a time. */
+const PART_CHARS = 256 * 1024;
+
+/**
+ * Writes `head`, the items comma-separated, then `tail`, a part at a time: other requests get through in
+ * between, and the next part waits until the client read the last one (or went away).
+ */
+async function writeInParts(res: Response, head: string, items: string[], tail: string): Promise<void> {
+  let part = head;
+  for (let i = 0; i < items.length; i++) {
+    part += (i > 0 ? ',' : '') + items[i];
+    if (part.length < PART_CHARS) continue;
+    if (res.destroyed) return;
+    if (!res.write(part)) await drainedOrClosed(res);
+    else await new Promise((resolve) => setImmediate(resolve));
+    part = '';
+  }
+  if (!res.destroyed) res.end(part + tail);
+}
+
+function answerTooLarge(limit: number, fitting: number): PayloadTooLargeError {
+  return new PayloadTooLargeError(
+    `The answer to these images would be larger than ${limit} bytes (RESOLVE_MAX_ANSWER_BYTES); the first ${fitting} fit. Send fewer images per request.`,
+    [{ path: '/images', message: `the answer exceeds ${limit} bytes from item ${fitting} on; send at most ${fitting} images per request` }],
+  );
+}
+
 /** The reference, or an InputError naming `path` (the query parameter, or the JSON Pointer of the item). */
-function parseImage(input: string, path: string): ImageReference {
+export function parseImage(input: string, path: string): ImageReference {
   try {
     return parseReference(input);
   } catch (e) {
@@ -28,7 +66,7 @@ function parseImage(input: string, path: string): ImageReference {
   }
 }
 
-function nothingServes(image: string): NotFoundError {
+export function nothingServes(image: string): NotFoundError {
   return new NotFoundError(`No registry of the catalog serves ${image}: no entry's image prefix or mirror_of is a prefix of it.`);
 }
 
@@ -49,6 +87,25 @@ function parseQuery(query: Record<string, unknown>): { image: string; prefer?: s
   return { image, ...(prefer ? { prefer } : {}) };
 }
 
+/** How a route that reads the prefix index waits for it (see resolveRoutes). */
+export interface IndexReadiness {
+  isReady?: () => boolean;
+  caughtUp?: () => Promise<unknown>;
+}
+
+/**
+ * Middleware of the routes that read the prefix index: 503 with Retry-After while it is still being filled
+ * (rather than a 404 that only means "not loaded yet"), then a wait until it holds every write this replica
+ * acknowledged (read-your-writes).
+ */
+export function indexReady(deps: IndexReadiness): RequestHandler {
+  return async (_req, _res, next) => {
+    if (deps.isReady && !deps.isReady()) throw new ServiceUnavailableError('The resolver is still loading the catalog; try again shortly.', 2);
+    await deps.caughtUp?.();
+    next();
+  };
+}
+
 /**
  * `isReady`: false while the index is still being filled (the routes answer 503 with Retry-After rather
  * than a 404 that only means "not loaded yet"); absent: always ready.
@@ -57,17 +114,15 @@ export function resolveRoutes(deps: {
   resolver: Resolver;
   can: Access['can'];
   bodyLimit: number;
+  /** Most bytes of a POST /resolve answer (RESOLVE_MAX_ANSWER_BYTES). */
+  maxAnswerBytes: number;
   isReady?: () => boolean;
   /** Resolves once the index includes every write this replica acknowledged (read-your-writes). */
   caughtUp?: () => Promise<unknown>;
 }): Router {
   const r = Router();
   const { can, resolver } = deps;
-  const ready: RequestHandler = async (_req, _res, next) => {
-    if (deps.isReady && !deps.isReady()) throw new ServiceUnavailableError('The resolver is still loading the catalog; try again shortly.', 2);
-    await deps.caughtUp?.();
-    next();
-  };
+  const ready = indexReady(deps);
 
   r.get('/resolve', can('read'), ready, (req, res) => {
     const { image, prefer } = parseQuery(req.query as Record<string, unknown>);
@@ -76,22 +131,67 @@ export function resolveRoutes(deps: {
     res.json(result);
   });
 
-  r.post('/resolve', can('read'), ready, jsonBody(deps.bodyLimit), (req, res) => {
+  r.post('/resolve', can('read'), ready, jsonBody(deps.bodyLimit), async (req, res) => {
     const { images, prefer } = validateResolveRequest(req.body);
-    const results: ResolveBatchResult['results'] = images.map((input, i) => {
-      let ref: ImageReference;
-      try {
-        ref = parseImage(input, `/images/${i}`);
-      } catch (e) {
-        if (!(e instanceof InputError)) throw e;
-        return { input, error: problemOf(e) };
+    const head = '{"results":[';
+    const items: string[] = [];
+    let bytes = head.length + 2;
+    let sliceStart = performance.now();
+    for (let i = 0; i < images.length; i++) {
+      if (performance.now() - sliceStart >= SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
       }
-      const result = resolver.resolve(ref, { prefer });
-      if (result.candidates.length === 0) return { input, image: result.image, error: problemOf(nothingServes(result.image)) };
-      return { input, ...result };
-    });
-    res.json({ results } satisfies ResolveBatchResult);
+      const item = JSON.stringify(resolveOne(images[i]!, i, prefer));
+      bytes += Buffer.byteLength(item) + (i > 0 ? 1 : 0);
+      if (bytes > deps.maxAnswerBytes) throw answerTooLarge(deps.maxAnswerBytes, i);
+      items.push(item);
+    }
+    res.status(200).type('json').setHeader('Content-Length', String(bytes));
+    await writeInParts(res, head, items, ']}');
   });
+
+  /** One item of a batch answer: the result, or the problem GET would have answered for this image. */
+  function resolveOne(input: string, i: number, prefer: string[] | undefined): ResolveBatchResult['results'][number] {
+    let ref: ImageReference;
+    try {
+      ref = parseImage(input, `/images/${i}`);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      return { input, error: problemOf(e) };
+    }
+    const result = resolver.resolve(ref, { prefer });
+    if (result.candidates.length === 0) return { input, image: result.image, error: problemOf(nothingServes(result.image)) };
+    return { input, ...result };
+  }
 
   return r;
 }
+
+/** Image resolution. (OpenAPI; assembled by src/openapi.ts) */
+export const resolveApi: ApiPaths = {
+  '/resolve': {
+    get: op('read', 'Where to pull an image from: the registries that serve it, best first', {
+      operationId: 'resolveImage',
+      parameters: [
+        { name: 'image', in: 'query', required: true, description: 'An image reference as given to `docker pull` (`nginx`, `quay.io/org/app:1.2`, `host:5000/app@sha256:...`); normalised as Docker does.', schema: { type: 'string' } },
+        { name: 'prefer', in: 'query', required: false, description: 'Comma-separated entry tags: among otherwise equal candidates, an entry carrying an earlier one comes first.', schema: { type: 'string' } },
+      ],
+      responses: {
+        '200': json(ref('ResolveResult'), 'The normalised image and its candidates, best first: at most 20 (`truncated: true` when more serve it).'),
+        '400': problem('Missing or invalid `image` (distribution’s reference grammar), or invalid `prefer`.'),
+        '404': problem('No entry’s image prefix or `mirror_of` is a prefix of the image.'),
+      },
+    }),
+    post: op('read', 'Resolve up to 1,000 images at once', {
+      operationId: 'resolveImages',
+      requestBody: { required: true, content: { 'application/json': { schema: ref('ResolveRequest') } } },
+      responses: {
+        '200': json(ref('ResolveBatchResult'), 'One item per image, in order: a result (at most 20 candidates, `truncated: true` when more serve it), or the problem GET /resolve would answer for that image.'),
+        '400': problem('Invalid body (not a list of 1 to 1,000 strings, or invalid `prefer`), or malformed JSON.'),
+        '413': problem('Body too large, or the answer would exceed RESOLVE_MAX_ANSWER_BYTES: the problem names the limit and, at `/images`, how many images fit; send fewer per request.'),
+        '415': problem('Body is not JSON, or labelled with a charset other than UTF-8.'),
+      },
+    }),
+  },
+};

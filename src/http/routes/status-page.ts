@@ -13,6 +13,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Router, type Request, type Response } from 'express';
 import { NotFoundError } from '../../errors';
+import { type ApiPaths, op, problem } from '../api-doc';
 
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
@@ -111,3 +112,27 @@ export function statusPageRoutes(assets: Map<string, Asset> = loadAssets()): Rou
 
   return r;
 }
+
+/** The status page and its files. (OpenAPI; assembled by src/openapi.ts) */
+export const statusPageApi: ApiPaths = {
+  '/': {
+    get: op(null, 'The status page (HTML; its scripts ask for an API key when one is needed)', {
+      operationId: 'statusPage',
+      responses: { '200': { description: 'The page, with a strict Content-Security-Policy.', content: { 'text/html': { schema: { type: 'string' } } } }, '304': { description: 'Not modified (If-None-Match).' } },
+    }),
+  },
+  '/ui/{file}': {
+    parameters: [{ name: 'file', in: 'path', required: true, description: 'A file of the status page (ui/ and the chart library).', schema: { type: 'string' } }],
+    get: op(null, 'A static file of the status page (ES module, stylesheet or icon)', {
+      operationId: 'statusPageAsset',
+      responses: {
+        '200': {
+          description: 'The file, with a strict Content-Security-Policy, `Cache-Control: no-cache` and an ETag.',
+          content: { 'text/javascript': { schema: { type: 'string' } }, 'text/css': { schema: { type: 'string' } }, 'image/svg+xml': { schema: { type: 'string' } } },
+        },
+        '304': { description: 'Not modified (If-None-Match).' },
+        '404': problem('No such file.'),
+      },
+    }),
+  },
+};

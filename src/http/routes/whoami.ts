@@ -5,6 +5,7 @@
  */
 import { Router } from 'express';
 import { PERMISSIONS, principalOf, roleCan, type Access, type Permission } from '../auth';
+import { type ApiPaths, json, op } from '../api-doc';
 
 export function whoamiRoutes(access: Access): Router {
   const r = Router();
@@ -15,3 +16,27 @@ export function whoamiRoutes(access: Access): Router {
   });
   return r;
 }
+
+/** Who the caller is. (OpenAPI; assembled by src/openapi.ts) */
+export const whoamiApi: ApiPaths = {
+  '/whoami': {
+    get: op('read', 'The caller’s role and what it may do (the status page asks this first)', {
+      operationId: 'whoami',
+      responses: {
+        '200': json(
+          {
+            type: 'object',
+            required: ['role', 'key_id', 'protected_mode', 'permissions'],
+            properties: {
+              role: { enum: ['reader', 'writer', 'admin', 'puller'] },
+              key_id: { type: 'string', description: 'Non-secret id of the key (first 16 hex digits of its SHA-256), or `loopback` in protected mode.' },
+              protected_mode: { type: 'boolean', description: 'No API keys configured: loopback clients only, served as admin.' },
+              permissions: { type: 'object', additionalProperties: { type: 'boolean' }, description: 'Each permission (read, write, probe, delete, webhooks, pull_credentials) and whether the role has it.' },
+            },
+          },
+          'Who the caller is.',
+        ),
+      },
+    }),
+  },
+};

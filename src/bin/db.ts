@@ -7,15 +7,15 @@
  *                                       document; refuses a non-empty one unless --force.
  * Export and import work on MONGODB_URI when set, else on the embedded default of DATA_DIR (its pinned backend).
  * The import checks the catalog's collections with the catalog's own rules (src/registries/import-rules.ts):
- * this file is a composition root, like main.ts, and the one place db/ code is handed domain knowledge.
+ * this file is a composition root, like main.ts: it hands db/'s import the domain's knowledge.
  */
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { createLogger, type Logger } from '../logger';
-import { openDatabase } from './connect';
-import { exportDatabase, importDatabase, type CollectionCount } from './dump';
-import { startEmbeddedDatabase } from './embedded';
+import { openDatabase } from '../db/connect';
+import { exportDatabase, importDatabase, type CollectionCount } from '../db/dump';
+import { startEmbeddedDatabase } from '../db/embedded';
 
 const USAGE = 'usage: npm run db | npm run db:export -- FILE | npm run db:import -- FILE [--force]';
 
