@@ -50,7 +50,8 @@ export interface KnownEntry {
  */
 export type WrittenListener = (revision: number) => void;
 
-const DEADLINE_MS = 8000;
+/** How long a write may take to get its change into the log (from when the request arrived, for client writes). */
+export const WRITE_DEADLINE_MS = 8000;
 /** A plan read longer ago than this is not appended (a stalled process re-reads). */
 const MAX_PLAN_AGE_MS = 5000;
 
@@ -275,13 +276,14 @@ export class EntryWriter {
 
   /**
    * Atomic read-plan-write of entry `id`. `plan` sees the current entry (null when missing) and answers
-   * nothing, its next state, or its deletion; it is called again when another writer got in first.
+   * nothing, its next state, or its deletion; it is called again when another writer got in first, until
+   * `giveUpAt` (default: WRITE_DEADLINE_MS from now), then a 503.
    */
-  async modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known?: KnownEntry): Promise<R> {
+  async modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known?: KnownEntry, giveUpAt = Date.now() + WRITE_DEADLINE_MS): Promise<R> {
     // A name reserved by an attempt whose change was never appended is given back (names.ts).
     const taken: Taken = { key: undefined, rev: 0 };
     try {
-      return await this.modifyOnce(id, plan, known, taken);
+      return await this.modifyOnce(id, plan, known, taken, giveUpAt);
     } finally {
       if (taken.key !== undefined) await this.names.releaseUnused(taken.key, id, taken.rev).catch(() => undefined);
     }
@@ -331,8 +333,7 @@ export class EntryWriter {
     }
   }
 
-  private async modifyOnce<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known: KnownEntry | undefined, taken: Taken): Promise<R> {
-    const giveUpAt = Date.now() + DEADLINE_MS;
+  private async modifyOnce<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known: KnownEntry | undefined, taken: Taken, giveUpAt: number): Promise<R> {
     let stuck: { prev: number; since: number } | undefined;
     // The caller's read of the entry is used when it is recent and the feed knows nothing later.
     let next: (KnownEntry & { fromFeed?: boolean }) | undefined = known && !this.behindFeed(id, known.doc) ? known : undefined;
@@ -414,7 +415,7 @@ export class EntryWriter {
       if (renamed || p.kind === 'delete') await this.names.release(nameKey(doc), id, prev).catch(() => undefined);
       return p.result;
     }
-    throw new ServiceUnavailableError(`Entry ${id} is being written too often to apply this change now; try again.`, 1);
+    throw entryBusy(id);
   }
 
   /** Retries bringing the collection to a logged change whose write failed (the database went away in between). */
@@ -498,6 +499,11 @@ export class EntryWriter {
 /** Sets the field the per-origin name index is on (model.ts nameKey) from the entry's name and origin. */
 function stampNameKey(doc: StoredRegistry): void {
   doc[NAME_KEY] = nameKey(doc);
+}
+
+/** The answer to a write of entry `id` that did not get its turn before its deadline. */
+export function entryBusy(id: string): ServiceUnavailableError {
+  return new ServiceUnavailableError(`Entry ${id} is being written too often to apply this change now; try again.`, 1);
 }
 
 function nameTaken(doc: StoredRegistry): ConflictError {
