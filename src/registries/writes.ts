@@ -90,7 +90,7 @@ export class EntryWriter {
     this.collection = db.collection<StoredRegistry>(COLLECTION);
     this.tombstones = db.collection<Tombstone>(TOMBSTONES);
     this.log = new ChangeLog<StoredRegistry>(db, { name: CHANGES, ...opts });
-    this.names = new NameReservations(db, claims, (id, key) => this.holdsName(id, key));
+    this.names = new NameReservations(db, claims, (id, key) => this.holdsName(id, key), (r) => this.log.observe(r));
   }
 
   async ensureIndexes(): Promise<void> {
@@ -234,7 +234,7 @@ export class EntryWriter {
   private async undoCreate(doc: StoredRegistry): Promise<void> {
     const r = await this.log.append({ key: doc._id, prev: doc.revision as number, op: 'delete' });
     await this.tombstones.replaceOne({ _id: doc._id }, { revision: r, at: new Date() }, { upsert: true });
-    await this.names.release(nameKey(doc), doc._id, doc.revision as number);
+    await this.names.release(nameKey(doc), doc._id, doc.revision as number, r);
   }
 
   /**
@@ -412,7 +412,7 @@ export class EntryWriter {
       }
       this.written(r);
       // The entry's previous name is free from now on (renamed, or deleted).
-      if (renamed || p.kind === 'delete') await this.names.release(nameKey(doc), id, prev).catch(() => undefined);
+      if (renamed || p.kind === 'delete') await this.names.release(nameKey(doc), id, prev, r).catch(() => undefined);
       return p.result;
     }
     throw entryBusy(id);

@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { nameKey } from '../../src/registries/model';
 import { entry } from '../support/entries';
-import { call, startReplicas, type TestService } from '../support/service';
+import { revisionId } from '../../src/db/changelog';
+import { call, startReplicas, startTestService, testDbName, type TestService } from '../support/service';
 
 let replicas: TestService[];
 
@@ -118,14 +119,14 @@ test('When an entry is created again while its delete is still giving its name u
     const names = a.parts.repository.writer.names;
     const release = names.release.bind(names);
     let again: { status: number } | undefined;
-    names.release = async (key, rid, rev) => {
+    names.release = async (key, rid, rev, at) => {
       names.release = release;
       const tombstone = () => b.parts.feed.view.get(id) !== undefined && b.parts.feed.view.get(id)!.doc === undefined;
       for (let i = 0; i < 100 && !tombstone(); i++) await new Promise((r) => setTimeout(r, 50));
       await b.parts.feed.stop();
       if (!tombstone()) throw new Error('replica B never read the delete');
       again = await call(a.url, 'POST', '/container_registry', entry({ container_registry_id: id, container_registry_name: name }));
-      return release(key, rid, rev);
+      return release(key, rid, rev, at);
     };
     // (The delete swallows a failing release: the hook's own failure shows as `again` missing below.)
     expect((await call(a.url, 'DELETE', `/container_registry/${id}`)).status).toBe(204);
@@ -163,11 +164,41 @@ test('When a write is refused a name it never reserved, then it gives nothing ba
   names.reserve = async (k, rid, rev) => {
     names.reserve = reserve;
     const got = await reserve(k, rid, rev);
-    await names.release(k, holder.body.container_registry_id, Number.MAX_SAFE_INTEGER);
+    await names.release(k, holder.body.container_registry_id, Number.MAX_SAFE_INTEGER, 0);
     expect(await reserve(k, rid, rev)).toBe(true);
     return got;
   };
   const first = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_id: id, container_registry_name: name }));
   expect(first.status).toBe(409);
   expect(await names.collection.findOne({ _id: key })).toMatchObject({ id });
+});
+
+// Found by `npm run robustness`: a create took a name a delete on another replica had just given up, and was
+// appended at a revision below that delete's (revisions commit out of order across entries: its replica had
+// not seen the delete's revision, and a lower one was free). In revision order, the order every consumer applies,
+// both entries held the name for three revisions.
+test('When a name given up by a change at revision r is taken by another entry, then that entry\'s change comes after r in the feed, whatever revisions its replica has seen', async () => {
+  const dbName = testDbName();
+  // No hole is filled during the test: revisions left free stay free.
+  const env = { FEED_HOLE_FILL_MS: '60000' };
+  const a = await startTestService(env, { dbName });
+  const b = await startTestService(env, { dbName });
+  try {
+    const name = `order-${Date.now()}`;
+    const first = await call(a.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
+    expect(first.status).toBe(201);
+    const h = first.body.revision as number;
+    expect(await b.parts.feed.waitFor(h, 3000)).toBe(true);
+    // A change at h + 2 that a has seen and b has not; h + 1 is free (a writer still on its way).
+    await a.db.collection('catalog_changes').insertOne({ _id: revisionId(h + 2), r: h + 2, key: '~fill', prev: h + 2, op: 'fill', at: new Date(), w: 'test' } as never);
+    a.parts.repository.writer.log.observe(h + 2);
+    expect((await call(a.url, 'DELETE', `/container_registry/${first.body.container_registry_id}`)).status).toBe(204);
+    const deleted = (await a.db.collection('catalog_changes').findOne({ key: first.body.container_registry_id, op: 'delete' }))!.r as number;
+    const second = await call(b.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
+    expect(second.status).toBe(201);
+    expect(second.body.revision).toBeGreaterThan(deleted);
+  } finally {
+    await b.close({ keepDatabase: true });
+    await a.close();
+  }
 });
