@@ -1,16 +1,22 @@
 /**
- * The database engines a robustness run can use, behind one function: `startDatabase(engine, dir, port)`
- * answers a server on 127.0.0.1:`port` with its data in `dir`, which can be stopped and started again on the
- * same data and port (the database-restart fault).
+ * The database engines a robustness run can use: the tests' own (test/support/engines.ts), so a run and the
+ * test suites start a database the same way. `startDatabase(engine, dir, port)` answers a server on
+ * 127.0.0.1:`port` with its data in `dir`, which can be stopped and started again on the same data and port
+ * (the database-restart fault).
  *
  * - sqlite: FerretDB v1 with its embedded SQLite backend (the embedded default, SPEC 3).
- * - postgres: FerretDB v1 on PostgreSQL (issue 20, item 2) is not in this build yet: asking for it is an
- *   EngineUnavailable with a message that says so. Once it lands, its start goes in the switch below.
+ * - postgres: FerretDB v1 on a throw-away PostgreSQL 15 (SPEC 20; Debian's postgresql-15, installed by
+ *   `scripts/install-test-deps.sh postgres`): writers truly concurrent.
  */
-import { startFerretdb, type EmbeddedDatabase } from '../src/db/embedded';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { ENGINES as TEST_ENGINES, startEngine, type EngineName, type RunningEngine } from '../test/support/engines';
+import { PG_BIN } from '../test/support/postgres';
 
-export type Engine = 'sqlite' | 'postgres';
-export const ENGINES: readonly Engine[] = ['sqlite', 'postgres'];
+export type Engine = EngineName;
+export const ENGINES: readonly Engine[] = TEST_ENGINES;
+
+export class EngineUnavailable extends Error {}
 
 export interface Database {
   engine: Engine;
@@ -22,39 +28,31 @@ export interface Database {
   start(): Promise<void>;
 }
 
-export class EngineUnavailable extends Error {}
-
-const quiet = { info: () => undefined, warn: (m: string) => void process.stderr.write(`[ferretdb] ${m}\n`) } as unknown as Parameters<typeof startFerretdb>[0]['logger'];
-
-async function startServer(engine: Engine, dir: string, port: number): Promise<EmbeddedDatabase> {
-  switch (engine) {
-    case 'sqlite':
-      return startFerretdb({ dataDir: dir, mode: 'ferretdb', logger: quiet, port });
-    case 'postgres':
-      throw new EngineUnavailable('engine not available: FerretDB on PostgreSQL (issue 20, item 2) is not in this build yet; run with --engine sqlite');
+/** Why `engine` cannot be started here (undefined: it can), without starting it. */
+export function engineMissing(engine: Engine): string | undefined {
+  if (engine === 'postgres' && !existsSync(path.join(PG_BIN, 'postgres'))) {
+    return `engine not available: PostgreSQL 15 is not installed (${PG_BIN}); run bash scripts/install-test-deps.sh postgres, or use --engine sqlite`;
   }
-}
-
-/** Whether `engine` can be started here (without starting it). */
-export function engineAvailable(engine: Engine): boolean {
-  return engine === 'sqlite';
+  return undefined;
 }
 
 export async function startDatabase(engine: Engine, dir: string, port: number): Promise<Database> {
-  let server: EmbeddedDatabase | undefined = await startServer(engine, dir, port);
-  const db: Database = {
+  const server: RunningEngine = await startEngine(engine, dir, port);
+  let up = true;
+  return {
     engine,
     uri: server.uri,
     port,
-    running: () => server !== undefined,
+    running: () => up,
     stop: async () => {
-      const s = server;
-      server = undefined;
-      await s?.stop();
+      if (!up) return;
+      up = false;
+      await server.stop();
     },
     start: async () => {
-      if (!server) server = await startServer(engine, dir, port);
+      if (up) return;
+      await server.start();
+      up = true;
     },
   };
-  return db;
 }

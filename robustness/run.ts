@@ -7,7 +7,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkHistory, type CheckReport } from './check';
-import { engineAvailable, EngineUnavailable, ENGINES, type Engine } from './engines';
+import { engineMissing, EngineUnavailable, ENGINES, type Engine } from './engines';
 import type { History } from './history';
 import { killAll } from './processes';
 import { PROFILES, runScenario } from './scenario';
@@ -16,6 +16,8 @@ const ROOT = path.resolve(__dirname, '..', '..');
 /** A run (one engine) that is not over after this long is stopped: its processes killed, exit 2. */
 const DEADLINE_MS = { quick: 8 * 60_000, full: 25 * 60_000 };
 const OUT_DIR = path.join(ROOT, 'robustness');
+/** The results (ROBUSTNESS_RESULTS_FILE: where CI's summary reads them, as JEST_JSON_FILE for jest). */
+const RESULTS_FILE = process.env.ROBUSTNESS_RESULTS_FILE ?? path.join(OUT_DIR, 'results.json');
 const SHOWN_VIOLATIONS = 10;
 
 interface Args {
@@ -41,9 +43,10 @@ function parseArgs(argv: string[]): Args {
       args.engines.push(e);
     } else throw new Error(`unknown argument ${a} (use --quick, --engine sqlite|postgres, --seconds N, --keep, --replay DIR)`);
   }
-  if (args.engines.length === 0) args.engines = ENGINES.filter(engineAvailable);
+  if (args.engines.length === 0) args.engines = ENGINES.filter((e) => engineMissing(e) === undefined);
   for (const e of args.engines) {
-    if (!engineAvailable(e)) throw new EngineUnavailable(`engine not available: ${e === 'postgres' ? 'FerretDB on PostgreSQL (issue 20, item 2) is not in this build yet' : e}; run with --engine sqlite`);
+    const missing = engineMissing(e);
+    if (missing) throw new EngineUnavailable(missing);
   }
   return args;
 }
@@ -82,6 +85,8 @@ function replay(dir: string): number {
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   if (args.replay) return replay(path.resolve(args.replay));
+  // A run that ends early leaves no results behind it (CI reads this file).
+  rmSync(RESULTS_FILE, { force: true });
   const runs = [];
   const lines: string[] = [];
   const explained: Array<{ engine: string; rule: string; where: string; detail: string }> = [];
@@ -138,7 +143,7 @@ async function main(): Promise<number> {
     runs,
     summary,
   };
-  writeFileSync(path.join(OUT_DIR, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(RESULTS_FILE, JSON.stringify(results, null, 2) + '\n');
   process.stdout.write(summary + '\n');
   return anyFailed ? 1 : 0;
 }
