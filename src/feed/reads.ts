@@ -4,8 +4,8 @@
  * - a read includes every write this replica acknowledged before it began (it waits for the view to
  *   reach that revision; the replica's own writes nudge the reader, so this takes milliseconds);
  * - `min_revision=R` waits up to 5 s for the view to reach R, then answers 503;
- * - while the view loads, or has lost touch with the database, reads go to the database (and a read by id
- *   answered there is never older than the entry's state this replica's feed holds: `latest`);
+ * - while the view loads, or has lost touch with the database, reads go to the database (a read by id answered
+ *   there is never older than the entry's state this replica's feed holds: EntryWriter.read);
  * - a query runs in time slices (src/view/budget.ts), yielding to other work between them, within
  *   QUERY_TIMEOUT_MS in all (the same limit as a database query): past it, a 503 that names it.
  */
@@ -61,10 +61,6 @@ export function viewReads(feed: CatalogFeed, timeoutMs: number): FastReads {
       if (revision === undefined) return undefined;
       const doc = feed.view.get(id)?.doc;
       return { doc: doc ? ({ ...doc } as StoredRegistry) : null, revision };
-    },
-    latest(id: string): { revision: number; doc: StoredRegistry | null } | undefined {
-      const item = feed.ready ? feed.view.get(id) : undefined;
-      return item && { revision: item.revision, doc: item.doc ? ({ ...item.doc } as StoredRegistry) : null };
     },
     revisionFloor(): number | undefined {
       return feed.ready ? feed.view.revision : undefined;

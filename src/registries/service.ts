@@ -14,7 +14,7 @@ import type { CredentialCipher, PlainCredentials } from './credentials';
 import { normaliseEntry, originPeer, type Entry, type StoredRegistry } from './model';
 import { encodeCursor, parseMinRevision, parseQueryPlan, type QueryPlan } from './query';
 import type { EntryWritePlan, RegistryRepository } from './repository';
-import { entryBusy, revisionOf, WRITE_DEADLINE_MS } from './writes';
+import { entryBusy, WRITE_DEADLINE_MS } from './writes';
 import { credentialScopeChanged, planCredentials } from './credentials';
 import { applyUpdate, parseUpdate, type UpdateOps } from './update';
 
@@ -37,8 +37,6 @@ export interface FastReads {
   query(plan: QueryPlan): Promise<{ rows: StoredRegistry[]; revision: number } | undefined>;
   /** Entry `id` (null: none) as of the revision answered, under the same rule as query; undefined to use the database. */
   get(id: string, minRevision?: number): Promise<{ doc: StoredRegistry | null; revision: number } | undefined>;
-  /** The entry's latest state this replica's feed holds (null: deleted), if it knows the entry. */
-  latest(id: string): { revision: number; doc: StoredRegistry | null } | undefined;
   /** The revision a database-served answer is known to include, if any. */
   revisionFloor(): number | undefined;
 }
@@ -169,11 +167,8 @@ export class RegistryService {
       if (!fast.doc) throw notFound(id);
       return { doc: fast.doc, revision: fast.revision };
     }
-    const stored = await this.repo.findById(id);
-    const known = this.fastReads?.latest(id);
-    // A missing entry's state is its delete (the tombstone's revision), read only when the feed knows a later one.
-    const storedRevision = async () => (stored ? revisionOf(stored) : await this.repo.deletedAt(id));
-    const doc = known && known.revision > revisionOf(stored) && known.revision > (await storedRevision()) ? known.doc : stored;
+    // The collection, never older than the state this replica's feed holds (EntryWriter.read).
+    const doc = await this.repo.findById(id);
     if (!doc) throw notFound(id);
     return { doc };
   }
@@ -261,6 +256,8 @@ export class RegistryService {
     const fast = await this.fastReads?.query(plan);
     const revision = fast?.revision ?? this.fastReads?.revisionFloor();
     const rows = fast ? fast.rows : await this.repo.query(plan);
+    // Answered from the collection, which may be ahead of the view: later reads here show at least as much.
+    if (!fast) this.repo.writer.answered(rows.reduce((m, d) => Math.max(m, typeof d.revision === 'number' ? d.revision : 0), 0));
     const items = rows.slice(0, plan.limit);
     let nextCursor: string | undefined;
     if (rows.length > plan.limit) {
