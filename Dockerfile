@@ -43,6 +43,6 @@ STOPSIGNAL SIGTERM
 # sweep peaks near 155-165 MB RSS. The cap alone also shrank the young generation, so request garbage was
 # promoted and full GCs ran every 0.5 s under load (21 vs 6 in the same read test); a 16 MB semi-space keeps
 # it where it was. At 100,000 entries the catalog view (SPEC 13) holds ~110 MB: under 160 MB the heap stood at
-# 148 of 161 MB and GCs halved GET throughput, so the cap is 256 MB (idle RSS measured in README "Benchmark").
+# 148 of 161 MB and GCs halved GET throughput, so the cap is 256 MB (idle RSS measured in docs/benchmark.md).
 # Same flags as `npm start` (package.json), which the benchmark reads.
 CMD ["node", "--max-old-space-size=256", "--max-semi-space-size=16", "dist/src/main.js"]

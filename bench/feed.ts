@@ -263,7 +263,7 @@ export async function viewPhase(deps: FeedDeps) {
 
 /**
  * `--only=lag`: the cross-replica lag alone on a small catalog (`entries`, default 1,000), where each read of
- * the change log is cheap on FerretDB v1 (it scans the log for a numeric `_id`; see README "Benchmark").
+ * the change log is cheap on FerretDB v1 (it scans the log for a numeric `_id`; see docs/benchmark.md).
  */
 export async function lagPhase(deps: FeedDeps, size = 1000) {
   const dbName = 'bench_lag';

@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [-- --profile]`: the service against a bare baseline, in one run, on one
- * embedded database (FerretDB, throw-away data directory). See README "Benchmark" for what is measured.
+ * embedded database (FerretDB, throw-away data directory). See docs/benchmark.md for what is measured.
  *   --quick    smaller data and shorter loads (under two minutes)
  *   --profile  runs the service children under `node --cpu-prof` (profiles in bench/profiles/)
  *   --only=sweep,catalog,onboard,resolve,view,lag,nodes   those phases alone, figures printed (results.json untouched)
@@ -70,7 +70,7 @@ function baseEnv(uri: string, dbName: string): Record<string, string> {
 
 /**
  * The service as in production (waits up to `startMs` for it to listen: at start it reads the head of the
- * change log, which takes minutes on FerretDB v1 with a large log, see README "Benchmark"): built dist, node flags of `npm start`, API keys, rate limits (high), logging and metrics on. */
+ * change log, which takes minutes on FerretDB v1 with a large log, see docs/benchmark.md): built dist, node flags of `npm start`, API keys, rate limits (high), logging and metrics on. */
 function startService(uri: string, dbName: string, extra: Record<string, string> = {}, startMs = 900_000): Promise<Child> {
   const args = [...productionNodeFlags(SOURCE_ROOT), ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []), ...(process.env.SERVICE_NODE_OPTIONS?.split(/\s+/).filter(Boolean) ?? [])];
   const env = {
@@ -141,7 +141,7 @@ async function compare(service: Child, baseline: Child, load: (port: number) => 
  * contiguous from the head, and it records the new head in `catalog_changes_meta` (the hint a starting
  * replica's reader begins from, which a running replica keeps itself). Without that hint a service started
  * after the load reads the log from revision 1 one record at a time, and FerretDB v1 does not push down a
- * lookup by a numeric `_id` (each is a scan of the log, see README "Benchmark"): hours at 100,000.
+ * lookup by a numeric `_id` (each is a scan of the log, see docs/benchmark.md): hours at 100,000.
  */
 async function loadThroughLog(db: Db, docs: StoredRegistry[], knownHead?: number, batch = 500): Promise<{ s: number; top: number }> {
   const repository = new RegistryRepository(db, 120_000);

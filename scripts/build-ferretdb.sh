@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the embedded FerretDB v1 server (tools/ferretdb, SQLite backend) with the machine's Go toolchain.
+# Builds the embedded FerretDB v1 server (tools/ferretdb: its SQLite backend by default, PostgreSQL with -handler postgresql) with the machine's Go toolchain.
 # Usage: scripts/build-ferretdb.sh [OUTPUT]   (default: the cache path the service looks in)
 # The Go module github.com/FerretDB/FerretDB is pinned in tools/ferretdb/go.mod and fetched by `go`.
 set -euo pipefail

@@ -15,7 +15,11 @@ import { MongoBulkWriteError, MongoServerError, type Collection, type Db } from 
 /** Claims are kept this long: far longer than any period they arbitrate, so none can be won twice. */
 export const TOKEN_RETENTION_MS = 15 * 60_000;
 
-/** How a unique-index refusal reads when it comes without code 11000 (FerretDB's SQLite backend). */
+/**
+ * How a unique-index refusal reads when it comes without code 11000: FerretDB v1 answers an update that a unique
+ * index refuses with code 1 and its backend's message (SQLite: `UNIQUE constraint failed`; PostgreSQL:
+ * `duplicate key value violates unique constraint`); inserts get 11000 on both.
+ */
 const DUPLICATE_MESSAGE = /UNIQUE constraint failed|duplicate key/i;
 
 export function isDuplicateKey(e: unknown): boolean {

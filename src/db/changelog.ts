@@ -302,15 +302,18 @@ export class ChangeLog<D extends Document = Document> {
   }
 
   /**
-   * Why the insert of `rec` was refused. The revision exists: ours (an earlier attempt did land) or
-   * another writer's (try another revision). It does not: the `(key, prev)` index refused it — our
-   * revision is now a hole that we fill at once rather than make readers wait for `holeFillMs`.
+   * Why the insert of `rec` was refused. The revision exists: ours (an earlier attempt did land); another
+   * writer's change after the same state of the same key (the race for `(key, prev)` is lost whatever
+   * revision we try next: a conflict, at once); or another change (try another revision). It does not: the
+   * `(key, prev)` index refused it — our revision is now a hole that we fill at once rather than make
+   * readers wait for `holeFillMs`.
    */
   private async afterDuplicate(rec: LogRecord<D>): Promise<'ours' | 'taken' | 'conflict'> {
     const at = await this.records.findOne({ _id: rec._id } as Filter<LogRecord<D>>);
     if (at) {
       this.observe(rec.r);
-      return at.w === rec.w && at.key === rec.key && at.prev === rec.prev ? 'ours' : 'taken';
+      if (at.key !== rec.key || at.prev !== rec.prev) return 'taken';
+      return at.w === rec.w ? 'ours' : 'conflict';
     }
     await this.fill(rec.r).catch(() => undefined);
     return 'conflict';

@@ -36,6 +36,11 @@ export interface EmbeddedOptions {
   env?: Record<string, string | undefined>;
   /** FerretDB: TCP port on 127.0.0.1 (default 0, any free port); a fixed one lets a restart keep its URI. */
   port?: number;
+  /**
+   * FerretDB only: keep the data in this PostgreSQL database (FerretDB's postgresql handler) rather than in
+   * SQLite files under dataDir. Passed in the environment, so that a password stays out of the process list.
+   */
+  postgresqlUrl?: string;
 }
 
 const ROOT = path.resolve(__dirname, '..', '..', ...(path.basename(path.resolve(__dirname, '..', '..')) === 'dist' ? ['..'] : []));
@@ -137,12 +142,17 @@ function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
 
 export async function startFerretdb(opts: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const bin = await ensureFerretdbBinary(opts.logger, opts.env ?? process.env);
-  const dataDir = path.join(opts.dataDir, 'ferretdb');
-  mkdirSync(dataDir, { recursive: true });
+  const dataDir = opts.postgresqlUrl ? opts.dataDir : path.join(opts.dataDir, 'ferretdb');
+  const backend = opts.postgresqlUrl ? ['-handler', 'postgresql'] : ['-data-dir', dataDir];
+  if (!opts.postgresqlUrl) mkdirSync(dataDir, { recursive: true });
   // stdin stays open as a lifeline: FerretDB exits when this process goes away. Its own process group:
   // Ctrl-C in a terminal signals the whole foreground group, and the database must outlive the service's
   // stop (its writers finish first); the service stops it last (src/lifecycle.ts).
-  const child = spawn(bin, ['-listen', `127.0.0.1:${opts.port ?? 0}`, '-data-dir', dataDir, '-log-level', 'warn'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const child = spawn(bin, ['-listen', `127.0.0.1:${opts.port ?? 0}`, ...backend, '-log-level', 'warn'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+    env: opts.postgresqlUrl ? { ...process.env, FERRETDB_POSTGRESQL_URL: opts.postgresqlUrl } : process.env,
+  });
   const stderr: string[] = [];
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     stderr.push(d);

@@ -75,7 +75,7 @@ export function readPin(dataDir: string): Pin | { ambiguous: Backend[] } | undef
 export function writePin(dataDir: string, backend: Backend): void {
   const file = path.join(dataDir, MARKER);
   const tmp = `${file}.${process.pid}.tmp`;
-  const body = `${JSON.stringify({ backend, data: path.relative(dataDir, backendDir(dataDir, backend)), pinned_at: new Date().toISOString(), note: 'Every start with this DATA_DIR uses this backend. To move the data: README, "Moving the data".' }, null, 2)}\n`;
+  const body = `${JSON.stringify({ backend, data: path.relative(dataDir, backendDir(dataDir, backend)), pinned_at: new Date().toISOString(), note: 'Every start with this DATA_DIR uses this backend. To move the data: docs/database.md, "Moving the data".' }, null, 2)}\n`;
   const fd = openSync(tmp, 'w', 0o644);
   try {
     writeSync(fd, body);

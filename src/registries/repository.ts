@@ -92,10 +92,10 @@ export class RegistryRepository {
   /**
    * Atomic read-plan-write of entry `id` (see writes.ts): `plan` sees the current document (null when
    * missing) and answers nothing, the entry's next state, or its deletion. It is called again if another
-   * writer got in first.
+   * writer got in first, until `giveUpAt` (then a 503).
    */
-  async modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryWritePlan<R>, known?: KnownEntry): Promise<R> {
-    return this.writer.modify(id, plan, known);
+  async modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryWritePlan<R>, known?: KnownEntry, giveUpAt?: number): Promise<R> {
+    return this.writer.modify(id, plan, known, giveUpAt);
   }
 
   /**

@@ -13,7 +13,8 @@ import { readOnlyPaths, validateEntry } from '../schemas';
 import type { CredentialCipher, PlainCredentials } from './credentials';
 import { normaliseEntry, originPeer, type Entry, type StoredRegistry } from './model';
 import { encodeCursor, parseQueryPlan, type QueryPlan } from './query';
-import type { RegistryRepository } from './repository';
+import type { EntryWritePlan, RegistryRepository } from './repository';
+import { entryBusy, WRITE_DEADLINE_MS } from './writes';
 import { credentialScopeChanged, planCredentials } from './credentials';
 import { applyUpdate, parseUpdate, type UpdateOps } from './update';
 
@@ -173,54 +174,60 @@ export class RegistryService {
    */
   async update(id: string, body: unknown, ifMatch?: number): Promise<StoredRegistry> {
     const ops = parseUpdate(body);
-    return this.locks.run(id, () =>
-      this.repo.modify(id, (current) => {
-        if (!current) throw notFound(id);
-        refuseMirrored(current, 'updated');
-        if (ifMatch !== undefined && current.version !== ifMatch) throw stale(id, current.version);
-        const before = this.logicalOf(current);
-        const after = applyUpdate(before, ops);
-        followUrl(before, after, ops);
-        normaliseEntry(after);
-        try {
-          validateEntry(after);
-        } catch (e) {
-          if (e instanceof InputError) throw new InputError(`The updated entry would be invalid: ${e.message}`, e.errors);
-          throw e;
-        }
-        const given = after[CREDS] as PlainCredentials | undefined;
-        delete after[CREDS];
-        const creds = planCredentials(current[CREDS] !== undefined, given, ops.unset.has(CREDS), credentialScopeChanged(before, after));
-        if (canonical(after) === canonical(before) && creds === 'keep') return { kind: 'none', result: current };
+    return this.writeEntry(id, (current) => {
+      if (!current) throw notFound(id);
+      refuseMirrored(current, 'updated');
+      if (ifMatch !== undefined && current.version !== ifMatch) throw stale(id, current.version);
+      const before = this.logicalOf(current);
+      const after = applyUpdate(before, ops);
+      followUrl(before, after, ops);
+      normaliseEntry(after);
+      try {
+        validateEntry(after);
+      } catch (e) {
+        if (e instanceof InputError) throw new InputError(`The updated entry would be invalid: ${e.message}`, e.errors);
+        throw e;
+      }
+      const given = after[CREDS] as PlainCredentials | undefined;
+      delete after[CREDS];
+      const creds = planCredentials(current[CREDS] !== undefined, given, ops.unset.has(CREDS), credentialScopeChanged(before, after));
+      if (canonical(after) === canonical(before) && creds === 'keep') return { kind: 'none', result: current };
 
-        const next = { ...current } as Record<string, unknown>;
-        for (const k of Object.keys(before)) delete next[k];
-        Object.assign(next, after);
-        if (creds === 'replace') next[CREDS] = this.cipher.seal(given!);
-        else if (creds === 'drop') delete next[CREDS];
-        if (isObject(after.container_registry_storage_info) || current.container_registry_storage_info?.observed) {
-          const storage = { ...((after.container_registry_storage_info as object) ?? {}) } as Record<string, unknown>;
-          if (current.container_registry_storage_info?.observed) storage.observed = current.container_registry_storage_info.observed;
-          next.container_registry_storage_info = storage;
-        }
-        next.version = current.version + 1;
-        next.updated_at = new Date().toISOString();
-        checkEntrySize(next, 'The updated entry');
-        const stored = next as unknown as StoredRegistry;
-        return { kind: 'replace', next: stored, result: stored };
-      }),
-    );
+      const next = { ...current } as Record<string, unknown>;
+      for (const k of Object.keys(before)) delete next[k];
+      Object.assign(next, after);
+      if (creds === 'replace') next[CREDS] = this.cipher.seal(given!);
+      else if (creds === 'drop') delete next[CREDS];
+      if (isObject(after.container_registry_storage_info) || current.container_registry_storage_info?.observed) {
+        const storage = { ...((after.container_registry_storage_info as object) ?? {}) } as Record<string, unknown>;
+        if (current.container_registry_storage_info?.observed) storage.observed = current.container_registry_storage_info.observed;
+        next.container_registry_storage_info = storage;
+      }
+      next.version = current.version + 1;
+      next.updated_at = new Date().toISOString();
+      checkEntrySize(next, 'The updated entry');
+      const stored = next as unknown as StoredRegistry;
+      return { kind: 'replace', next: stored, result: stored };
+    });
   }
 
   async remove(id: string, ifMatch?: number): Promise<void> {
-    await this.locks.run(id, () =>
-      this.repo.modify(id, (current) => {
-        if (!current) throw notFound(id);
-        refuseMirrored(current, 'deleted');
-        if (ifMatch !== undefined && current.version !== ifMatch) throw stale(id, current.version);
-        return { kind: 'delete', result: undefined };
-      }),
-    );
+    await this.writeEntry(id, (current) => {
+      if (!current) throw notFound(id);
+      refuseMirrored(current, 'deleted');
+      if (ifMatch !== undefined && current.version !== ifMatch) throw stale(id, current.version);
+      return { kind: 'delete', result: undefined };
+    });
+  }
+
+  /**
+   * A client's write of entry `id`: in turn with this process's other writes of it (then the database's
+   * check settles it with other replicas), within WRITE_DEADLINE_MS of the request, the wait for the turn
+   * included; a 503 "try again" after that, with nothing written.
+   */
+  private writeEntry<R>(id: string, plan: (doc: StoredRegistry | null) => EntryWritePlan<R>): Promise<R> {
+    const giveUpAt = Date.now() + WRITE_DEADLINE_MS;
+    return this.locks.run(id, () => this.repo.modify(id, plan, undefined, giveUpAt), { at: giveUpAt, error: () => entryBusy(id) });
   }
 
   async query(body: unknown, query: Record<string, unknown>): Promise<QueryPage> {

@@ -47,7 +47,8 @@ export interface KnownEntry {
 /** Called with every revision this process wrote, once it is materialized (read-your-writes). */
 export type WrittenListener = (revision: number) => void;
 
-const DEADLINE_MS = 8000;
+/** How long a write may take to get its change into the log (from when the request arrived, for client writes). */
+export const WRITE_DEADLINE_MS = 8000;
 /** A plan read longer ago than this is not appended (a stalled process re-reads). */
 const MAX_PLAN_AGE_MS = 5000;
 
@@ -251,20 +252,20 @@ export class EntryWriter {
 
   /**
    * Atomic read-plan-write of entry `id`. `plan` sees the current entry (null when missing) and answers
-   * nothing, its next state, or its deletion; it is called again when another writer got in first.
+   * nothing, its next state, or its deletion; it is called again when another writer got in first, until
+   * `giveUpAt` (default: WRITE_DEADLINE_MS from now), then a 503.
    */
-  async modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known?: KnownEntry): Promise<R> {
+  async modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known?: KnownEntry, giveUpAt = Date.now() + WRITE_DEADLINE_MS): Promise<R> {
     // A name reserved by an attempt whose change was never appended is given back (names.ts).
     const taken = { key: undefined as string | undefined };
     try {
-      return await this.modifyOnce(id, plan, known, taken);
+      return await this.modifyOnce(id, plan, known, taken, giveUpAt);
     } finally {
       if (taken.key !== undefined) await this.names.releaseUnused(taken.key, id).catch(() => undefined);
     }
   }
 
-  private async modifyOnce<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known: KnownEntry | undefined, taken: { key?: string }): Promise<R> {
-    const giveUpAt = Date.now() + DEADLINE_MS;
+  private async modifyOnce<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known: KnownEntry | undefined, taken: { key?: string }, giveUpAt: number): Promise<R> {
     let stuck: { prev: number; since: number } | undefined;
     let next: KnownEntry | undefined = known;
     for (let attempt = 0; Date.now() < giveUpAt; attempt++) {
@@ -339,7 +340,7 @@ export class EntryWriter {
       if (renamed || p.kind === 'delete') await this.names.release(nameKey(doc), id).catch(() => undefined);
       return p.result;
     }
-    throw new ServiceUnavailableError(`Entry ${id} is being written too often to apply this change now; try again.`, 1);
+    throw entryBusy(id);
   }
 
   /** Retries bringing the collection to a logged change whose write failed (the database went away in between). */
@@ -423,6 +424,11 @@ export class EntryWriter {
 /** Sets the field the per-origin name index is on (model.ts nameKey) from the entry's name and origin. */
 function stampNameKey(doc: StoredRegistry): void {
   doc[NAME_KEY] = nameKey(doc);
+}
+
+/** The answer to a write of entry `id` that did not get its turn before its deadline. */
+export function entryBusy(id: string): ServiceUnavailableError {
+  return new ServiceUnavailableError(`Entry ${id} is being written too often to apply this change now; try again.`, 1);
 }
 
 function nameTaken(doc: StoredRegistry): ConflictError {

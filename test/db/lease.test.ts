@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoClient, type Db } from 'mongodb';
 import { LeaseHolder, Leases } from '../../src/db/lease';
-import type { EmbeddedDatabase } from '../../src/db/embedded';
+import type { RunningEngine } from '../support/engines';
 import { freePort, startFerretdbAt, tempDir } from '../reliability/support';
 import { testDbName } from '../support/service';
 
@@ -96,7 +96,7 @@ test('When the term is named (a sweep), then each key is won once per term, the 
 });
 
 describe('When the database goes away in the middle of a term', () => {
-  let own: EmbeddedDatabase | undefined;
+  let own: RunningEngine | undefined;
   let dataDir: string;
   afterAll(async () => {
     await own?.stop();

@@ -1,7 +1,7 @@
 /**
- * CI says how many tests ran (issue 9 item 8): .ci/run ends with `N passed, N failed` on stdout, the sum of both
- * jest runs read from their JSON results (scripts/jest-json-reporter.js, scripts/ci-summary.js), runs both test
- * commands even when the first fails, and exits non-zero when anything failed.
+ * CI says how many tests ran (issue 9 item 8): .ci/run ends with `N passed, N failed` on stdout, the sum of every
+ * jest run of both legs (SQLite and PostgreSQL, issue 20) read from their JSON results (scripts/jest-json-reporter.js,
+ * scripts/ci-summary.js), runs every test command even when an earlier one fails, and exits non-zero when anything failed.
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -60,7 +60,7 @@ test('When jest runs with the project reporter, then the summary adds passed and
   expect(green.code).toBe(0);
 }, 120_000);
 
-test('When .ci/run runs and the first test command fails, then it still runs the second, prints the sum of both as its last stdout line and exits non-zero', async () => {
+test('When .ci/run runs and the first test command fails, then it still runs the others (both legs), prints the sum of all as its last stdout line and exits non-zero', async () => {
   // A stand-in npm on PATH: logs its arguments and writes results where the reporter would.
   const bin = path.join(tmp, 'bin');
   mkdirSync(bin);
@@ -74,14 +74,15 @@ test('When .ci/run runs and the first test command fails, then it still runs the
       '  install) exit 0 ;;',
       `  test) echo '{"numPassedTests":30,"numFailedTests":2,"numRuntimeErrorTestSuites":0}' > "$JEST_JSON_FILE"; echo "jest noise" >&2; exit 1 ;;`,
       `  "run test:reliability") echo '{"numPassedTests":5,"numFailedTests":0,"numRuntimeErrorTestSuites":0}' > "$JEST_JSON_FILE"; echo "no trailing newline" | tr -d '\\n'; exit 0 ;;`,
+      `  "run test:postgres") echo '{"numPassedTests":7,"numFailedTests":1,"numRuntimeErrorTestSuites":0}' > "$JEST_JSON_FILE"; exit 1 ;;`,
       'esac',
       'exit 3',
     ].join('\n') + '\n',
   );
   chmodSync(path.join(bin, 'npm'), 0o755);
   const result = await run('bash', [path.join(ROOT, '.ci', 'run')], { ...process.env, PATH: `${bin}:${process.env.PATH}` });
-  expect(readFileSync(log, 'utf8')).toBe('install\ntest\nrun test:reliability\n');
-  expect(lastLine(result.stdout)).toBe('35 passed, 2 failed');
-  expect(result.stdout).toMatch(/\n35 passed, 2 failed\n$/);
+  expect(readFileSync(log, 'utf8')).toBe('install\ntest\nrun test:reliability\nrun test:postgres\n');
+  expect(lastLine(result.stdout)).toBe('42 passed, 3 failed');
+  expect(result.stdout).toMatch(/\n42 passed, 3 failed\n$/);
   expect(result.code).not.toBe(0);
 }, 60_000);

@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
-import type { EmbeddedDatabase } from '../../src/db/embedded';
+import type { RunningEngine } from '../support/engines';
 import { VERIFY_AFTER_MS } from '../../src/feed/reader';
 import { entry } from '../support/entries';
 import { catalogFromDb, FeedCopy, openSse, type FeedChange, type Held } from '../support/feed';
@@ -308,7 +308,7 @@ test('When a writer is killed with SIGKILL mid-run, then the feed keeps moving (
 test('When the database is stopped and started again mid-run, then both consumers end with exactly the catalog', async () => {
   const dataDir = tempDir('feed-db');
   const port = await freePort();
-  let db: EmbeddedDatabase = await startFerretdbAt(dataDir, port);
+  let db: RunningEngine = await startFerretdbAt(dataDir, port);
   cleanups.push(async () => {
     await db.stop();
     rmSync(dataDir, { recursive: true, force: true });

@@ -6,7 +6,7 @@
  *   that reads gets every change;
  * - POST /resolve of 1,000 images against 800 entries mirroring docker.io: at most 20 candidates per image
  *   (`truncated`), alone, four at once while /healthz is sampled, and ten clients that never read the answer.
- * Memory and latency figures are printed ([readers] lines) for the README.
+ * Memory and latency figures are printed ([readers] lines) for docs/change-feed.md and docs/resolution.md.
  */
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';

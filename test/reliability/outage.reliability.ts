@@ -5,7 +5,7 @@
  */
 import { rmSync } from 'node:fs';
 import { MongoClient } from 'mongodb';
-import type { EmbeddedDatabase } from '../../src/db/embedded';
+import type { RunningEngine } from '../support/engines';
 import { validateEntry } from '../../src/schemas';
 import { entry } from '../support/entries';
 import { eventually, freePort, send, sleep, startFerretdbAt, startServiceProcess, tally, tempDir, type Outcome, type ServiceProcess } from './support';
@@ -17,7 +17,7 @@ const PACE_MS = 20;
 const MAX_REQUESTS_PER_WORKER = 1500;
 const OUTAGE_MS = 8000;
 
-let db: EmbeddedDatabase | undefined;
+let db: RunningEngine | undefined;
 let svc: ServiceProcess | undefined;
 let dataDir: string;
 

@@ -1,6 +1,6 @@
 /**
  * The reliability suite's tools: the built service as a child process (`node <build>/src/main.js`), a
- * FerretDB server of its own on a fixed loopback port, and an HTTP client where every request has a
+ * FerretDB server of its own on a fixed loopback port (on the run's engine, test/support/engines.ts), and an HTTP client where every request has a
  * client timeout and every outcome (answer, refusal, timeout) is recorded. Loopback only.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { startFerretdb, type EmbeddedDatabase } from '../../src/db/embedded';
+import { startEngine, testEngine, type RunningEngine } from '../support/engines';
 import { testDbName, testEnv } from '../support/service';
 
 export const CLIENT_TIMEOUT_MS = 15_000;
@@ -28,11 +28,9 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `registry-db-${prefix}-`));
 }
 
-const quiet = { info: () => undefined, warn: (m: string) => void process.stderr.write(`[ferretdb] ${m}\n`) } as unknown as Parameters<typeof startFerretdb>[0]['logger'];
-
-/** FerretDB on 127.0.0.1:`port` with its data in `dataDir`; start it again with the same two to get the same server back. */
-export function startFerretdbAt(dataDir: string, port: number): Promise<EmbeddedDatabase> {
-  return startFerretdb({ dataDir, mode: 'ferretdb', logger: quiet, port });
+/** FerretDB on 127.0.0.1:`port` with its data in `dataDir`, on the run's engine (TEST_ENGINE); start it again with the same two to get the same server back. */
+export function startFerretdbAt(dataDir: string, port: number): Promise<RunningEngine> {
+  return startEngine(testEngine(), dataDir, port);
 }
 
 export interface ServiceProcess {

@@ -50,9 +50,9 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
   };
 }
 
-/** opts.dbName: several instances on one database (replicas); opts.host: listen address (default 127.0.0.1; `url` is always loopback). */
-export async function startTestService(env: Record<string, string> = {}, opts: { dbName?: string; host?: string } = {}): Promise<TestService> {
-  const uri = process.env.TEST_MONGODB_URI;
+/** opts.dbName: several instances on one database (replicas); opts.host: listen address (default 127.0.0.1; `url` is always loopback); opts.uri: another database server than the run's. */
+export async function startTestService(env: Record<string, string> = {}, opts: { dbName?: string; host?: string; uri?: string } = {}): Promise<TestService> {
+  const uri = opts.uri ?? process.env.TEST_MONGODB_URI;
   if (!uri) throw new Error('TEST_MONGODB_URI is not set: run the tests through jest (global setup starts the database)');
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'registry-db-svc-'));
   const dbName = opts.dbName ?? testDbName();

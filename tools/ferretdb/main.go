@@ -1,5 +1,7 @@
-// Command ferretdb-embedded runs FerretDB v1 with its SQLite backend on a
-// loopback address, for Registry DB's embedded default database (SPEC §3).
+// Command ferretdb-embedded runs FerretDB v1 on a loopback address: with its
+// SQLite backend for Registry DB's embedded default database (SPEC §3), or
+// with its PostgreSQL backend (-handler postgresql) for operators who want
+// writers that are truly concurrent without running MongoDB (SPEC §20).
 //
 // It prints one JSON line {"uri": "..."} on stdout once the listener is up,
 // and stops when it receives SIGTERM/SIGINT or when its stdin closes (so it
@@ -23,11 +25,13 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:0", "TCP address to listen on (loopback only)")
-	dataDir := flag.String("data-dir", "./data/ferretdb", "directory for the SQLite databases")
+	listen := flag.String("listen", "127.0.0.1:0", "TCP address to listen on: loopback, or a private address when replicas on other machines use it (no TLS, no authentication)")
+	handler := flag.String("handler", "sqlite", "backend: sqlite (data in -data-dir) or postgresql (data in the database of -postgresql-url)")
+	dataDir := flag.String("data-dir", "./data/ferretdb", "directory for the SQLite databases (sqlite handler only)")
+	pgURL := flag.String("postgresql-url", os.Getenv("FERRETDB_POSTGRESQL_URL"), "PostgreSQL connection URL for the postgresql handler, e.g. postgres://user@127.0.0.1:5432/ferretdb (default $FERRETDB_POSTGRESQL_URL, which keeps a password out of the process list)")
 	logLevel := flag.String("log-level", "warn", "debug, info, warn or error")
 	watchStdin := flag.Bool("watch-stdin", true, "exit when stdin reaches EOF")
-	idIndexEvery := flag.Duration("id-index-interval", time.Second, "how often missing _id lookup indexes are created (see idindex.go); 0 turns it off")
+	idIndexEvery := flag.Duration("id-index-interval", time.Second, "how often missing _id lookup indexes are created (see idindex.go and pgidindex.go); 0 turns it off")
 	flag.Parse()
 
 	var level slog.Level
@@ -36,20 +40,32 @@ func main() {
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	abs, err := filepath.Abs(*dataDir)
-	if err != nil {
-		fail("bad -data-dir: %v", err)
-	}
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		fail("cannot create data dir %s: %v", abs, err)
+	config := ferretdb.Config{Listener: ferretdb.ListenerConfig{TCP: *listen}, Logger: logger, Handler: *handler}
+	where := map[string]string{}
+	var keepIndexes func(context.Context)
+	switch *handler {
+	case "sqlite":
+		abs, err := filepath.Abs(*dataDir)
+		if err != nil {
+			fail("bad -data-dir: %v", err)
+		}
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			fail("cannot create data dir %s: %v", abs, err)
+		}
+		config.SQLiteURL = "file:" + abs + "/"
+		where["data_dir"] = abs
+		keepIndexes = func(ctx context.Context) { keepIDIndexes(ctx, abs, *idIndexEvery, logger) }
+	case "postgresql":
+		if *pgURL == "" {
+			fail("-handler postgresql needs -postgresql-url (or FERRETDB_POSTGRESQL_URL)")
+		}
+		config.PostgreSQLURL = customPlans(*pgURL)
+		keepIndexes = func(ctx context.Context) { keepPgIDIndexes(ctx, *pgURL, *idIndexEvery, logger) }
+	default:
+		fail("bad -handler %q: sqlite or postgresql", *handler)
 	}
 
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
-		Logger:    logger,
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/",
-	})
+	f, err := ferretdb.New(&config)
 	if err != nil {
 		fail("cannot start FerretDB: %v", err)
 	}
@@ -69,7 +85,7 @@ func main() {
 		close(done)
 	}()
 	if *idIndexEvery > 0 {
-		go keepIDIndexes(ctx, abs, *idIndexEvery, logger)
+		go keepIndexes(ctx)
 	}
 
 	// MongoDBURI blocks until the listener has its address.
@@ -77,7 +93,9 @@ func main() {
 	go func() { uriCh <- f.MongoDBURI() }()
 	select {
 	case uri := <-uriCh:
-		line, _ := json.Marshal(map[string]string{"uri": uri, "data_dir": abs})
+		where["uri"] = uri
+		where["handler"] = *handler
+		line, _ := json.Marshal(where)
 		fmt.Println(string(line))
 	case <-time.After(30 * time.Second):
 		fail("FerretDB listener did not start within 30s")
