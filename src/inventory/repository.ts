@@ -3,7 +3,7 @@
  * of its own, never in the entry (the change feed and the view do not grow with it).
  *
  *   container_registry_inventory_states  { _id: registry id, generation, observed_at, truncated,
- *                                          repository_count, tag_count, chunks, index: [[repository, tag]...],
+ *                                          repository_count, tag_count, chunks, index: [{ r: repository, t: tag }...],
  *                                          pending?: { generation, started_at } }
  *   container_registry_inventory         { _id: "<registry id>|<generation>|<seq>", registry_id, generation, seq,
  *                                          rows: [{ r: repository, t: tag, d?: digest, m?: media type, p?: platforms }] }
@@ -99,8 +99,13 @@ export function fromStored(s: StoredRow): InventoryRow {
   return { repository: s.r, tag: s.t, digest: s.d ?? null, media_type: s.m ?? null, platforms: s.p ?? null };
 }
 
+/** A state as stored: the chunk index as objects (FerretDB v1 stores no nested arrays). */
+type StoredState = Omit<InventoryState, 'index'> & { index: Array<{ r: string; t: string }> };
+
+const toStoredState = (state: InventoryState): StoredState => ({ ...state, index: state.index.map(([r, t]) => ({ r, t })) });
+
 /** A state as stored, with the fields a `pending`-only state lacks filled in. */
-function normalised(doc: Partial<InventoryState> & { _id: string }): InventoryState {
+function normalised(doc: Partial<StoredState> & { _id: string }): InventoryState {
   return {
     _id: doc._id,
     generation: doc.generation ?? 0,
@@ -109,18 +114,18 @@ function normalised(doc: Partial<InventoryState> & { _id: string }): InventorySt
     repository_count: doc.repository_count ?? 0,
     tag_count: doc.tag_count ?? 0,
     chunks: doc.chunks ?? 0,
-    index: doc.index ?? [],
+    index: (doc.index ?? []).map(({ r, t }) => [r, t]),
     pending: doc.pending ?? null,
     turn: doc.turn ?? 1,
   };
 }
 
 export class InventoryRepository {
-  readonly states: Collection<InventoryState>;
+  readonly states: Collection<StoredState>;
   readonly chunks: Collection<ChunkDoc>;
 
   constructor(db: Db) {
-    this.states = db.collection<InventoryState>(STATES);
+    this.states = db.collection<StoredState>(STATES);
     this.chunks = db.collection<ChunkDoc>(CHUNKS);
   }
 
@@ -180,7 +185,7 @@ export class InventoryRepository {
   /** Makes `state` the registry's inventory and deletes the generation it replaces. */
   async commit(state: InventoryState): Promise<void> {
     const before = await this.state(state._id);
-    await this.states.replaceOne({ _id: state._id }, state, { upsert: true });
+    await this.states.replaceOne({ _id: state._id }, toStoredState(state), { upsert: true });
     if (before && before.generation > 0 && before.generation !== state.generation) await this.deleteChunks(state._id, before.generation, before.chunks);
   }
 
