@@ -4,9 +4,11 @@
  *   (POST /container_registry/:id/refresh_storage): wall time, the crawl's own duration, and the bytes the
  *   inventory takes in the database (BSON of its state and chunks) and in memory (the packed snapshot);
  * - /resolve in process at 10,000 entries, each with an inventory, every candidate's presence looked up:
- *   time per reference, against the same references without inventories.
+ *   time per reference, against the same references without inventories;
+ * - `/resolve?verify=true` when one candidate never answers: the answer's time against PROBE_TIMEOUT_MS.
  * The registry is a loopback server answering the distribution API from generated data: 100 tags per
- * repository, every tag its own image manifest, one in 50 a two-platform index.
+ * repository, every tag its own image manifest, one in 50 a two-platform index (so 104,000 manifests for
+ * 100,000 tags: STORAGE_MAX_MANIFESTS is raised to 200,000, else the crawl stops truncated at 96,300 tags).
  */
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -99,10 +101,10 @@ async function storedBytes(client: MongoClient, dbName: string, id: string): Pro
 }
 
 /** One storage refresh of a registry of `tags` tags through the service; the inventory's size stored and in memory. */
-export async function refreshPhase(deps: { client: MongoClient; uri: string; tags: number; startService: (uri: string, dbName: string, extra: Record<string, string>) => Promise<Child>; writeAuth: Record<string, string>; log: (m: string) => void }) {
+export async function refreshPhase(deps: { client: MongoClient; uri: string; tags: number; startService: (uri: string, dbName: string, extra: Record<string, string>) => Promise<Child>; writeAuth: Record<string, string>; probeTimeoutMs: number; log: (m: string) => void }) {
   const dbName = 'bench_inventory';
   const registry = await serve(generatedRegistry(deps.tags));
-  const service = await deps.startService(deps.uri, dbName, { STORAGE_TIMEOUT_MS: '3600000' });
+  const service = await deps.startService(deps.uri, dbName, { STORAGE_TIMEOUT_MS: '3600000', STORAGE_MAX_MANIFESTS: '200000' });
   try {
     const base = `http://127.0.0.1:${service.port}`;
     const headers = { ...deps.writeAuth, 'Content-Type': 'application/json' };
@@ -116,6 +118,7 @@ export async function refreshPhase(deps: { client: MongoClient; uri: string; tag
     const body = (await res.json()) as { status: string; observed: { duration_ms: number; tag_count: number; truncated: boolean }; inventory: { tag_count: number } | null };
     if (res.status !== 200 || !body.inventory) throw new Error(`refresh: ${res.status} ${JSON.stringify(body)}`);
     const bytes = await storedBytes(deps.client, dbName, id);
+    const verify = await verifyAgainstHanging(base, headers, new URL(url).host, deps.probeTimeoutMs);
     const figures = {
       tags: body.inventory.tag_count,
       truncated: body.observed.truncated,
@@ -124,12 +127,37 @@ export async function refreshPhase(deps: { client: MongoClient; uri: string; tag
       stored_bytes: bytes.state + bytes.chunks,
       stored_bytes_per_tag: round((bytes.state + bytes.chunks) / body.inventory.tag_count, 1),
       chunks: bytes.chunk_count,
+      verify,
     };
     deps.log(`inventory refresh of ${figures.tags} tags: ${figures.refresh_wall_ms} ms (crawl ${figures.crawl_ms} ms), ${figures.stored_bytes} bytes stored (${figures.stored_bytes_per_tag} per tag, ${figures.chunks} chunks)`);
+    deps.log(`GET /resolve?verify=true with a mirror that never answers: ${verify.wall_ms} ms (PROBE_TIMEOUT_MS ${verify.probe_timeout_ms})`);
     return figures;
   } finally {
     await service.stop();
     await new Promise((resolve) => registry.close(resolve));
+  }
+}
+
+/**
+ * `verify=true` when one candidate never answers: a mirror of the generated registry on a server that accepts
+ * connections and stays silent. The answer's wall time against PROBE_TIMEOUT_MS (the bound it must keep).
+ */
+async function verifyAgainstHanging(base: string, headers: Record<string, string>, originHost: string, probeTimeoutMs: number) {
+  const silent = createServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const body = JSON.stringify({ container_registry_name: 'inventory-bench-silent', container_registry_public_url: url, container_registry_config: { mirror_of: [originHost] }, container_registry_storage_info: { storage_type: 'fs', storage_size: 1, registry_type: 'aios' } });
+    const created = await fetch(`${base}/container_registry`, { method: 'POST', headers, body });
+    if (created.status !== 201) throw new Error(`create: ${created.status} ${await created.text()}`);
+    const t0 = performance.now();
+    const res = await fetch(`${base}/resolve?image=${originHost}/bench/repo-00000:t001&verify=true`, { headers });
+    const answer = (await res.json()) as { candidates: Array<{ container_registry_name: string; present: boolean | null; error?: string }> };
+    const wallMs = Math.round(performance.now() - t0);
+    return { wall_ms: wallMs, probe_timeout_ms: probeTimeoutMs, candidates: answer.candidates.map((c) => `${c.container_registry_name}: ${c.present}${c.error ? ` (${c.error})` : ''}`) };
+  } finally {
+    silent.closeAllConnections();
+    await new Promise((resolve) => silent.close(resolve));
   }
 }
 

@@ -390,7 +390,7 @@ async function resolvePhase(client: MongoClient, uri: string) {
 /** Nodes (bench/nodes.ts): rendering the pull configuration at 10,000 entries, and the agent's lag. */
 /** Inventory (SPEC 19): one storage refresh of 100,000 tags (10,000 quick) through the service, then /resolve with inventories in process. */
 async function inventoryPhase(client: MongoClient, uri: string) {
-  const refresh = await inventoryRefresh({ client, uri, tags: QUICK ? 10_000 : 100_000, startService, writeAuth: WRITE_AUTH, log });
+  const refresh = await inventoryRefresh({ client, uri, tags: QUICK ? 10_000 : 100_000, startService, writeAuth: WRITE_AUTH, probeTimeoutMs: PROBE_TIMEOUT_MS, log });
   return { refresh, resolve: resolveWithInventory(log) };
 }
 
