@@ -390,14 +390,22 @@ describe('one refresh at a time, replicas, deletes', () => {
     await new Promise((r) => slow.close(r));
   });
 
-  test('When a refresh of an entry is running, then another one answers 202 without crawling again, and the first one answers when done', async () => {
+  test('When a refresh of an entry is running, then another one, here or on another replica, answers 202 without crawling again, and the first one answers when done', async () => {
     const id = await create('slow', `http://127.0.0.1:${(slow.address() as AddressInfo).port}`);
+    const replica = await startTestService({}, { dbName: svc.db.databaseName });
     const first = refresh(id, 60);
-    await eventually(async () => catalogRequests === 1);
-    const second = await refresh(id, 0);
-    expect(second.status).toBe(202);
-    expect(second.body).toEqual({ container_registry_id: id, status: 'running' });
-    expect(catalogRequests).toBe(1);
+    try {
+      await eventually(async () => catalogRequests === 1);
+      const second = await refresh(id, 0);
+      expect(second.status).toBe(202);
+      expect(second.body).toEqual({ container_registry_id: id, status: 'running' });
+      const elsewhere = await call(replica.url, 'POST', `/container_registry/${id}/refresh_storage?wait=0`);
+      expect(elsewhere.status).toBe(202);
+      expect(elsewhere.headers.get('location')).toBe(`/container_registry/${id}/inventory`);
+      expect(catalogRequests).toBe(1);
+    } finally {
+      await replica.close({ keepDatabase: true });
+    }
     release();
     const done = await first;
     expect(done.status).toBe(200);
