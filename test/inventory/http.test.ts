@@ -402,6 +402,8 @@ describe('one refresh at a time, replicas, deletes', () => {
       const elsewhere = await call(replica.url, 'POST', `/container_registry/${id}/refresh_storage?wait=0`);
       expect(elsewhere.status).toBe(202);
       expect(elsewhere.headers.get('location')).toBe(`/container_registry/${id}/inventory`);
+      // The replica's refresher itself finds the turn taken (a crawl of its own would wait on the slow catalog).
+      expect((await replica.parts.health.refresher.refresh(await replica.parts.registries.get(id))).kind).toBe('busy');
       expect(catalogRequests).toBe(1);
     } finally {
       await replica.close({ keepDatabase: true });
