@@ -1,13 +1,20 @@
 #!/usr/bin/env node
 /**
  * .ci/run's last step: `node scripts/ci-summary.js LABEL STATUS FILE [LABEL STATUS FILE]...`, one triple per jest
- * run (its exit status and its `jest --json` results file). Writes one line per run to stderr, then the sum as
+ * run (its exit status and its `jest --json` results file) or robustness run (`npm run robustness`'s results: each
+ * engine's checked history counts as one test, passed when linearizable with no violation). Writes one line per run to stderr, then the sum as
  * the last line on stdout, alone on its line: `N passed, N failed`. Exits 1 when anything failed.
  * Failed counts failed tests plus suites that could not run (a syntax error, a failing import); a run that exited
  * non-zero with neither (no results file: the build, the type check or the global setup failed; or jest failed
  * after its tests) counts as one failure, so the line never says `0 failed` for a failing run.
  */
 const { readFileSync } = require('node:fs');
+
+/** A robustness run's engines: one test each. */
+function robustnessCounts(runs) {
+  const ok = runs.filter((r) => r.linearizable && r.watch_violations === 0 && r.other_violations === 0).length;
+  return { passed: ok, failed: runs.length - ok };
+}
 
 function summarize(label, status, file) {
   let results;
@@ -16,8 +23,9 @@ function summarize(label, status, file) {
   } catch (e) {
     results = undefined;
   }
-  const passed = results ? results.numPassedTests : 0;
-  let failed = results ? results.numFailedTests + results.numRuntimeErrorTestSuites : 0;
+  const counts = !results ? { passed: 0, failed: 0 } : Array.isArray(results.runs) ? robustnessCounts(results.runs) : { passed: results.numPassedTests, failed: results.numFailedTests + results.numRuntimeErrorTestSuites };
+  const passed = counts.passed;
+  let failed = counts.failed;
   let note = '';
   if (!results) note = ` (no results: ${file} was not written)`;
   if (status !== 0 && failed === 0) {

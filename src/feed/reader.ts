@@ -52,7 +52,7 @@ export class CatalogFeed {
   private loop?: Promise<void>;
   private lastPollOkAt = 0;
   private headWrittenAt = 0;
-  /** The highest revision this replica acknowledged to a client (read-your-writes). */
+  /** The highest revision this replica acknowledged to a client, by a write or an answer from the collection (read-your-writes). */
   acked = 0;
   /** Superseded records and fills, oldest first: what compaction may remove once old enough. */
   private superseded: Array<{ revision: number; at: Date }> = [];
@@ -76,7 +76,8 @@ export class CatalogFeed {
   ) {
     writer.onWritten((r) => {
       if (r > this.acked) this.acked = r;
-      this.nudge();
+      // A revision the view has not read yet (this replica's own write): read the log now.
+      if (r > this.view.revision) this.nudge();
     });
     writer.nameOwner = async (key) => {
       if (!this.ready || !(await this.caughtUp())) return undefined;

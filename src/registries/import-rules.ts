@@ -21,7 +21,7 @@ import type { ImportProblem, ImportRules } from '../db/dump';
 import { InputError } from '../errors';
 import { validateStoredEntry } from '../schemas';
 import { COLLECTION, NAME_KEY, nameKey } from './model';
-import { NAME_RESERVATIONS } from './names';
+import { NAME_RELEASES, NAME_RESERVATIONS } from './names';
 import { CHANGES, TOMBSTONES } from './writes';
 
 const META = `${CHANGES}_meta`;
@@ -180,7 +180,7 @@ export function catalogImportRules(): ImportRules {
   return {
     // Name reservations (names.ts) belong to the entries: replaced with them (an older export has none, and the
     // entries' names are then found through the view, as for entries named before reservations existed).
-    collections: [...Object.keys(byCollection), NAME_RESERVATIONS],
+    collections: [...Object.keys(byCollection), NAME_RESERVATIONS, NAME_RELEASES],
     check: (collection, doc, line) => byCollection[collection]?.(doc, line) ?? [],
     finish,
   };

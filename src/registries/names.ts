@@ -9,20 +9,38 @@
  * writers racing for a free name, exactly one inserts the reservation; the others find it held and answer
  * 409, before they append anything.
  *
+ * A reservation is its writer's alone: a write finding the name reserved, even for the same entry (another
+ * write of it, or its previous life), is refused like any other, and gives back only a reservation it made.
+ * Shared reservations let one entry hold its name with none: a re-create racing with the delete of its id took
+ * the reservation the delete then released; of two creates of one id, the refused one gave back the one its
+ * rival held. Either way another entry could take the name and reach the log. A reservation records the
+ * revision of the entry's state its write follows (`rev`: for a create, the tombstone of the entry's previous
+ * life, or 0), and the write that ends a name's use releases only reservations made up to the state it ends.
+ *
  * A reservation outlives its holder's use of the name only when a process died between its write and the
  * release (or the write failed in a way that leaves it unknown whether the name is used). It is then taken
  * over, but only once it is older than any write could still be in flight (STALE_AFTER_MS: a plan is never
  * appended more than 8 s after it was made) and the holder is seen not to hold the name; of several takers,
  * the one that wins a claim on that very reservation clears it.
  *
+ * A name given up by a change at revision r may be taken by a replica whose feed has not read r yet, and
+ * revisions commit out of order across entries: its create could be appended below r, and in revision order
+ * (the order every consumer applies) both entries would hold the name for a while. So the change that gives a
+ * name up records its revision (`catalog_name_releases`, before the reservation goes), and whoever reserves the
+ * name next tells its change log that revision exists: its change is appended after it (found by
+ * `npm run robustness`).
+ *
  * The collection's unique index on the name key stays behind this as the last word (writes.ts undoes a
  * write it refuses); with reservations it refuses nothing unless entries written before reservations
  * existed are involved, which the caller checks against the view.
  */
+import { randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey, type Claims } from '../db/atomic';
 
 export const NAME_RESERVATIONS = 'catalog_name_reservations';
+/** Per name key, the latest revision of a change that gave the name up. */
+export const NAME_RELEASES = 'catalog_name_releases';
 /** Older than this, a reservation whose holder does not use the name is taken over. */
 export const STALE_AFTER_MS = 30_000;
 
@@ -31,35 +49,66 @@ interface Reservation {
   /** The entry holding the name. */
   id: string;
   at: Date;
+  /** The revision of the entry's state the reserving write follows (absent on reservations made before it existed: 0). */
+  rev?: number;
+  /** The reserving call (tells its own insert from another's after an ambiguous failure). */
+  w?: string;
 }
+
+interface Release {
+  _id: string;
+  r: number;
+}
+
+/** The reservations of entry `id` made by writes that follow its state `upTo` or an earlier one. */
+const upTo = (key: string, id: string, rev: number) => ({ _id: key, id, $or: [{ rev: { $lte: rev } }, { rev: { $exists: false } }] });
 
 /** Whether entry `id` uses name key `key` in a state any reader can see (the collection or this replica's feed). */
 export type HoldsName = (id: string, key: string) => Promise<boolean>;
 
 export class NameReservations {
   readonly collection: Collection<Reservation>;
+  private readonly releases: Collection<Release>;
 
+  /** `observe(r)`: revision r exists; the changes this process appends from now on come after it. */
   constructor(
     db: Db,
     private readonly claims: Claims,
     private readonly holds: HoldsName,
+    private readonly observe: (r: number) => void,
     private readonly staleAfterMs = STALE_AFTER_MS,
   ) {
     this.collection = db.collection<Reservation>(NAME_RESERVATIONS);
+    this.releases = db.collection<Release>(NAME_RELEASES);
   }
 
-  /** Reserves `key` for entry `id`: true when it is now the entry's (or already was), false when another entry holds it. */
-  async reserve(key: string, id: string): Promise<boolean> {
+  /** After reserving: this process's next changes come after the last change that gave these names up. */
+  private async followReleases(keys: string[]): Promise<void> {
+    const found = await this.releases.find(keys.length === 1 ? { _id: keys[0]! } : { _id: { $in: keys } }).toArray();
+    for (const f of found) this.observe(f.r);
+  }
+
+  /**
+   * Reserves `key` for entry `id`, for a write that follows the entry's state at revision `rev`: true when this
+   * call reserved it, false when it is held (by another entry, or by another write of this one).
+   */
+  async reserve(key: string, id: string, rev: number, w = randomBytes(8).toString('hex')): Promise<boolean> {
+    if (!(await this.insert(key, id, rev, w))) return false;
+    await this.followReleases([key]);
+    return true;
+  }
+
+  private async insert(key: string, id: string, rev: number, w: string): Promise<boolean> {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        await this.collection.insertOne({ _id: key, id, at: new Date() });
+        await this.collection.insertOne({ _id: key, id, at: new Date(), rev, w });
         return true;
       } catch (e) {
         if (!isDuplicateKey(e)) throw e;
       }
       const held = await this.collection.findOne({ _id: key });
       if (!held) continue; // released in between
-      if (held.id === id) return true;
+      if (held.w === w) return true; // this call's own insert (its answer was lost)
       if (Date.now() - held.at.getTime() < this.staleAfterMs || (await this.holds(held.id, key))) return false;
       if (!(await this.claims.claimOnce(`name-reservation:${key}:${held.id}:${held.at.getTime()}`))) return false;
       await this.collection.deleteOne({ _id: key, id: held.id });
@@ -68,30 +117,40 @@ export class NameReservations {
   }
 
   /** Reserves the name keys of new entries at once (onboarding): the ids whose name another entry holds. */
-  async reserveMany(pairs: Array<{ key: string; id: string }>): Promise<Set<string>> {
+  async reserveMany(pairs: Array<{ key: string; id: string; rev: number }>): Promise<Set<string>> {
     const refused = new Set<string>();
     if (pairs.length === 0) return refused;
     const at = new Date();
+    const w = randomBytes(8).toString('hex');
     try {
       await this.collection.insertMany(
-        pairs.map((p) => ({ _id: p.key, id: p.id, at })),
+        pairs.map((p) => ({ _id: p.key, id: p.id, at, rev: p.rev, w })),
         { ordered: false },
       );
-      return refused;
     } catch {
-      // Taken ones (or an unknown outcome): each is settled one by one below.
+      // Taken ones (or an unknown outcome): each is settled one by one below (those this call inserted are its own).
+      for (const p of pairs) if (!(await this.insert(p.key, p.id, p.rev, w))) refused.add(p.id);
     }
-    for (const p of pairs) if (!(await this.reserve(p.key, p.id))) refused.add(p.id);
+    await this.followReleases(pairs.filter((p) => !refused.has(p.id)).map((p) => p.key));
     return refused;
   }
 
-  /** Gives up entry `id`'s reservation of `key`: the caller wrote a state of the entry without that name. */
-  async release(key: string, id: string): Promise<void> {
-    await this.collection.deleteOne({ _id: key, id });
+  /**
+   * Gives up entry `id`'s reservation of `key` made for its state `rev` or an earlier one: the caller wrote a
+   * state after `rev` without that name, at revision `at` (a later life's reservation of the same name stays).
+   */
+  async release(key: string, id: string, rev: number, at: number): Promise<void> {
+    await this.releases.updateOne({ _id: key }, { $max: { r: at } }, { upsert: true });
+    await this.collection.deleteOne(upTo(key, id, rev));
   }
 
-  /** Gives up entry `id`'s reservation of `key` unless the entry uses that name (a write that was refused). */
-  async releaseUnused(key: string, id: string): Promise<void> {
-    if (!(await this.holds(id, key))) await this.release(key, id);
+  /** Gives back a reservation no change ever used (its write was refused, or never appended). */
+  private async giveBack(key: string, id: string, rev: number): Promise<void> {
+    await this.collection.deleteOne(upTo(key, id, rev));
+  }
+
+  /** Gives up entry `id`'s reservation of `key` (made for its state `rev` or before) unless the entry uses that name (a write that was refused). */
+  async releaseUnused(key: string, id: string, rev: number): Promise<void> {
+    if (!(await this.holds(id, key))) await this.giveBack(key, id, rev);
   }
 }

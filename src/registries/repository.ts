@@ -64,8 +64,9 @@ export class RegistryRepository {
     return this.writer.create(doc);
   }
 
+  /** The entry by id, as the writer reads it: never older than a change of it this replica's feed has read (writes.ts read). */
   async findById(id: string): Promise<StoredRegistry | null> {
-    return this.collection.findOne({ _id: id } as Filter<StoredRegistry>, { maxTimeMS: this.queryTimeoutMs });
+    return this.writer.read(id, this.queryTimeoutMs);
   }
 
   /** The local entry named `name` (mirrored entries may share it). */

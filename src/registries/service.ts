@@ -235,6 +235,8 @@ export class RegistryService {
     const fast = await this.fastReads?.query(plan);
     const revision = fast?.revision ?? this.fastReads?.revisionFloor();
     const rows = fast ? fast.rows : await this.repo.query(plan);
+    // Answered from the collection, which may be ahead of the view: later reads here show at least as much.
+    if (!fast) this.repo.writer.answered(rows.reduce((m, d) => Math.max(m, typeof d.revision === 'number' ? d.revision : 0), 0));
     const items = rows.slice(0, plan.limit);
     let nextCursor: string | undefined;
     if (rows.length > plan.limit) {

@@ -44,13 +44,22 @@ export interface KnownEntry {
   readAt: number;
 }
 
-/** Called with every revision this process wrote, once it is materialized (read-your-writes). */
+/**
+ * Called with every revision this process wrote, once it is materialized, and with the revision of every
+ * entry it answered from the collection (read-your-writes: what a replica answered, its later reads show).
+ */
 export type WrittenListener = (revision: number) => void;
 
 /** How long a write may take to get its change into the log (from when the request arrived, for client writes). */
 export const WRITE_DEADLINE_MS = 8000;
 /** A plan read longer ago than this is not appended (a stalled process re-reads). */
 const MAX_PLAN_AGE_MS = 5000;
+
+/** A name a write of an entry reserved, and the revision of the state that write followed. */
+interface Taken {
+  key: string | undefined;
+  rev: number;
+}
 
 export function revisionOf(doc: { revision?: unknown } | null | undefined): number {
   return typeof doc?.revision === 'number' ? doc.revision : 0;
@@ -81,7 +90,7 @@ export class EntryWriter {
     this.collection = db.collection<StoredRegistry>(COLLECTION);
     this.tombstones = db.collection<Tombstone>(TOMBSTONES);
     this.log = new ChangeLog<StoredRegistry>(db, { name: CHANGES, ...opts });
-    this.names = new NameReservations(db, claims, (id, key) => this.holdsName(id, key));
+    this.names = new NameReservations(db, claims, (id, key) => this.holdsName(id, key), (r) => this.log.observe(r));
   }
 
   async ensureIndexes(): Promise<void> {
@@ -100,8 +109,16 @@ export class EntryWriter {
     const now = Date.now();
     if (this.complete.size > 100_000) for (const [r, at] of this.complete) if (now - at > 300_000) this.complete.delete(r);
     for (const r of rs) this.complete.set(r, now);
-    const top = Math.max(0, ...rs);
-    if (top > 0) for (const l of this.listeners) l(top);
+    this.answered(Math.max(0, ...rs));
+  }
+
+  /**
+   * This process answered a client with an entry at revision `r` (a read, an update that changed nothing, one
+   * written by another replica): its later reads must not show an older state of it (the view may not have
+   * read `r` yet when the collection already holds it).
+   */
+  answered(r: number): void {
+    if (r > 0) for (const l of this.listeners) l(r);
   }
 
   /** True (once) when this process wrote revision `r` to the collection itself: nothing to check. */
@@ -120,19 +137,17 @@ export class EntryWriter {
    */
   async create(doc: StoredRegistry): Promise<StoredRegistry> {
     stampNameKey(doc);
-    // Three independent steps, at once: the name (reserved), the id, and a tombstone the create follows.
-    const [named, existing, prev] = await Promise.allSettled([this.takeName(doc), this.collection.findOne({ _id: doc._id } as Filter<StoredRegistry>, { projection: { _id: 1 } }), this.createPrev(doc._id)]);
-    if (named.status === 'rejected') throw named.reason;
+    // The id and the tombstone the create follows, at once; then the name, reserved for this life of the entry.
+    const [existing, prev] = await Promise.all([this.collection.findOne({ _id: doc._id } as Filter<StoredRegistry>, { projection: { _id: 1 } }), this.createPrev(doc._id)]);
+    if (existing) throw idTaken(doc._id);
+    await this.takeName(doc, prev);
     const refuse = async (e: unknown): Promise<never> => {
-      await this.names.releaseUnused(nameKey(doc), doc._id).catch(() => undefined);
+      await this.names.releaseUnused(nameKey(doc), doc._id, prev).catch(() => undefined);
       throw e;
     };
-    if (existing.status === 'rejected') return refuse(existing.reason);
-    if (prev.status === 'rejected') return refuse(prev.reason);
-    if (existing.value) return refuse(idTaken(doc._id));
     let r: number;
     try {
-      r = await this.log.append({ key: doc._id, prev: prev.value, op: 'upsert', doc });
+      r = await this.log.append({ key: doc._id, prev, op: 'upsert', doc });
     } catch (e) {
       const failure = e instanceof Error ? appendFailure(e, doc._id) : e;
       // Refused for sure: the name is given back. An append that timed out may still land (or become a
@@ -157,10 +172,13 @@ export class EntryWriter {
     const tombstones = new Map((await this.tombstones.find({ _id: { $in: docs.map((d) => d._id) } }).toArray()).map((t) => [t._id, t.revision]));
     const candidates: number[] = [];
     for (const doc of docs) stampNameKey(doc);
-    const refused = await this.names.reserveMany(docs.map((d) => ({ key: nameKey(d), id: d._id })));
+    const refused = await this.names.reserveMany(docs.map((d) => ({ key: nameKey(d), id: d._id, rev: tombstones.get(d._id) ?? 0 })));
     for (const [i, doc] of docs.entries()) {
-      if (refused.has(doc._id) || (await this.unreservedOwner(doc))) out[i] = nameTaken(doc);
-      else candidates.push(i);
+      if (refused.has(doc._id)) out[i] = nameTaken(doc);
+      else if (await this.unreservedOwner(doc)) {
+        out[i] = nameTaken(doc);
+        await this.names.releaseUnused(nameKey(doc), doc._id, tombstones.get(doc._id) ?? 0).catch(() => undefined);
+      } else candidates.push(i);
     }
     const revs = await this.log.appendMany(candidates.map((i) => ({ key: docs[i]!._id, prev: tombstones.get(docs[i]!._id) ?? 0, op: 'upsert' as const, doc: docs[i]! })));
     const stored: Array<{ i: number; doc: StoredRegistry }> = [];
@@ -169,7 +187,7 @@ export class EntryWriter {
       if (typeof r === 'number') stored.push({ i, doc: { ...docs[i]!, revision: r } as StoredRegistry });
       else {
         out[i] = appendFailure(r, docs[i]!._id);
-        if (r instanceof ChangeConflict || r instanceof RecordTooLarge) await this.names.releaseUnused(nameKey(docs[i]!), docs[i]!._id).catch(() => undefined);
+        if (r instanceof ChangeConflict || r instanceof RecordTooLarge) await this.names.releaseUnused(nameKey(docs[i]!), docs[i]!._id, tombstones.get(docs[i]!._id) ?? 0).catch(() => undefined);
       }
     }
     const failed = await this.materializeNew(stored.map((s) => s.doc), false);
@@ -202,7 +220,9 @@ export class EntryWriter {
       (await this.collection.find({ _id: { $in: docs.map((d) => d._id) } } as Filter<StoredRegistry>, { projection: { _id: 1, revision: 1 } }).toArray()).map((d) => [d._id, revisionOf(d)]),
     );
     for (const [i, doc] of docs.entries()) {
-      if (present.get(doc._id) === doc.revision) continue;
+      // The entry at this revision or a later one: the create landed (another process may have written it from
+      // the log, and a later write followed it, while this one was held up).
+      if ((present.get(doc._id) ?? -1) >= (doc.revision as number)) continue;
       await this.undoCreate(doc).catch(() => undefined);
       const reason = why.get(i);
       refused.set(i, reason instanceof Error ? reason : nameTaken(doc));
@@ -214,13 +234,17 @@ export class EntryWriter {
   private async undoCreate(doc: StoredRegistry): Promise<void> {
     const r = await this.log.append({ key: doc._id, prev: doc.revision as number, op: 'delete' });
     await this.tombstones.replaceOne({ _id: doc._id }, { revision: r, at: new Date() }, { upsert: true });
-    await this.names.release(nameKey(doc), doc._id);
+    await this.names.release(nameKey(doc), doc._id, doc.revision as number, r);
   }
 
-  /** Reserves the name `doc` asks for (names.ts); 409 when another entry holds it. */
-  private async takeName(doc: StoredRegistry): Promise<void> {
-    if (!(await this.names.reserve(nameKey(doc), doc._id)) || (await this.unreservedOwner(doc))) {
-      await this.names.releaseUnused(nameKey(doc), doc._id).catch(() => undefined);
+  /**
+   * Reserves the name `doc` asks for (names.ts), for a write that follows the entry's state at `rev`; 409 when
+   * it is held (then nothing is given back: the reservation is another write's, perhaps of this same entry).
+   */
+  private async takeName(doc: StoredRegistry, rev: number): Promise<void> {
+    if (!(await this.names.reserve(nameKey(doc), doc._id, rev))) throw nameTaken(doc);
+    if (await this.unreservedOwner(doc)) {
+      await this.names.releaseUnused(nameKey(doc), doc._id, rev).catch(() => undefined);
       throw nameTaken(doc);
     }
   }
@@ -257,32 +281,83 @@ export class EntryWriter {
    */
   async modify<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known?: KnownEntry, giveUpAt = Date.now() + WRITE_DEADLINE_MS): Promise<R> {
     // A name reserved by an attempt whose change was never appended is given back (names.ts).
-    const taken = { key: undefined as string | undefined };
+    const taken: Taken = { key: undefined, rev: 0 };
     try {
       return await this.modifyOnce(id, plan, known, taken, giveUpAt);
     } finally {
-      if (taken.key !== undefined) await this.names.releaseUnused(taken.key, id).catch(() => undefined);
+      if (taken.key !== undefined) await this.names.releaseUnused(taken.key, id, taken.rev).catch(() => undefined);
     }
   }
 
-  private async modifyOnce<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known: KnownEntry | undefined, taken: { key?: string }, giveUpAt: number): Promise<R> {
+  /**
+   * The entry as a reader must see it: the collection's document, unless this replica's feed has read a
+   * later change of it that the collection does not hold (its writer died between the log and the
+   * collection, or has not written it yet): the collection is brought to that change first (never over a
+   * later one), then read again. Without it, an entry deleted (or changed) in the log by a writer that died
+   * would be answered in its older state by reads and by writes that append nothing (a 412, a 404, an
+   * update that changes nothing) until the feed's check repairs it, after the feed's consumers, and other
+   * writes, saw the change.
+   */
+  async read(id: string, maxTimeMS?: number): Promise<StoredRegistry | null> {
+    const find = () => this.collection.findOne({ _id: id } as Filter<StoredRegistry>, maxTimeMS === undefined ? {} : { maxTimeMS });
+    let doc = await find();
+    if (this.behindFeed(id, doc)) {
+      const known = this.latestKnown!(id)!;
+      if (await this.materializeState(id, known.revision, known.doc)) doc = await find();
+    }
+    this.answered(revisionOf(doc));
+    return doc;
+  }
+
+  /** Whether this replica's feed has read a change of entry `id` later than `doc` (null: missing). */
+  private behindFeed(id: string, doc: StoredRegistry | null): boolean {
+    const known = this.latestKnown?.(id);
+    if (!known || known.revision <= revisionOf(doc)) return false;
+    // Missing and deleted in the feed: the same state.
+    return doc !== null || known.doc !== undefined;
+  }
+
+  /** Brings the collection to the state this replica's feed holds of entry `id`, if it is behind it. */
+  private async catchUp(id: string): Promise<void> {
+    const known = this.latestKnown?.(id);
+    if (known) await this.materializeState(id, known.revision, known.doc).catch(() => false);
+  }
+
+  /** `plan` on `doc`; a refusal (404, 412...) decided on the feed's state is answered once the collection holds that state. */
+  private async planOn<R>(id: string, doc: StoredRegistry | null, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, fromFeed: boolean): Promise<EntryPlan<R>> {
+    try {
+      return await plan(doc);
+    } catch (e) {
+      if (fromFeed) await this.catchUp(id);
+      throw e;
+    }
+  }
+
+  private async modifyOnce<R>(id: string, plan: (doc: StoredRegistry | null) => EntryPlan<R> | Promise<EntryPlan<R>>, known: KnownEntry | undefined, taken: Taken, giveUpAt: number): Promise<R> {
     let stuck: { prev: number; since: number } | undefined;
-    let next: KnownEntry | undefined = known;
+    // The caller's read of the entry is used when it is recent and the feed knows nothing later.
+    let next: (KnownEntry & { fromFeed?: boolean }) | undefined = known && !this.behindFeed(id, known.doc) ? known : undefined;
     for (let attempt = 0; Date.now() < giveUpAt; attempt++) {
       const reuse = next !== undefined && Date.now() - next.readAt < MAX_PLAN_AGE_MS / 2;
       const readAt = reuse ? next!.readAt : Date.now();
-      const doc = reuse ? next!.doc : await this.collection.findOne({ _id: id } as Filter<StoredRegistry>);
+      const doc = reuse ? next!.doc : await this.read(id);
+      // Planned on the feed's state (after losing a race), which the collection may not hold yet.
+      const fromFeed = reuse && next!.fromFeed === true;
       next = undefined;
-      const p = await plan(doc);
-      if (p.kind === 'none' || !doc) return p.result;
+      const p = await this.planOn(id, doc, plan, fromFeed);
+      if (p.kind === 'none' || !doc) {
+        if (fromFeed) await this.catchUp(id);
+        return p.result;
+      }
       const prev = revisionOf(doc);
       if (p.kind === 'replace') stampNameKey(p.next);
       const renamed = p.kind === 'replace' && nameKey(p.next) !== nameKey(doc);
       if (renamed && taken.key !== nameKey(p.next)) {
-        if (taken.key !== undefined) await this.names.releaseUnused(taken.key, id);
+        if (taken.key !== undefined) await this.names.releaseUnused(taken.key, id, taken.rev);
         taken.key = undefined;
-        await this.takeName(p.next);
+        await this.takeName(p.next, prev);
         taken.key = nameKey(p.next);
+        taken.rev = prev;
       }
       if (Date.now() - readAt > MAX_PLAN_AGE_MS) continue;
       let r: number;
@@ -297,7 +372,7 @@ export class EntryWriter {
         // `prev`, that writer died between its two steps: write its change ourselves.
         const latest = this.latestKnown?.(id);
         if (latest && latest.revision > prev) {
-          next = { doc: latest.doc ? ({ ...latest.doc } as StoredRegistry) : null, readAt: Date.now() };
+          next = { doc: latest.doc ? ({ ...latest.doc } as StoredRegistry) : null, readAt: Date.now(), fromFeed: true };
           continue;
         }
         if (stuck?.prev !== prev) stuck = { prev, since: Date.now() };
@@ -337,7 +412,7 @@ export class EntryWriter {
       }
       this.written(r);
       // The entry's previous name is free from now on (renamed, or deleted).
-      if (renamed || p.kind === 'delete') await this.names.release(nameKey(doc), id).catch(() => undefined);
+      if (renamed || p.kind === 'delete') await this.names.release(nameKey(doc), id, prev, r).catch(() => undefined);
       return p.result;
     }
     throw entryBusy(id);

@@ -532,6 +532,115 @@ describe('a writer that dies between the log and the collection', () => {
   });
 });
 
+describe('a writer that dies between the log and the collection: what clients are answered meanwhile', () => {
+  // Found by `npm run robustness` (docs/robustness.md): a replica killed between a delete's log record and its
+  // collection write; another replica answered a PUT 404 from its feed, then GETs and PUTs (a 412, a PUT that
+  // changed nothing) answered the deleted entry from the collection for seconds: not linearizable.
+  test('When a process logged a change and died before writing the collection, then reads and writes of the entry on a replica whose feed has the change answer from it, never from the older state the collection holds', async () => {
+    const dbName = testDbName();
+    const own = await startTestService({}, { dbName });
+    extra.push(own);
+    const entries = own.db.collection<StoredRegistry>('container_registries');
+    const stored = async (id: string) => entries.findOne({ _id: id } as never);
+    const dead = new ChangeLog<StoredRegistry>(own.db, { name: 'catalog_changes' });
+    // Deleted by the dead process; updated by it (version 2).
+    const x = await create(own.url, { container_registry_tags: ['a'] });
+    const rx = await dead.append({ key: x.id, prev: x.revision, op: 'delete' });
+    const y = await create(own.url, { container_registry_tags: ['a'] });
+    const yDoc = (await stored(y.id))!;
+    const ry = await dead.append({ key: y.id, prev: y.revision, op: 'upsert', doc: { ...yDoc, version: 2, container_registry_metadata: { owner: 'dead' } } });
+    expect(await own.parts.feed.waitFor(Math.max(rx, ry), 3000)).toBe(true);
+    // The collection still holds the older states (the feed's check repairs them only once they are 10 s old).
+    expect(await stored(x.id)).not.toBeNull();
+    expect((await stored(y.id))!.version).toBe(1);
+
+    expect((await call(own.url, 'GET', `/container_registry/${x.id}`)).status).toBe(404);
+    expect((await call(own.url, 'PUT', `/container_registry/${x.id}`, { $addToSet: { container_registry_tags: 'a' } })).status).toBe(404);
+    expect((await call(own.url, 'PUT', `/container_registry/${x.id}`, { $addToSet: { container_registry_tags: 'b' } }, { 'If-Match': '"1"' })).status).toBe(404);
+    const got = await call(own.url, 'GET', `/container_registry/${y.id}`);
+    expect(got.body).toMatchObject({ version: 2, revision: ry, container_registry_metadata: { owner: 'dead' } });
+    expect((await call(own.url, 'PUT', `/container_registry/${y.id}`, { $addToSet: { container_registry_tags: 'b' } }, { 'If-Match': '"1"' })).status).toBe(412);
+    const same = await call(own.url, 'PUT', `/container_registry/${y.id}`, { $addToSet: { container_registry_tags: 'a' } });
+    expect(same.body).toMatchObject({ version: 2, revision: ry });
+    // And the collection now holds what was answered.
+    expect(await stored(x.id)).toBeNull();
+    expect(await stored(y.id)).toMatchObject({ version: 2, revision: ry });
+  });
+
+  // Found by `npm run robustness`: a create on a frozen replica (SIGSTOP) was written from the log by another
+  // replica and updated there; when the frozen one went on, its insert met the later state and it answered 409
+  // for a create that had happened.
+  test('When a create is held up between the log and the collection while another replica writes it from the log and updates it, then the create is answered 201, not refused', async () => {
+    const dbName = testDbName();
+    const own = await startTestService({}, { dbName });
+    extra.push(own);
+    const writer = own.parts.repository.writer;
+    const coll = writer.collection as unknown as { insertOne: (doc: StoredRegistry, opts?: unknown) => Promise<unknown> };
+    const insertOne = coll.insertOne.bind(coll);
+    let updated: { status: number } | undefined;
+    coll.insertOne = async (doc, opts) => {
+      coll.insertOne = insertOne;
+      // This process is held up here; meanwhile the entry is written from the log and updated.
+      await writer.materializeState(doc._id, doc.revision as number, doc);
+      updated = await call(own.url, 'PUT', `/container_registry/${doc._id}`, { $set: { 'container_registry_metadata.owner': 'other' } });
+      return insertOne(doc, opts);
+    };
+    const created = await call(own.url, 'POST', '/container_registry', entry());
+    expect(updated?.status).toBe(200);
+    expect(created.status).toBe(201);
+    const id = created.body.container_registry_id as string;
+    const got = await call(own.url, 'GET', `/container_registry/${id}`);
+    expect(got.body).toMatchObject({ version: 2, container_registry_metadata: { owner: 'other' } });
+    expect((await own.db.collection('catalog_changes').find({ key: id }).toArray()).map((r) => r.op)).toEqual(['upsert', 'upsert']);
+  });
+
+  // Found by `npm run robustness` (full run): a PUT that changed nothing answered the entry at the revision
+  // another replica had just written; the same client's next query on that replica, served from a view a
+  // moment behind, showed the entry older.
+  test('When a replica answers an entry from the collection ahead of its view (a GET, a PUT that changes nothing), then its next query shows that state or a later one', async () => {
+    const dbName = testDbName();
+    // Holes are filled only after a minute: the view stays where it is, and fresh.
+    const own = await startTestService({ FEED_HOLE_FILL_MS: '60000' }, { dbName });
+    extra.push(own);
+    const x = await create(own.url, { container_registry_tags: ['a'] });
+    const at = await settled(own);
+    // Another replica's write of x lands at at + 2 (at + 1 is a slower writer's, still missing) and in the collection.
+    const entries = own.db.collection<StoredRegistry>('container_registries');
+    const next = { ...(await entries.findOne({ _id: x.id } as never))!, version: x.version + 1, revision: at + 2, container_registry_metadata: { owner: 'other replica' } };
+    const other = new ChangeLog<StoredRegistry>(own.db, { name: 'catalog_changes' });
+    await other.records.insertOne({ _id: revisionId(at + 2), r: at + 2, key: x.id, prev: x.revision, op: 'upsert', doc: next, at: new Date(), w: 'other' });
+    await entries.replaceOne({ _id: x.id } as never, next);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(feedRevision(own)).toBe(at);
+
+    const same = await call(own.url, 'PUT', `/container_registry/${x.id}`, { $addToSet: { container_registry_tags: 'a' } });
+    expect(same.body).toMatchObject({ revision: at + 2, version: x.version + 1 });
+    const q = await call(own.url, 'POST', '/container_registries', { container_registry_name: same.body.container_registry_name });
+    expect(q.body.map((e: { revision: number }) => e.revision)).toEqual([at + 2]);
+  });
+
+  test('When a write loses its race to such a change, which the feed read after the write read the entry, and ends without writing (404), then the collection holds that change before the answer: other replicas never read the older state after it', async () => {
+    const dbName = testDbName();
+    const own = await startTestService({}, { dbName });
+    extra.push(own);
+    const x = await create(own.url);
+    const dead = new ChangeLog<StoredRegistry>(own.db, { name: 'catalog_changes' });
+    // The view is fed by hand from here: it reads the dead writer's delete just after the write below read the entry.
+    await own.parts.feed.stop();
+    const rx = await dead.append({ key: x.id, prev: x.revision, op: 'delete' });
+    let fed = false;
+    const write = own.parts.repository.writer.modify(x.id, (doc) => {
+      if (!fed) own.parts.feed.view.apply({ revision: rx, id: x.id, op: 'delete', at: new Date() });
+      fed = true;
+      if (!doc) throw new Error('not found');
+      return { kind: 'replace', next: { ...doc, version: doc.version + 1 }, result: 'written' };
+    });
+    await expect(write).rejects.toThrow('not found');
+    expect(await own.db.collection('container_registries').findOne({ _id: x.id } as never)).toBeNull();
+    expect((await own.db.collection('container_registry_tombstones').findOne({ _id: x.id } as never))?.revision).toBe(rx);
+  });
+});
+
 describe('holes', () => {
   test('When writers left a run of holes (revisions taken and never written) below a later change, then the run is filled together and the feed moves on to the change', async () => {
     const dbName = testDbName();

@@ -1,6 +1,6 @@
 /**
  * CI says how many tests ran (issue 9 item 8): .ci/run ends with `N passed, N failed` on stdout, the sum of every
- * jest run of both legs (SQLite and PostgreSQL, issue 20) read from their JSON results (scripts/jest-json-reporter.js,
+ * jest run of both legs (SQLite and PostgreSQL, issue 20) and the robustness quick run read from their JSON results (scripts/jest-json-reporter.js,
  * scripts/ci-summary.js), runs every test command even when an earlier one fails, and exits non-zero when anything failed.
  */
 import { execFile } from 'node:child_process';
@@ -75,14 +75,15 @@ test('When .ci/run runs and the first test command fails, then it still runs the
       `  test) echo '{"numPassedTests":30,"numFailedTests":2,"numRuntimeErrorTestSuites":0}' > "$JEST_JSON_FILE"; echo "jest noise" >&2; exit 1 ;;`,
       `  "run test:reliability") echo '{"numPassedTests":5,"numFailedTests":0,"numRuntimeErrorTestSuites":0}' > "$JEST_JSON_FILE"; echo "no trailing newline" | tr -d '\\n'; exit 0 ;;`,
       `  "run test:postgres") echo '{"numPassedTests":7,"numFailedTests":1,"numRuntimeErrorTestSuites":0}' > "$JEST_JSON_FILE"; exit 1 ;;`,
+      `  "run robustness -- --quick") echo '{"runs":[{"linearizable":true,"watch_violations":0,"other_violations":0},{"linearizable":false,"watch_violations":0,"other_violations":0}]}' > "$ROBUSTNESS_RESULTS_FILE"; exit 1 ;;`,
       'esac',
       'exit 3',
     ].join('\n') + '\n',
   );
   chmodSync(path.join(bin, 'npm'), 0o755);
   const result = await run('bash', [path.join(ROOT, '.ci', 'run')], { ...process.env, PATH: `${bin}:${process.env.PATH}` });
-  expect(readFileSync(log, 'utf8')).toBe('install\ntest\nrun test:reliability\nrun test:postgres\n');
-  expect(lastLine(result.stdout)).toBe('42 passed, 3 failed');
-  expect(result.stdout).toMatch(/\n42 passed, 3 failed\n$/);
+  expect(readFileSync(log, 'utf8')).toBe('install\ntest\nrun test:reliability\nrun test:postgres\nrun robustness -- --quick\n');
+  expect(lastLine(result.stdout)).toBe('43 passed, 4 failed');
+  expect(result.stdout).toMatch(/\n43 passed, 4 failed\n$/);
   expect(result.code).not.toBe(0);
 }, 60_000);

@@ -4,8 +4,11 @@
  * in-memory view) nor the change feed ever show one of the nine: no entry, no upsert, no compensating
  * delete of an id no client was given. The same for renames racing to one name.
  */
+import { randomUUID } from 'node:crypto';
+import { nameKey } from '../../src/registries/model';
 import { entry } from '../support/entries';
-import { call, startReplicas, type TestService } from '../support/service';
+import { revisionId } from '../../src/db/changelog';
+import { call, startReplicas, startTestService, testDbName, type TestService } from '../support/service';
 
 let replicas: TestService[];
 
@@ -98,4 +101,104 @@ test('When a process died holding a name it never used, then the name is refused
   const taken = await call(replicas[1]!.url, 'POST', '/container_registry', entry({ container_registry_name: stale }));
   expect(taken.status).toBe(201);
   expect(await reservations.findOne({ _id: `/${stale}` })).toMatchObject({ id: taken.body.container_registry_id });
+});
+
+// Found by `npm run robustness` (docs/robustness.md): an entry created again while its delete was giving its name
+// up took the old reservation, which the delete then released; another entry, on a replica whose view had seen
+// the delete, reserved the free-looking name and reached the log, and was undone by a compensating delete: the
+// feed showed two entries with one name, and an entry no client was given.
+test('When an entry is created again while its delete is still giving its name up, then the new life does not take the old reservation: no two entries ever hold the name on the feed', async () => {
+  const [a, b] = (await startReplicas(2)) as [TestService, TestService];
+  try {
+    const name = `life-${Date.now()}`;
+    const id = randomUUID();
+    const first = await call(a.url, 'POST', '/container_registry', entry({ container_registry_id: id, container_registry_name: name }));
+    expect(first.status).toBe(201);
+    // A's delete is held just before it gives the name up; meanwhile B's feed reads the delete and stops there,
+    // and the entry is created again on A.
+    const names = a.parts.repository.writer.names;
+    const release = names.release.bind(names);
+    let again: { status: number } | undefined;
+    names.release = async (key, rid, rev, at) => {
+      names.release = release;
+      const tombstone = () => b.parts.feed.view.get(id) !== undefined && b.parts.feed.view.get(id)!.doc === undefined;
+      for (let i = 0; i < 100 && !tombstone(); i++) await new Promise((r) => setTimeout(r, 50));
+      await b.parts.feed.stop();
+      if (!tombstone()) throw new Error('replica B never read the delete');
+      again = await call(a.url, 'POST', '/container_registry', entry({ container_registry_id: id, container_registry_name: name }));
+      return release(key, rid, rev, at);
+    };
+    // (The delete swallows a failing release: the hook's own failure shows as `again` missing below.)
+    expect((await call(a.url, 'DELETE', `/container_registry/${id}`)).status).toBe(204);
+    const other = await call(b.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
+    expect({ again: again?.status, other: other.status }).toEqual({ again: 409, other: 201 });
+    // The log: at no revision two entries named alike.
+    const holders = new Map<string, string>();
+    for (const rec of await a.db.collection('catalog_changes').find({ op: { $ne: 'fill' } }).sort({ r: 1 }).toArray()) {
+      for (const [k, v] of holders) if (v === rec.key) holders.delete(k);
+      if (rec.op !== 'upsert') continue;
+      expect(holders.get(rec.doc.container_registry_name) ?? rec.key).toBe(rec.key);
+      holders.set(rec.doc.container_registry_name, rec.key);
+    }
+  } finally {
+    await a.close();
+    await b.close({ keepDatabase: true });
+  }
+});
+
+// Found by `npm run robustness` (full run): two creates of one id raced for a name another entry was giving up;
+// the one refused gave back "its" reservation — the one its rival had just made — and a third entry took the
+// name while that rival went on to the log: two entries with one name on the feed again.
+test('When a write is refused a name it never reserved, then it gives nothing back: a reservation another write of the same entry made meanwhile stays', async () => {
+  const svc = replicas[0]!;
+  const writer = svc.parts.repository.writer;
+  const names = writer.names;
+  const name = `given-${Date.now()}`;
+  const holder = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
+  expect(holder.status).toBe(201);
+  const key = nameKey({ container_registry_name: name });
+  const id = randomUUID();
+  const reserve = names.reserve.bind(names);
+  // The first create of `id` finds the name held; before it goes on, the holder gives it up and a second
+  // create of `id` reserves it (and is still on its way to the log).
+  names.reserve = async (k, rid, rev) => {
+    names.reserve = reserve;
+    const got = await reserve(k, rid, rev);
+    await names.release(k, holder.body.container_registry_id, Number.MAX_SAFE_INTEGER, 0);
+    expect(await reserve(k, rid, rev)).toBe(true);
+    return got;
+  };
+  const first = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_id: id, container_registry_name: name }));
+  expect(first.status).toBe(409);
+  expect(await names.collection.findOne({ _id: key })).toMatchObject({ id });
+});
+
+// Found by `npm run robustness`: a create took a name a delete on another replica had just given up, and was
+// appended at a revision below that delete's (revisions commit out of order across entries: its replica had
+// not seen the delete's revision, and a lower one was free). In revision order, the order every consumer applies,
+// both entries held the name for three revisions.
+test('When a name given up by a change at revision r is taken by another entry, then that entry\'s change comes after r in the feed, whatever revisions its replica has seen', async () => {
+  const dbName = testDbName();
+  // No hole is filled during the test: revisions left free stay free.
+  const env = { FEED_HOLE_FILL_MS: '60000' };
+  const a = await startTestService(env, { dbName });
+  const b = await startTestService(env, { dbName });
+  try {
+    const name = `order-${Date.now()}`;
+    const first = await call(a.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
+    expect(first.status).toBe(201);
+    const h = first.body.revision as number;
+    expect(await b.parts.feed.waitFor(h, 3000)).toBe(true);
+    // A change at h + 2 that a has seen and b has not; h + 1 is free (a writer still on its way).
+    await a.db.collection('catalog_changes').insertOne({ _id: revisionId(h + 2), r: h + 2, key: '~fill', prev: h + 2, op: 'fill', at: new Date(), w: 'test' } as never);
+    a.parts.repository.writer.log.observe(h + 2);
+    expect((await call(a.url, 'DELETE', `/container_registry/${first.body.container_registry_id}`)).status).toBe(204);
+    const deleted = (await a.db.collection('catalog_changes').findOne({ key: first.body.container_registry_id, op: 'delete' }))!.r as number;
+    const second = await call(b.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
+    expect(second.status).toBe(201);
+    expect(second.body.revision).toBeGreaterThan(deleted);
+  } finally {
+    await b.close({ keepDatabase: true });
+    await a.close();
+  }
 });

@@ -5,24 +5,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startEngine, testEngine, type RunningEngine } from '../support/engines';
 import { testDbName, testEnv } from '../support/service';
+import { freePort } from '../support/registries';
 
 export const CLIENT_TIMEOUT_MS = 15_000;
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `registry-db-${prefix}-`));

@@ -107,7 +107,11 @@ export async function serveDb(env: NodeJS.ProcessEnv): Promise<{ uri: string; st
 
 export type Contents = Record<string, { docs: string[]; count: number; indexes: string[] }>;
 
-/** Every document of every collection as canonical Extended JSON (types kept), sorted; and the indexes. */
+/**
+ * Every document of every collection as canonical Extended JSON (types kept), sorted; and the indexes. A
+ * collection with no document and no index but `_id`'s is the same as none (an import creates the catalog's
+ * collections the file lacks empty, to replace them all together) and is left out.
+ */
 export async function contents(db: Db, opts: { withoutEpoch?: boolean } = {}): Promise<Contents> {
   const out: Contents = {};
   for (const name of await ownedCollections(db)) {
@@ -116,7 +120,9 @@ export async function contents(db: Db, opts: { withoutEpoch?: boolean } = {}): P
     const filter = opts.withoutEpoch && name.endsWith('_meta') ? { _id: { $ne: 'epoch' as never } } : {};
     const docs = (await c.find(filter, { promoteValues: false, promoteLongs: false, bsonRegExp: true }).toArray()).map((d) => BSON.EJSON.stringify(d, { relaxed: false })).sort();
     const indexes = (await c.listIndexes().toArray()).map((i) => JSON.stringify({ name: i.name, key: i.key, unique: i.unique ?? false })).sort();
-    out[name] = { docs, count: await c.countDocuments(filter), indexes };
+    const count = await c.countDocuments(filter);
+    if (count === 0 && indexes.every((i) => JSON.parse(i).name === '_id_')) continue;
+    out[name] = { docs, count, indexes };
   }
   return out;
 }
