@@ -17,6 +17,7 @@
  * slow or hanging receiver (bounded by the timeout) holds one slot and never delays the others' order.
  */
 import { LeaseHolder, type Leases } from '../db/lease';
+import { Slots } from '../lib/slots';
 import { ConsumerLens } from '../feed/changes';
 import type { CatalogFeed } from '../feed/reader';
 import type { Logger } from '../logger';
@@ -39,25 +40,6 @@ export interface DelivererOptions {
 
 /** Position writes are batched over items that were no event for the subscription. */
 const POSITION_BATCH = 200;
-
-class Slots {
-  private free: number;
-  private readonly waiting: Array<() => void> = [];
-  constructor(n: number) {
-    this.free = n;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((r) => this.waiting.push(r));
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    }
-  }
-}
 
 export function backoffMs(attempt: number, min: number, max: number, random = Math.random): number {
   const d = Math.min(max, min * 2 ** Math.min(30, attempt - 1));
