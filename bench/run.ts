@@ -3,7 +3,8 @@
  * embedded database (FerretDB, throw-away data directory). See docs/benchmark.md for what is measured.
  *   --quick    smaller data and shorter loads (under two minutes)
  *   --profile  runs the service children under `node --cpu-prof` (profiles in bench/profiles/)
- *   --only=sweep,sweep_10k,catalog,onboard,resolve,view,lag,nodes,watchers,webhooks   those phases alone, figures printed (results.json untouched)
+ *   --only=sweep,sweep_10k,catalog,onboard,resolve,view,lag,nodes,watchers,webhooks,inventory   those phases alone, figures printed (results.json untouched);
+ *              inventory runs only when asked this way (bench/inventory.ts)
  * SERVICE_NODE_OPTIONS: extra node flags for the service children (e.g. --trace-gc).
  * Writes bench/results.json and prints a table.
  */
@@ -24,6 +25,7 @@ import { lagPhase, viewPhase } from './feed';
 import type { LoadResult } from './load';
 import { DIST, productionNodeFlags, rssMb, runLoad, startChild, startLoad, type Child } from './proc';
 import { inProcess as resolveInProcess, overHttp as resolveOverHttp } from './resolve';
+import { refreshPhase as inventoryRefresh, resolveWithInventory } from './inventory';
 import { nodesPhase } from './nodes';
 import { watchersPhase } from './watchers';
 import { webhooksBench } from './webhooks';
@@ -31,7 +33,7 @@ import { webhooksBench } from './webhooks';
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const PROFILE = argv.includes('--profile');
-/** `--only=sweep,sweep_10k,catalog,onboard,resolve,view,lag,nodes,watchers,webhooks`: run those phases alone and print their figures (results.json untouched). */
+/** `--only=sweep,sweep_10k,catalog,onboard,resolve,view,lag,nodes,watchers,webhooks,inventory`: run those phases alone and print their figures (results.json untouched). */
 const ONLY = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const SIZE = QUICK
   ? { entries: 10_000, sweep: 200, onboard: 10_000, loadSec: 3, warmSec: 1, firstWarmSec: 4, rounds: 3, maxQuerySec: 10, sweepLeadSec: 12 }
@@ -387,6 +389,12 @@ async function resolvePhase(client: MongoClient, uri: string) {
 }
 
 /** Nodes (bench/nodes.ts): rendering the pull configuration at 10,000 entries, and the agent's lag. */
+/** Inventory (SPEC 19): one storage refresh of 100,000 tags (10,000 quick) through the service, then /resolve with inventories in process. */
+async function inventoryPhase(client: MongoClient, uri: string) {
+  const refresh = await inventoryRefresh({ client, uri, tags: QUICK ? 10_000 : 100_000, startService, writeAuth: WRITE_AUTH, probeTimeoutMs: PROBE_TIMEOUT_MS, log });
+  return { refresh, resolve: resolveWithInventory(log) };
+}
+
 function runNodesPhase(client: MongoClient, uri: string) {
   return nodesPhase({ uri, startService, insert: (docs) => insertInBatches(client.db('bench_nodes'), docs), readerKey: READER_KEY, writerKey: WRITER_KEY, log, quick: QUICK });
 }
@@ -502,6 +510,7 @@ async function main(): Promise<void> {
         nodes: () => runNodesPhase(client, database.uri),
         watchers: () => runWatchersPhase(client, database.uri),
         webhooks: () => webhooksPhase(database.uri),
+        inventory: () => inventoryPhase(client, database.uri),
       };
       for (const name of ONLY) {
         if (!phases[name]) throw new Error(`--only: unknown phase ${name} (${Object.keys(phases).join(', ')})`);

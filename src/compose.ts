@@ -11,6 +11,9 @@ import { buildApp, TRUST_ALL_PROXIES_WARNING } from './http/app';
 import { createAccess } from './http/auth';
 import { createRateLimits } from './http/rate-limit';
 import { healthRoutes } from './http/routes/health';
+import { inventoryRoutes } from './http/routes/inventory';
+import { createInventory } from './inventory';
+import { LiveVerifier } from './health/verify';
 import { metricsRoutes, publicOpsRoutes } from './http/routes/ops';
 import { peersRoutes } from './http/routes/peers';
 import { pullConfigRoutes } from './http/routes/pull-config';
@@ -70,9 +73,21 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   for (const h of db.client.options.hosts) if (h.port) localPorts.add(h.port);
   const prober = createProber(config, createHttpClient(config, { localPorts }));
   const crawler = createStorageCrawler(config, { client: createHttpClient(config, { localPorts }) });
-  const health = await createHealthService({ config, db, logger, cipher, prober, crawler, entries: repository.writer });
+  // The resolver's prefix index, kept current by the change feed (loaded with the view; 503 until then).
+  const resolver = new PrefixIndex();
+  // Malformed stored entries are left out of the per-entry answers (/resolve, /metrics), each logged once.
+  const badEntries = new BadEntries(logger);
+  feedResolver(feed, resolver, badEntries);
+  // The inventory (SPEC 19): written by storage refreshes, held in memory for /resolve and /images, fed like the view.
+  const inventory = await createInventory({ config, db, feed, resolver, entries: repository.writer, logger });
+  const health = await createHealthService({ config, db, logger, cipher, prober, crawler, entries: repository.writer, inventory: inventory.repository });
   lifecycle.onStop('scheduler', () => health.scheduler.stop());
-  lifecycle.onStop('probe clients', () => Promise.all([prober.close(), crawler.close()]));
+  lifecycle.onStop('inventory', () => inventory.stop());
+  // /resolve?verify=true: live manifest checks through a client of their own (egress policy, timeouts).
+  const verifyClient = createHttpClient(config, { localPorts });
+  const stored = (id: string) => view.get(id)?.doc;
+  const verifier = new LiveVerifier(verifyClient, cipher, stored, { concurrency: config.VERIFY_CONCURRENCY, timeoutMs: config.PROBE_TIMEOUT_MS });
+  lifecycle.onStop('probe clients', () => Promise.all([prober.close(), crawler.close(), verifyClient.close()]));
   // Webhooks: fed by the change feed; deliveries go through the probe HTTP client (egress policy, timeouts).
   const webhookClient = createHttpClient(config, { localPorts });
   const webhooks = await createWebhooks({ config, db, cipher, feed, client: webhookClient, logger });
@@ -88,13 +103,7 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   lifecycle.onStop('federation', () => federation.stop().then(() => peerClient.close()));
   // The feed stops after everything that writes through it (a write waits for the feed to check its name).
   lifecycle.onStop('change feed', () => feed.stop());
-  // The resolver's prefix index, kept current by the change feed (loaded with the view; 503 until then).
-  const resolver = new PrefixIndex();
-  // Malformed stored entries are left out of the per-entry answers (/resolve, /metrics), each logged once.
-  const badEntries = new BadEntries(logger);
-  feedResolver(feed, resolver, badEntries);
   // Pull configuration for nodes (SPEC 18): rendered from the same index and the view's documents.
-  const stored = (id: string) => view.get(id)?.doc;
   const pull = new PullConfig(resolver, stored);
   const indexReadiness = { isReady: () => feed.ready, caughtUp: () => feed.caughtUp() };
   const app = buildApp({
@@ -116,12 +125,13 @@ export async function compose(config: Config, db: Db, logger: Logger) {
       healthRoutes({ registries, checker: health.checker, reporter: health.reporter, history: health.history, can: access.can }),
       whoamiRoutes(access),
       peersRoutes({ federation, can: access.can }),
-      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, maxAnswerBytes: config.RESOLVE_MAX_ANSWER_BYTES, ...indexReadiness }),
+      resolveRoutes({ resolver, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, maxAnswerBytes: config.RESOLVE_MAX_ANSWER_BYTES, inventory: inventory.index, verifier, verifyLimit: rateLimits.probe, ...indexReadiness }),
+      inventoryRoutes({ registries, repository: inventory.repository, refresher: health.refresher, resolver, inventories: inventory.index, can: access.can, logger, probeLimit: rateLimits.probe, ...indexReadiness }),
       pullConfigRoutes({ pull, can: access.can, revision: () => view.revision, ...indexReadiness }),
       pullCredentialsRoutes({ resolver, stored, cipher, logger, can: access.can, bodyLimit: config.BODY_LIMIT_BYTES, ...indexReadiness }),
     ],
   });
   if (config.TRUST_PROXY === true) logger.warn(TRUST_ALL_PROXIES_WARNING);
   const protectPort = (port: number) => void localPorts.add(port);
-  return { app, webhooks, repository, registries, cipher, access, lifecycle, health, feed, streams, resolver, federation, protectPort };
+  return { app, webhooks, repository, registries, cipher, access, lifecycle, health, inventory, feed, streams, resolver, federation, protectPort };
 }

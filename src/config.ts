@@ -238,6 +238,12 @@ export const configSpec = {
   },
   STORAGE_TIMEOUT_MS: { doc: 'Storage refresh: time limit per registry (hit: `truncated`).', default: '600000', parse: int(1000, 86_400_000) },
   STORAGE_CONCURRENCY: { doc: 'Storage refresh: registry API requests in flight per registry.', default: '4', parse: int(1, 64) },
+  INVENTORY_MEMORY_MB: {
+    doc: 'Memory (mostly outside the heap) that the inventories kept for `/resolve` presence and `/images` may take together, about 90 bytes per tag; a registry whose inventory does not fit is left out (its presence is `null`, logged). `0` keeps none in memory.',
+    default: '64',
+    parse: int(0, 65_536),
+  },
+  VERIFY_CONCURRENCY: { doc: '`/resolve?verify=true`: live manifest checks in flight at once for one request (all of them within PROBE_TIMEOUT_MS).', default: '8', parse: int(1, 256) },
   HEALTH_CRON: { doc: 'Cron schedule of health sweeps, or `off`.', default: '*/5 * * * *', parse: cron },
   STORAGE_CRON: { doc: 'Cron schedule of storage refreshes, or `off`.', default: '0 * * * *', parse: cron },
   HEALTH_HISTORY_DAYS: { doc: 'Days of probe history kept.', default: '7', parse: int(1, 3650) },

@@ -7,6 +7,7 @@
  */
 import { changesApi } from './http/routes/changes';
 import { healthApi } from './http/routes/health';
+import { inventoryApi } from './http/routes/inventory';
 import { opsApi } from './http/routes/ops';
 import { peersApi } from './http/routes/peers';
 import { pullConfigApi } from './http/routes/pull-config';
@@ -72,7 +73,7 @@ export function buildOpenApi(version: string): Json {
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     security: [{ bearer: [] }, { simple: [] }],
-    paths: { ...registriesApi, ...changesApi, ...healthApi, ...whoamiApi, ...statusPageApi, ...resolveApi, ...pullConfigApi, ...pullCredentialsApi, ...peersApi, ...webhooksApi, ...opsApi },
+    paths: { ...registriesApi, ...changesApi, ...healthApi, ...inventoryApi, ...whoamiApi, ...statusPageApi, ...resolveApi, ...pullConfigApi, ...pullCredentialsApi, ...peersApi, ...webhooksApi, ...opsApi },
     components: {
       schemas: components,
       securitySchemes: {

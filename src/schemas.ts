@@ -25,6 +25,9 @@ import webhookRequestSchema from '../schemas/webhook_subscription_request.schema
 import storedEntrySchema from '../schemas/container_registry_stored.schema.json';
 import pullCredentialsRequestSchema from '../schemas/pull_credentials_request.schema.json';
 import pullCredentialsResultSchema from '../schemas/pull_credentials_result.schema.json';
+import inventoryPageSchema from '../schemas/inventory_page.schema.json';
+import imagesResultSchema from '../schemas/images_result.schema.json';
+import storageRefreshResultSchema from '../schemas/storage_refresh_result.schema.json';
 
 /** Every schema of schemas/, by $id (the OpenAPI document is built from these). */
 export const schemas = {
@@ -45,6 +48,9 @@ export const schemas = {
   webhookRequest: webhookRequestSchema,
   pullCredentialsRequest: pullCredentialsRequestSchema,
   pullCredentialsResult: pullCredentialsResultSchema,
+  inventoryPage: inventoryPageSchema,
+  imagesResult: imagesResultSchema,
+  storageRefreshResult: storageRefreshResultSchema,
 } as const;
 
 const MAX_ERRORS = 20;

@@ -1,6 +1,7 @@
 // The page of one registry (#/registry/<id>): its health, uptime and latency figures, a chart of latency
-// and status over the history window, recent errors, observed storage in readable units, and a
-// "check now" button for callers whose role may probe (writers and admins).
+// and status over the history window, recent errors, observed storage in readable units, for a mirror the
+// tags whose digest differs from the registry it mirrors (drift), and a "check now" button for callers whose
+// role may probe (writers and admins).
 
 import { api } from './api.js';
 import { historyChart } from './chart.js';
@@ -67,6 +68,34 @@ function storageFacts(info) {
   return [h('h3', {}, 'Observed'), observed, h('h3', {}, 'Configured'), configured];
 }
 
+/** A digest cut to its first 12 hex digits, the whole one in the title. */
+function shortDigest(d) {
+  const colon = d.indexOf(':');
+  return h('code', { title: d }, colon >= 0 ? `${d.slice(0, colon + 13)}…` : d);
+}
+
+/** Mirror drift (observed.mirror_drift): how many tags differ from the registry it mirrors, and the first ones. */
+function driftFacts(entry) {
+  const d = entry.container_registry_storage_info?.observed?.mirror_drift;
+  if (!d) return h('p', { class: 'muted', id: 'drift-none' }, 'No drift: every tag this mirror and the registry it mirrors both hold has the same digest (as of their last storage refreshes).');
+  const rows = d.items.map((i) => h('tr', {}, h('td', {}, h('code', {}, `${i.repository}:${i.tag}`)), h('td', {}, shortDigest(i.mirror_digest)), h('td', {}, shortDigest(i.origin_digest))));
+  return [
+    dl([
+      ['Drifting tags', h('span', { class: 'big', id: 'drift-count' }, count(d.tags))],
+      ['Observed', timeAgo(d.observed_at)],
+    ]),
+    h(
+      'table',
+      { class: 'peers drift', id: 'drift-table' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Tag'), h('th', { scope: 'col' }, 'Mirror digest'), h('th', { scope: 'col' }, 'Origin digest'))),
+      h('tbody', {}, rows),
+    ),
+    d.truncated ? h('p', { class: 'muted' }, `The first ${d.items.length} of ${count(d.tags)} are listed.`) : null,
+  ];
+}
+
+const isMirror = (entry) => Array.isArray(entry.container_registry_config?.mirror_of) && entry.container_registry_config.mirror_of.length > 0;
+
 function errorList(items) {
   const errors = items.filter((r) => r.error !== null).slice(-20).reverse();
   if (errors.length === 0) return h('p', { class: 'muted' }, 'No errors in the window.');
@@ -94,6 +123,8 @@ export async function renderRegistry(main, id, ctx) {
   const healthBox = h('div');
   const uptimeBox = h('div');
   const storageBox = h('div');
+  const driftBox = h('div');
+  const driftCard = h('section', { class: 'card wide', id: 'drift', 'aria-labelledby': 'c-drift', hidden: true }, h('h2', { id: 'c-drift' }, 'Mirror drift'), driftBox);
   const errorsBox = h('div');
   const chartBox = h('div', { class: 'chart', role: 'img', 'aria-label': 'Latency and status over time' });
   const chartNote = h('p', { class: 'muted chart-note' });
@@ -129,6 +160,8 @@ export async function renderRegistry(main, id, ctx) {
     healthBox.replaceChildren(healthFacts(health));
     uptimeBox.replaceChildren(uptimeFacts(ctx.report(id)));
     storageBox.replaceChildren(...storageFacts(current.container_registry_storage_info));
+    driftCard.hidden = !isMirror(current) && !current.container_registry_storage_info?.observed?.mirror_drift;
+    driftBox.replaceChildren(...[driftFacts(current)].flat());
     errorsBox.replaceChildren(errorList(items));
     const since = history.since;
     chartNote.textContent = `${plural(items.length, 'probe')} since ${absolute(since)}${history.truncated ? ' (the newest ones only)' : ''}.`;
@@ -160,6 +193,7 @@ export async function renderRegistry(main, id, ctx) {
       h('section', { class: 'card', 'aria-labelledby': 'c-uptime' }, h('h2', { id: 'c-uptime' }, 'Uptime and latency'), uptimeBox),
       h('section', { class: 'card', 'aria-labelledby': 'c-errors' }, h('h2', { id: 'c-errors' }, 'Recent errors'), errorsBox),
       h('section', { class: 'card', 'aria-labelledby': 'c-storage' }, h('h2', { id: 'c-storage' }, 'Storage'), storageBox),
+      driftCard,
       h(
         'section',
         { class: 'card', 'aria-labelledby': 'c-entry' },

@@ -22,7 +22,9 @@
  * A holder that stalls past its expiry may overlap its successor until its next renew or fence check; every
  * user of leases here tolerates that (webhook delivery is at-least-once, a follower's writes are idempotent,
  * a sweep result is fenced in the entry itself). Users: sweep claims (src/health/leases.ts), one deliverer per
- * webhook subscription (src/events/deliverer.ts), one follower per peer (src/federation/follower.ts).
+ * webhook subscription (src/events/deliverer.ts), one follower per peer (src/federation/follower.ts), one
+ * storage refresh per entry (named terms: src/health/refresh-turns.ts), one writer of mirror drift
+ * (src/inventory/drift-keeper.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -91,6 +93,11 @@ export class Leases {
   private async latest(key: string): Promise<LeaseRow | undefined> {
     const [top] = await this.collection.find({ scope: this.scope, key }).sort({ gen: -1, acquired_at: -1 }).limit(1).toArray();
     return top;
+  }
+
+  /** Term `term` of `key`, if anyone won it (one read by `_id`). */
+  async term(key: string, term: string): Promise<LeaseRow | null> {
+    return this.collection.findOne({ _id: `${this.scope}|${key}|${term}` });
   }
 
   /** The owner of `key`'s live lease, if any. */

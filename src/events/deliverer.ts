@@ -18,6 +18,7 @@
  * slow or hanging receiver (bounded by the timeout) holds one slot and never delays the others' order.
  */
 import { LeaseHolder, type Leases } from '../db/lease';
+import { Slots } from '../lib/slots';
 import { ConsumerLens } from '../feed/changes';
 import type { CatalogFeed } from '../feed/reader';
 import type { Logger } from '../logger';
@@ -48,25 +49,6 @@ export interface DelivererOptions {
  */
 const BATCH_ITEMS = 200;
 const FLUSH_AFTER_MS = 250;
-
-class Slots {
-  private free: number;
-  private readonly waiting: Array<() => void> = [];
-  constructor(n: number) {
-    this.free = n;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((r) => this.waiting.push(r));
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    }
-  }
-}
 
 export function backoffMs(attempt: number, min: number, max: number, random = Math.random): number {
   const d = Math.min(max, min * 2 ** Math.min(30, attempt - 1));

@@ -104,7 +104,7 @@ export class WebhookStore {
 
   async loadKnown(sub: string): Promise<Map<string, Known>> {
     const out = new Map<string, Known>();
-    for (const r of await this.known.find({ sub }).toArray()) out.set(r._id.slice(sub.length + 1), { version: r.version, status: r.status, name: r.name });
+    for (const r of await this.known.find({ sub }).toArray()) out.set(r._id.slice(sub.length + 1), { version: r.version, status: r.status, name: r.name, ...(r.drift ? { drift: r.drift } : {}) });
     return out;
   }
 

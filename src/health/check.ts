@@ -1,11 +1,10 @@
 /**
  * The one probe step shared by GET /check_container_health/:id and the sweeps: stored entry → target →
- * prober → result writer. A probe that throws (or credentials that cannot be opened) is stored as an
+ * prober → result writer (the storage refresh's step is refresh.ts). A probe that throws (or credentials that cannot be opened) is stored as an
  * unhealthy `probe_error`: the stored status always reflects the latest attempt.
  */
-import type { ContainerRegistryObserved } from '../generated';
 import { recordProbe } from '../observability/metrics';
-import type { Prober, ProbeResult, StorageCrawler } from '../probe/types';
+import type { Prober, ProbeResult } from '../probe/types';
 import type { CredentialCipher } from '../registries/credentials';
 import type { StoredRegistry } from '../registries/model';
 import { clipToSchema, schemas } from '../schemas';
@@ -15,16 +14,13 @@ import type { HealthWrite, ResultWriter } from './writer';
 
 export interface CheckerDeps {
   prober: Prober;
-  crawler?: StorageCrawler;
   cipher: CredentialCipher;
   writer: ResultWriter;
   /** Hard ceiling on one probe, a safety net above the prober's own total timeout. */
   probeDeadlineMs: number;
-  /** Hard ceiling on one storage crawl. */
-  crawlDeadlineMs: number;
 }
 
-function message(e: unknown): string {
+export function message(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).slice(0, 512);
 }
 
@@ -32,7 +28,7 @@ function message(e: unknown): string {
  * Runs `work` with an abort signal that fires after `ms`, and stops waiting for it then even if it ignores
  * the signal: one hanging registry costs at most its own deadline.
  */
-async function withDeadline<T>(ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withDeadline<T>(ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const signal = AbortSignal.timeout(ms);
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
@@ -84,25 +80,5 @@ export class HealthChecker {
     recordProbe(result.status, result.error);
     const write = await this.deps.writer.writeHealth(doc._id, result, lease, { doc, readAt });
     return { result, write };
-  }
-
-  /** Storage crawl + write of `observed`; a crawl that throws is recorded as an error, counts kept. */
-  async refreshStorage(doc: StoredRegistry, lease?: Lease): Promise<{ observed: ContainerRegistryObserved; written: boolean }> {
-    const crawler = this.deps.crawler;
-    const started = Date.now();
-    const readAt = started;
-    let observed: ContainerRegistryObserved;
-    if (!crawler) {
-      observed = { refreshed_at: new Date(started).toISOString(), duration_ms: 0, error: 'probe_error', detail: 'no storage crawler configured' };
-    } else {
-      try {
-        const target = toProbeTarget(doc, this.deps.cipher);
-        observed = await withDeadline(this.deps.crawlDeadlineMs, (signal) => crawler(target, signal));
-      } catch (e) {
-        observed = { refreshed_at: new Date(started).toISOString(), duration_ms: Date.now() - started, error: 'probe_error', detail: `storage refresh failed: ${message(e)}` };
-      }
-    }
-    const written = await this.deps.writer.writeObserved(doc._id, clipToSchema(schemas.observed, observed), lease, { doc, readAt });
-    return { observed, written };
   }
 }

@@ -1,6 +1,7 @@
 /**
- * The health service assembled from its parts: one checker (probe + writer) shared by the route and the
- * sweeps, the lease store, the reporter and the scheduler.
+ * The health service assembled from its parts: one checker (probe + writer) and one storage refresher
+ * (crawl + inventory + writer), each shared by the routes and the sweeps, the lease store, the reporter and
+ * the scheduler.
  */
 import type { Db } from 'mongodb';
 import type { Config } from '../config';
@@ -9,9 +10,13 @@ import type { Prober, StorageCrawler } from '../probe/types';
 import type { CredentialCipher } from '../registries/credentials';
 import { BadEntries } from '../registries/stored-shape';
 import type { EntryWriter } from '../registries/writes';
+import { Leases } from '../db/lease';
+import type { InventoryRepository } from '../inventory/repository';
 import { HealthChecker } from './check';
 import { HealthHistoryReader } from './history';
 import { LeaseStore } from './leases';
+import { StorageRefresher } from './refresh';
+import { RefreshTurns } from './refresh-turns';
 import { HealthReporter } from './report';
 import { Scheduler } from './scheduler';
 import { ResultWriter } from './writer';
@@ -25,6 +30,8 @@ export interface HealthServiceDeps {
   crawler?: StorageCrawler;
   /** The one door of every entry write (src/registries/writes.ts), shared with the catalog. */
   entries: EntryWriter;
+  /** Where storage refreshes record what they saw (SPEC 19). */
+  inventory: InventoryRepository;
   /** Reports kept in container_registry_health_reports. */
   reportsKept?: number;
 }
@@ -41,8 +48,11 @@ export async function createHealthService(deps: HealthServiceDeps) {
   const writer = new ResultWriter(db, deps.entries, leases, { historyDays: config.HEALTH_HISTORY_DAYS });
   const reporter = new HealthReporter(db, { keep: deps.reportsKept ?? 100, queryTimeoutMs: config.QUERY_TIMEOUT_MS, bad: new BadEntries(deps.logger) });
   const history = new HealthHistoryReader(db, { queryTimeoutMs: config.QUERY_TIMEOUT_MS, historyDays: config.HEALTH_HISTORY_DAYS });
-  const checker = new HealthChecker({ prober: deps.prober, crawler: deps.crawler, cipher: deps.cipher, writer, probeDeadlineMs, crawlDeadlineMs });
-  const scheduler = new Scheduler({ config, leases, checker, writer, reporter, logger: deps.logger, probeDeadlineMs, crawlDeadlineMs });
+  const checker = new HealthChecker({ prober: deps.prober, cipher: deps.cipher, writer, probeDeadlineMs });
+  // One storage refresh per entry at a time, across replicas: a turn lasts the crawl's hard deadline and a minute.
+  const turns = new RefreshTurns(new Leases(db, 'storage-refresh', crawlDeadlineMs + 60_000));
+  const refresher = new StorageRefresher({ crawler: deps.crawler, cipher: deps.cipher, writer, inventory: deps.inventory, turns, crawlDeadlineMs });
+  const scheduler = new Scheduler({ config, leases, checker, refresher, writer, reporter, logger: deps.logger, probeDeadlineMs, crawlDeadlineMs });
   await Promise.all([writer.ensureIndexes(), leases.ensureIndexes(), reporter.ensureIndexes()]);
-  return { checker, writer, leases, reporter, scheduler, history };
+  return { checker, refresher, writer, leases, reporter, scheduler, history };
 }

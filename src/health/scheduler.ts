@@ -12,6 +12,7 @@ import type { Logger } from '../logger';
 import type { StoredRegistry } from '../registries/model';
 import { recordSweep } from '../observability/metrics';
 import type { HealthChecker } from './check';
+import type { StorageRefresher } from './refresh';
 import type { Claim, LeaseStore, SweepKind } from './leases';
 import type { HealthReport, HealthReporter, SweepSummary } from './report';
 import type { ResultWriter } from './writer';
@@ -41,6 +42,7 @@ export interface SchedulerDeps {
   config: Pick<Config, 'HEALTH_CRON' | 'STORAGE_CRON' | 'PROBE_CONCURRENCY' | 'PROBE_TIMEOUT_MS'>;
   leases: LeaseStore;
   checker: HealthChecker;
+  refresher: StorageRefresher;
   writer: ResultWriter;
   reporter: HealthReporter;
   logger: Logger;
@@ -151,9 +153,13 @@ export class Scheduler {
   async sweepStorage(opts: SweepOptions = {}): Promise<SweepSummary | null> {
     return this.exclusive('storage', async () => {
       const summary = await this.runSweep('storage', opts.sweepId ?? sweepIdFor('storage', new Date()), this.deps.crawlDeadlineMs, async (claim) => {
-        const { observed, written } = await this.deps.checker.refreshStorage(claim.doc, claim.lease);
+        const r = await this.deps.refresher.refresh(claim.doc, claim.lease);
+        // A refresh asked through the API is running now: its result is this sweep's too.
+        if (r.kind === 'busy') return { status: 'running', latency: 0, written: false, superseded: false };
+        const { observed, written } = r;
         return { status: observed.error ? 'error' : observed.catalog_supported === false ? 'catalog_unsupported' : 'refreshed', latency: observed.duration_ms ?? 0, written, superseded: !written };
       });
+      await this.deps.refresher.pruneTurns().catch((e: unknown) => this.deps.logger.warn('storage sweep: pruning refresh turns failed', { error: String(e) }));
       this.deps.logger.info('storage sweep finished', {
         sweep_id: summary.sweep_id,
         duration_ms: summary.duration_ms,

@@ -43,6 +43,12 @@ export interface HealthWrite {
   health: ContainerRegistryHealth | null;
 }
 
+export interface ObservedWrite {
+  written: boolean;
+  /** missing: the entry is gone; superseded: a newer sweep claim of the registry exists. */
+  reason?: 'missing' | 'superseded';
+}
+
 /** The entry as the caller read it, and when: the write's first attempt starts from it instead of a read. */
 export interface KnownDoc {
   doc: StoredRegistry;
@@ -123,17 +129,18 @@ export class ResultWriter {
    * Stores what a storage refresh observed, key by key under `container_registry_storage_info.observed`
    * (operator-set storage fields are never touched; keys the crawler did not report keep their value).
    */
-  async writeObserved(id: string, observed: ContainerRegistryObserved, lease?: Lease, known?: KnownDoc): Promise<boolean> {
-    if (lease && (await this.leases.supersededBy('storage', lease))) return false;
+  async writeObserved(id: string, observed: ContainerRegistryObserved, lease?: Lease, known?: KnownDoc): Promise<ObservedWrite> {
+    if (lease && (await this.leases.supersededBy('storage', lease))) return { written: false, reason: 'superseded' };
     const f = leaseFields('storage');
-    return this.modify<boolean>(id, (doc) => {
-      if (!doc || (lease && isAfter(doc[f.claimedAt], lease.claimedAt))) return { kind: 'none', result: false };
+    return this.modify<ObservedWrite>(id, (doc) => {
+      if (!doc) return { kind: 'none', result: { written: false, reason: 'missing' } };
+      if (lease && isAfter(doc[f.claimedAt], lease.claimedAt)) return { kind: 'none', result: { written: false, reason: 'superseded' } };
       const before = (doc.container_registry_storage_info?.observed ?? {}) as Record<string, unknown>;
       const merged: Record<string, unknown> = { ...before };
       for (const [k, v] of Object.entries({ error: null, detail: null, ...observed })) if (v !== undefined) merged[k] = v;
       const next = { ...doc, container_registry_storage_info: { ...(doc.container_registry_storage_info ?? {}), observed: merged } } as StoredRegistry;
       if (lease) Object.assign(next, { [f.swept]: lease.sweepId, [f.claimedAt]: lease.claimedAt });
-      return { kind: 'replace', next, result: true };
+      return { kind: 'replace', next, result: { written: true } };
     }, known);
   }
 

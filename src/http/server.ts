@@ -83,9 +83,14 @@ function guardWaitingConnections(server: Server, opts: { idleMs: number; bodyMs:
   const wait = (socket: Socket, ms: number, onTimeout: () => void): void => {
     served(socket);
     if (socket.destroyed) return;
-    const timer = setTimeout(() => {
-      waiting.delete(socket);
-      onTimeout();
+    // Decided after the bytes that have already arrived are read: on a busy event loop a timer can fire before
+    // the I/O of the same turn, which may hold the request head or the body's last chunk.
+    const timer: NodeJS.Timeout = setTimeout(() => {
+      setImmediate(() => {
+        if (waiting.get(socket) !== timer) return;
+        waiting.delete(socket);
+        onTimeout();
+      });
     }, ms);
     timer.unref();
     waiting.set(socket, timer);

@@ -21,8 +21,8 @@ export interface TlsSettings {
 
 export interface HttpRequest {
   url: URL;
-  /** GET unless given (webhook deliveries POST a body through the same policy). */
-  method?: 'GET' | 'POST';
+  /** GET unless given (webhook deliveries POST a body through the same policy; presence checks send HEAD). */
+  method?: 'GET' | 'HEAD' | 'POST';
   body?: string;
   headers: Record<string, string>;
   tls: TlsSettings;

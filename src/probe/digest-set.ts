@@ -13,6 +13,9 @@
  * in one probe sequence.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { MemoryBudget } from '../lib/memory-budget';
+
+export { MemoryBudget };
 
 const KEY_WORDS = 8;
 const CHUNK_KEYS = 4096;
@@ -21,27 +24,6 @@ const PREFIX = 'sha256:';
 /** Lower-case hex digit → value; -1 for anything else. */
 const HEX = new Int8Array(128).fill(-1);
 for (let i = 0; i < 16; i++) HEX['0123456789abcdef'.charCodeAt(i)] = i;
-
-/** The bytes every digest set of the process may hold together; shared by concurrent crawls. */
-export class MemoryBudget {
-  used = 0;
-  /** The most ever held at once. */
-  peak = 0;
-
-  constructor(readonly limit: number) {}
-
-  /** Takes `bytes` if they fit (`always`: even if not; a few KB a set may start with). */
-  take(bytes: number, always = false): boolean {
-    if (!always && this.used + bytes > this.limit) return false;
-    this.used += bytes;
-    this.peak = Math.max(this.peak, this.used);
-    return true;
-  }
-
-  give(bytes: number): void {
-    this.used = Math.max(0, this.used - bytes);
-  }
-}
 
 export class DigestMemoryExhausted extends Error {
   constructor(readonly limit: number) {

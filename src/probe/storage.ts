@@ -8,6 +8,10 @@
  * the heap), all crawls of the process drawing on one memory budget (STORAGE_DIGEST_MEMORY_MB): a crawl that
  * finds it spent stops there, truncated. A list whose next page brings nothing new, or whose `Link` repeats a page already read, ends.
  * A refused catalog gives `catalog_supported: false`.
+ * With an InventorySink (SPEC 19), every tag listed is also handed over with its manifest's digest, media type
+ * and (an index) platforms, in (repository, tag) order (ordered-rows.ts): repositories and tags are crawled
+ * sorted. A tag whose manifest was not read (a bound hit first, or the registry refused it) has digest null; a
+ * tag whose manifest is gone (404) is left out.
  * Like the prober, the crawler never throws: a failure is a result with `error` and `detail`.
  */
 import { webcrypto } from 'node:crypto';
@@ -18,9 +22,10 @@ import { startDeadline } from './deadline';
 import { DigestMemoryExhausted, DigestSet, MemoryBudget } from './digest-set';
 import { classifyError, ProbeError } from './errors';
 import { nextLink } from './link';
-import { isDigest, MANIFEST_ACCEPT, parseManifest } from './manifests';
+import { isDigest, MANIFEST_ACCEPT, mayBeIndex, mediaTypeOf, parseManifest, platformsOf } from './manifests';
+import { OrderedRows } from './ordered-rows';
 import { createSession, type RegistrySession } from './session';
-import type { ProbeTarget, StorageCrawler } from './types';
+import type { InventoryRow, InventorySink, ProbeTarget, StorageCrawler } from './types';
 
 export type ClosableStorageCrawler = StorageCrawler & { close(): Promise<void>; digestMemory: MemoryBudget };
 
@@ -38,6 +43,9 @@ const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_INDEX_DEPTH = 2;
 const REPOSITORY = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 const TAG = /^\w[\w.-]{0,127}$/;
+/** Rows handed to an inventory sink at once, and most rows of later repositories held back (ordered-rows.ts). */
+const SINK_BATCH = 1000;
+const SINK_MAX_HELD = 20_000;
 /** Descriptors or list entries handled between two turns of the event loop. */
 const YIELD_EVERY = 2000;
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -72,6 +80,8 @@ class Crawl {
   constructor(
     readonly bounds: Bounds,
     memory: MemoryBudget,
+    /** The inventory's rows on their way to the sink, if the caller gave one. */
+    readonly rows?: OrderedRows,
   ) {
     this.counted = new DigestSet(memory);
     this.manifests = new DigestSet(memory);
@@ -132,10 +142,10 @@ export function createStorageCrawler(config: Config, options: CrawlerOptions = {
   };
   const memory = new MemoryBudget(config.STORAGE_DIGEST_MEMORY_MB * 1024 * 1024);
 
-  const crawler = async (target: ProbeTarget, signal?: AbortSignal): Promise<ContainerRegistryObserved> => {
+  const crawler = async (target: ProbeTarget, signal?: AbortSignal, sink?: InventorySink): Promise<ContainerRegistryObserved> => {
     const started = performance.now();
     const deadline = startDeadline(config.STORAGE_TIMEOUT_MS, signal);
-    const crawl = new Crawl(bounds, memory);
+    const crawl = new Crawl(bounds, memory, sink && new OrderedRows(sink, SINK_BATCH, SINK_MAX_HELD));
     const finish = (observed: ContainerRegistryObserved): ContainerRegistryObserved => ({
       ...observed,
       refreshed_at: new Date().toISOString(),
@@ -144,11 +154,14 @@ export function createStorageCrawler(config: Config, options: CrawlerOptions = {
     try {
       const session = createSession(client, target, deadline.signal);
       if (!(await listRepositories(session, crawl, pageSize))) return finish({ catalog_supported: false, error: null, detail: 'the registry refuses /v2/_catalog' });
-      await forEachLimit(crawl.repositories, config.STORAGE_CONCURRENCY, (repo) => crawlRepository(session, crawl, repo, pageSize));
+      crawl.repositories.sort();
+      await forEachLimit(crawl.repositories, config.STORAGE_CONCURRENCY, (repo, i) => crawlRepository(session, crawl, repo, i, pageSize));
+      await crawl.rows?.finish();
       return finish(counted(crawl));
     } catch (err) {
       if (deadline.timedOut() && crawl.repositories.length > 0) {
         crawl.truncated = true;
+        await crawl.rows?.finish();
         return finish({ ...counted(crawl), detail: `time limit of ${config.STORAGE_TIMEOUT_MS} ms reached` });
       }
       const { code, detail } = classifyError(err, deadline);
@@ -208,15 +221,26 @@ async function listRepositories(session: RegistrySession, crawl: Crawl, pageSize
   return true;
 }
 
-async function crawlRepository(session: RegistrySession, crawl: Crawl, repo: string, pageSize: number): Promise<void> {
-  if (crawl.stopped) return;
-  const scope = `repository:${repo}:pull`;
-  const tags = await listTags(session, crawl, repo, scope, pageSize);
-  for (const tag of tags) {
-    if (crawl.full) return;
-    await readManifest(session, crawl, repo, scope, tag, 0);
+/** Repository `repo` (number `index` in the sorted list): its tags in order, each with what its manifest says. */
+async function crawlRepository(session: RegistrySession, crawl: Crawl, repo: string, index: number, pageSize: number): Promise<void> {
+  try {
+    if (crawl.stopped) return;
+    const scope = `repository:${repo}:pull`;
+    const tags = (await listTags(session, crawl, repo, scope, pageSize)).sort();
+    for (const tag of tags) {
+      // Without a sink, a crawl whose count bounds are hit has nothing left to do.
+      if (crawl.full && !crawl.rows) return;
+      const seen = crawl.full ? null : await readManifest(session, crawl, repo, scope, tag, 0);
+      if (seen !== GONE) await crawl.rows?.add(index, { repository: repo, tag, digest: seen?.digest ?? null, media_type: seen?.media_type ?? null, platforms: seen?.platforms ?? null });
+    }
+  } finally {
+    await crawl.rows?.done(index);
   }
 }
+
+/** What a tag's manifest says (InventoryRow's fields), GONE when the registry no longer has it, null when unread. */
+type Seen = Pick<InventoryRow, 'digest' | 'media_type' | 'platforms'> | typeof GONE | null;
+const GONE = 'gone';
 
 /**
  * The repository's tags, page by page: each page's new tags are taken against the registry-wide tag bound as
@@ -254,37 +278,50 @@ async function listTags(session: RegistrySession, crawl: Crawl, repo: string, sc
   return [...tags];
 }
 
-async function readManifest(session: RegistrySession, crawl: Crawl, repo: string, scope: string, reference: string, depth: number): Promise<void> {
-  if (crawl.full) return;
-  if (crawl.manifestsRead >= crawl.bounds.manifests) return crawl.hitCountBound();
+/**
+ * Reads manifest `reference` of `repo`, counts it and (first visit) its blobs and children. A manifest seen
+ * before (another tag, another repository) is not counted again, and parsed again only when it may be an
+ * index (its platforms are the tag's).
+ */
+async function readManifest(session: RegistrySession, crawl: Crawl, repo: string, scope: string, reference: string, depth: number): Promise<Seen> {
+  if (crawl.full) return null;
+  if (crawl.manifestsRead >= crawl.bounds.manifests) {
+    crawl.hitCountBound();
+    return null;
+  }
   crawl.manifestsRead++;
   const res = await session.get(`${repo}/manifests/${reference}`, scope, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES);
   if (res.status === 429) expectOk(res, `manifest ${repo}:${reference}`);
+  if (res.status === 404) return GONE; // deleted since the tag list was read
   if (res.status !== 200 || res.bodyTruncated) {
-    if (res.status !== 404) crawl.unreadable++; // 404: deleted since the tag list was read
-    return;
+    crawl.unreadable++;
+    return null;
   }
   const stated = header(res.headers, 'docker-content-digest');
   // Hashed off the event loop (a 4 MiB manifest is milliseconds of SHA-256).
   const digest = stated && isDigest(stated) ? stated : `sha256:${Buffer.from(await webcrypto.subtle.digest('SHA-256', res.body)).toString('hex')}`;
-  if (!crawl.firstVisit(digest) || !crawl.count(digest, res.body.length)) return;
-  const manifest = parseManifest(res.body);
+  const sent = header(res.headers, 'content-type');
+  const first = crawl.firstVisit(digest);
+  const manifest = first || mayBeIndex(sent) ? parseManifest(res.body) : null;
+  const seen = { digest, media_type: mediaTypeOf(sent, manifest?.mediaType ?? null), platforms: manifest?.isIndex ? platformsOf(manifest.children) : null };
+  if (!first || !crawl.count(digest, res.body.length)) return seen;
   if (!manifest) {
     crawl.unreadable++;
-    return;
+    return seen;
   }
   let n = 0;
   for (const blob of manifest.blobs) {
-    if (!crawl.count(blob.digest, blob.size)) return;
+    if (!crawl.count(blob.digest, blob.size)) return seen;
     // A manifest of 40,000 layers is tens of milliseconds of work: let requests in between.
     if (++n % YIELD_EVERY === 0) await yieldToEventLoop();
   }
-  if (depth >= MAX_INDEX_DEPTH) return;
+  if (depth >= MAX_INDEX_DEPTH) return seen;
   for (const child of manifest.children) {
-    if (crawl.full) return;
+    if (crawl.full) return seen;
     if (crawl.manifests.has(child.digest)) continue;
     await readManifest(session, crawl, repo, scope, child.digest, depth + 1);
   }
+  return seen;
 }
 
 function expectOk(res: HttpResponse, what: string): HttpResponse {
@@ -309,14 +346,14 @@ function listField(res: HttpResponse, field: 'repositories' | 'tags'): string[] 
 }
 
 /** Runs `fn` over `items` with at most `limit` at once; waits for all, then rethrows the first failure. */
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
   let next = 0;
   let failure: unknown = null;
   const worker = async (): Promise<void> => {
     while (next < items.length && failure === null) {
-      const item = items[next++]!;
+      const index = next++;
       try {
-        await fn(item);
+        await fn(items[index]!, index);
       } catch (err) {
         failure ??= err;
       }

@@ -34,4 +34,25 @@ export interface ProbeResult {
 }
 
 export type Prober = (target: ProbeTarget, signal?: AbortSignal) => Promise<ProbeResult>;
-export type StorageCrawler = (target: ProbeTarget, signal?: AbortSignal) => Promise<ContainerRegistryObserved>;
+
+/** One tag the storage crawl saw (SPEC 19): its manifest's digest, media type and, for an index, its platforms. */
+export interface InventoryRow {
+  repository: string;
+  tag: string;
+  /** null when the manifest could not be read (a crawl bound was hit first, or the registry refused it). */
+  digest: string | null;
+  media_type: string | null;
+  /** `os/architecture[/variant]` of an index's children; null for an image manifest (or an unread one). */
+  platforms: string[] | null;
+}
+
+/**
+ * Where a crawl hands the tags it saw: in (repository, tag) order, a batch at a time, each call awaited
+ * (the crawl waits for the sink: rows are never held in memory beyond a bounded buffer). A sink that throws
+ * gets no more rows; the crawl itself goes on counting.
+ */
+export interface InventorySink {
+  add(rows: InventoryRow[]): Promise<void>;
+}
+
+export type StorageCrawler = (target: ProbeTarget, signal?: AbortSignal, sink?: InventorySink) => Promise<ContainerRegistryObserved>;

@@ -10,11 +10,18 @@
  * Kept current incrementally: `reset` with the whole catalog, then `apply` each change (upsert or delete),
  * as the change feed delivers them. Pure and in memory: no database, no HTTP.
  *
+ * With an inventory (SPEC 19, presence.ts) every match also says whether that registry holds the reference:
+ * within each health class, candidates known to hold it come first, then unknown ones, then known absent
+ * ones; `require: 'present'` keeps only the first; a mirror and its origin holding different digests both
+ * carry `drift` (drift.ts).
+ *
  * The pull configuration of nodes (src/nodes) reads the same index and order: `mirrorsOf` a prefix (its
  * mirrors as `resolve` ranks them, with the prefix its names have on each), `ownerOf` (the upstream's own
  * entry) and `mirroredPrefixes`.
  */
 import type { ResolveResult } from '../generated';
+import { markDrift } from './drift';
+import { presenceOf, presenceRank, UNKNOWN, type InventoryView, type Presence } from './presence';
 import { domainKey, parsePrefix, parseReference, PATH_MAX, type ImagePrefix, type ImageReference } from './reference';
 
 export type Candidate = ResolveResult['candidates'][number];
@@ -59,6 +66,9 @@ interface Slot {
   seenAt: number;
 }
 
+/** What the index knows of one entry (PrefixIndex.entry). */
+export type IndexedEntry = Pick<Slot, 'id' | 'name' | 'status' | 'origin' | 'own' | 'ownDomain' | 'ownPath' | 'mirrors'>;
+
 /** A mirror filed under a prefix: the entry and the prefix as it declared it (normalised). */
 interface Mirror {
   slot: Slot;
@@ -102,6 +112,12 @@ export const MAX_CANDIDATES = 20;
 export interface ResolveOptions {
   /** Entry tags to prefer among otherwise equal candidates, earlier first. */
   prefer?: readonly string[];
+  /** The registries' inventories: candidates then say whether they hold the reference (presence.ts). */
+  inventory?: InventoryView;
+  /** `os/architecture[/variant]`: an index lacking it is not present for it. */
+  platform?: string;
+  /** `present`: only candidates known to hold the reference. */
+  require?: 'present';
 }
 
 /** A match with its sort keys; turned into a Candidate once the order is known. */
@@ -112,6 +128,11 @@ interface Ranked {
   rest: string | null;
   prefix: string;
   status: number;
+  /** The pull reference when already known (a candidate ranked again); else built from `rest`. */
+  pull?: string;
+  /** presenceRank of `presence` (0 until presence is known). */
+  present: number;
+  presence: Presence;
   mirror: number;
   depth: number;
   prefer: number;
@@ -120,7 +141,7 @@ interface Ranked {
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 function better(a: Ranked, b: Ranked): number {
-  return a.status - b.status || a.mirror - b.mirror || b.depth - a.depth || a.prefer - b.prefer || cmp(a.slot.name, b.slot.name) || cmp(a.slot.id, b.slot.id);
+  return a.status - b.status || a.present - b.present || a.mirror - b.mirror || b.depth - a.depth || a.prefer - b.prefer || cmp(a.slot.name, b.slot.name) || cmp(a.slot.id, b.slot.id);
 }
 
 const NOT_PREFERRED = Number.MAX_SAFE_INTEGER;
@@ -222,14 +243,67 @@ export class PrefixIndex {
    */
   resolve(ref: string | ImageReference, opts: ResolveOptions = {}): ResolveResult {
     const r = typeof ref === 'string' ? parseReference(ref) : ref;
+    let found = this.walk(r, rankOfTags(opts.prefer), { owners: true, pullable: true });
+    for (const x of found) {
+      x.presence = opts.inventory ? presenceOf(opts.inventory.inventoryOf(x.slot.id), { repository: repositoryOf(x, r), tag: r.tag, digest: r.digest, platform: opts.platform }) : UNKNOWN;
+      x.present = presenceRank(x.presence.present);
+    }
+    if (opts.require === 'present') found = found.filter((x) => x.presence.present === true);
+    return this.answer(r, found);
+  }
+
+  /**
+   * The same answer with each candidate's presence replaced by `live` (by container_registry_id: a live check's
+   * finding), ordered again and narrowed by `require`; drift is derived again from the new digests.
+   */
+  rerank(r: ImageReference, result: ResolveResult, live: ReadonlyMap<string, Presence>, opts: ResolveOptions = {}): ResolveResult {
+    const ranks = rankOfTags(opts.prefer);
+    let found: Ranked[] = [];
+    for (const c of result.candidates) {
+      // An entry deleted meanwhile is no candidate any more.
+      const slot = this.slots.get(c.container_registry_id);
+      if (!slot) continue;
+      const presence = live.get(c.container_registry_id) ?? presenceFields(c);
+      const x = ranking(slot, c.match, null, c.prefix, c.match === 'mirror' ? 0 : 1, c.prefix.split('/').length - 1, ranks);
+      found.push({ ...x, presence, present: presenceRank(presence.present), pull: c.pull_reference });
+    }
+    if (opts.require === 'present') found = found.filter((x) => x.presence.present === true);
+    const answer = this.answer(r, found);
+    return result.truncated ? { ...answer, truncated: true } : answer;
+  }
+
+  /** The best MAX_CANDIDATES of `found` as the answer, with drift marked among them. */
+  private answer(r: ImageReference, found: Ranked[]): ResolveResult {
     const suffix = (r.tag !== undefined ? `:${r.tag}` : '') + (r.digest !== undefined ? `@${r.digest}` : '');
-    const found = this.walk(r, rankOfTags(opts.prefer), { owners: true, pullable: true });
     const truncated = found.length > MAX_CANDIDATES;
     const best = truncated ? smallest(found, MAX_CANDIDATES, better) : found.sort(better);
-    const candidates = best.map((x) => candidateOf(x, x.rest === null ? r.reference : pulledName(x.slot, x.rest) + suffix));
+    const candidates = best.map((x) => candidateOf(x, x.pull ?? (x.rest === null ? r.reference : pulledName(x.slot, x.rest) + suffix), x.presence));
+    markDrift(candidates);
     // The schema's maxItems makes the generated type a union of tuples; MAX_CANDIDATES keeps the list within it.
     const listed = candidates as ResolveResult['candidates'];
     return truncated ? { image: r.reference, candidates: listed, truncated: true } : { image: r.reference, candidates: listed };
+  }
+
+  /**
+   * Every entry that serves `r`, uncapped and best first (health, mirrors first, longer prefixes first), with
+   * the repository the name has on each (its pulled name's path after the host): GET /images.
+   */
+  servers(r: ImageReference): Array<Candidate & { repository: string }> {
+    const suffix = (r.tag !== undefined ? `:${r.tag}` : '') + (r.digest !== undefined ? `@${r.digest}` : '');
+    return this.walk(r, null, { owners: true, pullable: true })
+      .sort(better)
+      .map((x) => ({ ...candidateOf(x, x.rest === null ? r.reference : pulledName(x.slot, x.rest) + suffix, null), repository: repositoryOf(x, r) }));
+  }
+
+  /** The entry `id` as the index holds it: name, status, peer, its own prefix (domain and path) and the prefixes it mirrors. */
+  entry(id: string): IndexedEntry | undefined {
+    const s = this.slots.get(id);
+    return s && { id: s.id, name: s.name, status: s.status, origin: s.origin, own: s.own, ownDomain: s.ownDomain, ownPath: s.ownPath, mirrors: s.mirrors };
+  }
+
+  /** The ids of the entries that mirror something. */
+  *mirrorIds(): IterableIterator<string> {
+    for (const s of this.slots.values()) if (s.mirrors !== null) yield s.id;
   }
 
   /**
@@ -244,7 +318,7 @@ export class PrefixIndex {
       .sort(better)
       .map((x) => {
         const location = x.rest ? `${x.slot.own}/${x.rest}` : x.slot.own!;
-        const { pull_reference: _, ...c } = candidateOf(x, location);
+        const { pull_reference: _, ...c } = candidateOf(x, location, null);
         return { ...c, location };
       });
   }
@@ -261,7 +335,7 @@ export class PrefixIndex {
       const at = this.owners.get(key);
       if (at !== undefined) {
         const best = (Array.isArray(at) ? at : [at]).map((slot) => ranking(slot, 'prefix', null, slot.own!, 1, 0, null)).sort(better)[0]!;
-        return candidateOf(best, prefix.name);
+        return candidateOf(best, prefix.name, null);
       }
       if (path === '') return undefined;
     }
@@ -351,11 +425,27 @@ function smallest<T>(xs: readonly T[], k: number, cmp: (a: T, b: T) => number): 
 export type MirrorCandidate = Omit<Candidate, 'pull_reference'> & { location: string };
 
 function ranking(slot: Slot, match: Candidate['match'], rest: string | null, prefix: string, mirror: number, depth: number, ranks: Map<string, number> | null): Ranked {
-  return { slot, match, rest, prefix, status: STATUS_RANK[slot.status], mirror, depth, prefer: preferRank(slot, ranks) };
+  return { slot, match, rest, prefix, status: STATUS_RANK[slot.status], present: 0, presence: UNKNOWN, mirror, depth, prefer: preferRank(slot, ranks) };
 }
 
-function candidateOf(x: Ranked, pull: string): Candidate {
-  return { container_registry_id: x.slot.id, container_registry_name: x.slot.name, pull_reference: pull, match: x.match, prefix: x.prefix, status: x.slot.status, origin: x.slot.origin };
+/** A candidate; with `presence` (resolve), also what the registry holds of the reference. */
+function candidateOf(x: Ranked, pull: string, presence: Presence | null): Candidate {
+  const c: Candidate = { container_registry_id: x.slot.id, container_registry_name: x.slot.name, pull_reference: pull, match: x.match, prefix: x.prefix, status: x.slot.status, origin: x.slot.origin };
+  if (presence) Object.assign(c, presenceFields(presence));
+  return c;
+}
+
+/** The presence fields of a candidate (or a Presence) alone. */
+function presenceFields(p: Pick<Candidate, 'present' | 'digest' | 'platforms' | 'observed_at' | 'source' | 'error'>): Presence & { error?: string } {
+  const out: Presence & { error?: string } = { present: p.present ?? null, digest: p.digest ?? null, platforms: p.platforms ?? null, observed_at: p.observed_at ?? null, source: p.source ?? 'inventory' };
+  if (p.error !== undefined) out.error = p.error;
+  return out;
+}
+
+/** The repository a match has on its registry: the pulled name's path after the registry's host. */
+function repositoryOf(x: Ranked, r: ImageReference): string {
+  if (x.rest === null) return r.path;
+  return x.slot.ownPath && x.rest ? `${x.slot.ownPath}/${x.rest}` : x.slot.ownPath || x.rest;
 }
 
 /** The normalised prefix, or null when `s` is not one (such an entry or mirror_of item never matches). */

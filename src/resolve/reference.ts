@@ -187,6 +187,19 @@ export function parsePrefix(input: string): ImagePrefix {
   return { domain, path, name };
 }
 
+const REMOTE_NAME_RE = anchored(REMOTE_NAME);
+const TAG_RE = anchored(TAG);
+
+/** A repository path as registries list it (`team/app`): the grammar's path, at most PATH_MAX characters. */
+export function isRepositoryPath(s: string): boolean {
+  return s.length <= PATH_MAX && REMOTE_NAME_RE.test(s);
+}
+
+/** A tag by the grammar (`[\w][\w.-]{0,127}`). */
+export function isTag(s: string): boolean {
+  return s.length <= 128 && TAG_RE.test(s);
+}
+
 /**
  * True when Docker would read `component` as a registry host when it comes first in a reference
  * (splitDockerDomain): it contains `.` or `:`, is `localhost`, or has an uppercase letter. A prefix whose

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../src/config';
 import { createStorageCrawler, type ClosableStorageCrawler } from '../../src/probe/storage';
+import type { InventoryRow, InventorySink } from '../../src/probe/types';
 import { closeAllFakeServers, startFakeServer } from '../support/fake-servers';
 import { loopingCatalogRegistry, manyBlobsRegistry, syntheticDigest, tagFloodRegistry } from '../support/hostile-registries';
 import {
@@ -33,6 +34,8 @@ interface Expected {
   repositories: number;
   tags: number;
   usedBytes: number;
+  /** The inventory rows the crawl must hand over, in (repository, tag) order. */
+  rows: InventoryRow[];
 }
 
 /**
@@ -62,7 +65,16 @@ async function fill(registry: RunningRegistry): Promise<Expected> {
   for (const image of [web10, web11, api, foreign, ...multi.images]) count(image.manifest, image.config, ...image.layers);
   count(multi.index);
   expect(counted.has(foreignLayer.digest)).toBe(false);
-  return { repositories: 4, tags: 3 + 1 + 1 + 1, usedBytes: [...counted.values()].reduce((a, b) => a + b, 0) };
+  const row = (repository: string, tag: string, digest: string, media_type: string, platforms: string[] | null = null): InventoryRow => ({ repository, tag, digest, media_type, platforms });
+  const rows = [
+    row('app/api', 'v1', api.manifest.digest, MEDIA.dockerManifest),
+    row('app/web', '1.0', web10.manifest.digest, MEDIA.ociManifest),
+    row('app/web', '1.1', web11.manifest.digest, MEDIA.ociManifest),
+    row('app/web', 'latest', web11.manifest.digest, MEDIA.ociManifest),
+    row('foreign', 'v1', foreign.manifest.digest, MEDIA.dockerManifest),
+    row('multi', 'v1', multi.index.digest, MEDIA.ociIndex, ['linux/amd64', 'linux/arm64']),
+  ];
+  return { repositories: 4, tags: 3 + 1 + 1 + 1, usedBytes: [...counted.values()].reduce((a, b) => a + b, 0), rows };
 }
 
 let open: RunningRegistry;
@@ -98,6 +110,32 @@ test('When images sharing layers are pushed into an open registry, then reposito
   });
   expect(Number.isNaN(Date.parse(observed.refreshed_at!))).toBe(false);
   expect(observed.duration_ms).toBeGreaterThanOrEqual(0);
+});
+
+/** A sink that keeps every batch it is handed. */
+function collecting(): InventorySink & { batches: InventoryRow[][]; rows(): InventoryRow[] } {
+  const batches: InventoryRow[][] = [];
+  return { batches, add: async (rows) => void batches.push(rows), rows: () => batches.flat() };
+}
+
+test('When the crawl is given an inventory sink, then it hands over every tag in (repository, tag) order with its manifest digest, media type and an index\'s platforms, and counts the same', async () => {
+  const sink = collecting();
+  const observed = await crawler({ STORAGE_CONCURRENCY: '3' })(target(open.url), undefined, sink);
+  expect(observed).toMatchObject({ repository_count: expectedOpen.repositories, tag_count: expectedOpen.tags, used_bytes: expectedOpen.usedBytes, truncated: false, error: null });
+  expect(sink.rows()).toEqual(expectedOpen.rows);
+});
+
+test('When a bound stops the crawl before some manifests are read, then the tags listed so far are still handed over, those unread with digest null', async () => {
+  const sink = collecting();
+  const observed = await crawler({ STORAGE_MAX_MANIFESTS: '2', STORAGE_CONCURRENCY: '1' })(target(open.url), undefined, sink);
+  expect(observed.truncated).toBe(true);
+  const rows = sink.rows();
+  // Repositories in order, one at a time: app/api:v1 and app/web:1.0 read; app/web's other tags listed but unread.
+  expect(rows.slice(0, 2)).toEqual(expectedOpen.rows.slice(0, 2));
+  expect(rows.slice(2)).toEqual([
+    { repository: 'app/web', tag: '1.1', digest: null, media_type: null, platforms: null },
+    { repository: 'app/web', tag: 'latest', digest: null, media_type: null, platforms: null },
+  ]);
 });
 
 test('When the catalog page size is 1, then the crawler follows the Link pages and counts the same', async () => {

@@ -343,6 +343,8 @@ async function listIds(base: string, filter: object): Promise<Set<string> | unde
 }
 
 const SEEDED = Number(process.env.FEED_TEST_SEEDED ?? 3000);
+/** How long the test waits for every seeded entry in a replica's answers: a bound on the wait, not a target (CI's loaded legs took 22 s). */
+const VISIBLE_WITHIN_MS = 60_000;
 
 test('When the seed script onboards thousands of entries into the database of two running replicas while a client queries them, then every entry reaches the query answers of both replicas (the lag is logged)', async () => {
   const dbName = testDbName();
@@ -382,7 +384,7 @@ test('When the seed script onboards thousands of entries into the database of tw
         if (ids?.size === SEEDED) return Date.now() - finished;
         const feedAt = await fetch(`${r.url}/container_registries/changes?since=0&limit=1`).then((x) => x.headers.get('x-catalog-revision'), () => undefined);
         log('seed', `${r.url} +${Date.now() - finished} ms: ${ids?.size ?? 'a page failed'} listed; its feed at revision ${feedAt}`);
-        if (Date.now() - finished > 20_000) return Number.POSITIVE_INFINITY;
+        if (Date.now() - finished > VISIBLE_WITHIN_MS) return Number.POSITIVE_INFINITY;
         await sleep(20);
       }
     }),
@@ -394,5 +396,5 @@ test('When the seed script onboards thousands of entries into the database of tw
   expect(answers.filter((o) => !isAcceptable(o) || o.status === 0)).toEqual([]);
   // Every entry arrives in both replicas' answers (a timed target belongs to the benchmark, not to a test:
   // the lag is logged above; on an idle machine it is well under the 1 s of SPEC 13, on a loaded one seconds).
-  for (const lag of lags) expect(lag).toBeLessThan(20_000);
-});
+  for (const lag of lags) expect(lag).toBeLessThan(Number.POSITIVE_INFINITY);
+}, 240_000);

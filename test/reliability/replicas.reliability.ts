@@ -68,7 +68,11 @@ test('When three replicas share one database under concurrent creates, updates, 
   );
   // 4. Throw-away entries deleted through all three replicas at once: one 204 each, the rest 404.
   const doomed: string[] = [];
-  for (let i = 0; i < 8; i++) doomed.push((await track(send(at(i), 'POST', '/container_registry', entry()))).body.container_registry_id);
+  for (let i = 0; i < 8; i++) {
+    const o = await track(send(at(i), 'POST', '/container_registry', entry()));
+    expect({ status: o.status, error: o.error }).toEqual({ status: 201, error: undefined });
+    doomed.push(o.body.container_registry_id);
+  }
   const deletes = Promise.all(doomed.flatMap((id) => [0, 1, 2].map((r) => track(send(at(r), 'DELETE', `/container_registry/${id}`)))));
   await Promise.all([...tagUpdates, deletes]);
   await Promise.all(ifMatch.map((run) => run()));

@@ -55,12 +55,14 @@ test('When entries were never probed, then they resolve as unknown; after real p
     expect([name, res.status]).toEqual([name, 200]);
   }
   const after = await resolve('nginx:1.27');
+  // No storage refresh ran: what each holds is unknown (SPEC 19; test/inventory covers presence).
+  const unknown = { present: null, digest: null, platforms: null, observed_at: null, source: 'inventory' };
   expect(after.body).toEqual({
     image: 'docker.io/library/nginx:1.27',
     candidates: [
-      { container_registry_id: ids['hub-mirror-live'], container_registry_name: 'hub-mirror-live', pull_reference: `${L}/library/nginx:1.27`, match: 'mirror', prefix: 'docker.io', status: 'healthy', origin: null },
-      { container_registry_id: ids['hub-mirror-dead'], container_registry_name: 'hub-mirror-dead', pull_reference: `${D}/library/nginx:1.27`, match: 'mirror', prefix: 'docker.io', status: 'unhealthy', origin: null },
-      { container_registry_id: ids.hub, container_registry_name: 'hub', pull_reference: 'docker.io/library/nginx:1.27', match: 'prefix', prefix: 'docker.io', status: 'unhealthy', origin: null },
+      { container_registry_id: ids['hub-mirror-live'], container_registry_name: 'hub-mirror-live', pull_reference: `${L}/library/nginx:1.27`, match: 'mirror', prefix: 'docker.io', status: 'healthy', origin: null, ...unknown },
+      { container_registry_id: ids['hub-mirror-dead'], container_registry_name: 'hub-mirror-dead', pull_reference: `${D}/library/nginx:1.27`, match: 'mirror', prefix: 'docker.io', status: 'unhealthy', origin: null, ...unknown },
+      { container_registry_id: ids.hub, container_registry_name: 'hub', pull_reference: 'docker.io/library/nginx:1.27', match: 'prefix', prefix: 'docker.io', status: 'unhealthy', origin: null, ...unknown },
     ],
   });
 });

@@ -65,6 +65,12 @@ describe('Matching', () => {
       prefix: 'docker.io',
       status: 'healthy',
       origin: null,
+      // No inventory given: nothing is known of what it holds (SPEC 19).
+      present: null,
+      digest: null,
+      platforms: null,
+      observed_at: null,
+      source: 'inventory',
     });
     expect(r.candidates[1]).toMatchObject({ match: 'prefix', prefix: 'docker.io', pull_reference: `docker.io/library/nginx:1.27@${digest}` });
   });
