@@ -128,13 +128,7 @@ export class EntryWriter {
     const now = Date.now();
     if (this.complete.size > 100_000) for (const [r, at] of this.complete) if (now - at > 300_000) this.complete.delete(r);
     for (const r of rs) this.complete.set(r, now);
-    const top = Math.max(0, ...rs);
-    if (top === 0) return;
-    const scope = unacknowledged.getStore();
-    if (!scope) return this.answered(top);
-    scope.top = Math.max(scope.top, top);
-    scope.acknowledge = (r) => this.answered(r);
-    for (const l of this.listeners) l(top, false);
+    this.answered(Math.max(0, ...rs));
   }
 
   /**
@@ -143,7 +137,14 @@ export class EntryWriter {
    * read `r` yet when the collection already holds it).
    */
   answered(r: number): void {
-    if (r > 0) for (const l of this.listeners) l(r, true);
+    if (r <= 0) return;
+    // Inside a sweep (unacknowledgedWrites) nobody is told yet: the sweep's highest revision counts when it ends.
+    const scope = unacknowledged.getStore();
+    if (scope) {
+      scope.top = Math.max(scope.top, r);
+      scope.acknowledge = (top) => this.listeners.forEach((l) => l(top, true));
+    }
+    for (const l of this.listeners) l(r, !scope);
   }
 
   /** True (once) when this process wrote revision `r` to the collection itself: nothing to check. */
