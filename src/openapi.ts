@@ -3,20 +3,10 @@
  * second copy of any schema): each schema becomes a component named by its `title`, its `$defs` become
  * components `<Title>_<def>`, and `$id`-relative references (`#/$defs/x`, `other.schema.json`,
  * `other.schema.json#/$defs/x`) are rewritten to point at those components. The operations are described
- * by the route modules beside their handlers (src/http/routes/*.ts, with src/http/api-doc.ts) and assembled here.
+ * by the route modules beside their handlers (src/http/routes/*.ts, with src/http/api-doc.ts), gathered in
+ * src/http/api-paths.ts.
  */
-import { changesApi } from './http/routes/changes';
-import { healthApi } from './http/routes/health';
-import { inventoryApi } from './http/routes/inventory';
-import { opsApi } from './http/routes/ops';
-import { peersApi } from './http/routes/peers';
-import { pullConfigApi } from './http/routes/pull-config';
-import { pullCredentialsApi } from './http/routes/pull-credentials';
-import { registriesApi } from './http/routes/registries';
-import { resolveApi } from './http/routes/resolve';
-import { statusPageApi } from './http/routes/status-page';
-import { webhooksApi } from './http/routes/webhooks';
-import { whoamiApi } from './http/routes/whoami';
+import { API_PATHS } from './http/api-paths';
 import { schemas } from './schemas';
 
 type Json = Record<string, unknown>;
@@ -73,7 +63,7 @@ export function buildOpenApi(version: string): Json {
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     security: [{ bearer: [] }, { simple: [] }],
-    paths: { ...registriesApi, ...changesApi, ...healthApi, ...inventoryApi, ...whoamiApi, ...statusPageApi, ...resolveApi, ...pullConfigApi, ...pullCredentialsApi, ...peersApi, ...webhooksApi, ...opsApi },
+    paths: API_PATHS,
     components: {
       schemas: components,
       securitySchemes: {

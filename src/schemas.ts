@@ -92,6 +92,10 @@ function describe(e: ErrorObject): FieldError {
       return { path: e.instancePath, message: 'has a value of the wrong type, or one too large or too deeply nested' };
     case 'format':
       return { path: e.instancePath, message: `must be a valid ${String(p.format)}` };
+    case 'enum': {
+      const allowed = (p.allowedValues as unknown[]).map((v) => JSON.stringify(v));
+      return { path: e.instancePath, message: `must be one of ${allowed.slice(0, 12).join(', ')}${allowed.length > 12 ? ', ...' : ''}` };
+    }
     case 'pattern':
       return { path: e.instancePath, message: `does not have the expected form (pattern ${String(p.pattern)})` };
     default:

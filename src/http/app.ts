@@ -9,6 +9,7 @@ import { MethodNotAllowedError, NotFoundError } from '../errors';
 import type { Logger } from '../logger';
 import { httpMetrics } from '../observability/metrics';
 import type { RegistryService } from '../registries/service';
+import { knownRoutes } from './api-paths';
 import { principalOf, type Access } from './auth';
 import { problemMiddleware } from './problem';
 import type { RateLimits } from './rate-limit';
@@ -60,29 +61,8 @@ function requestContext(logger: Logger): RequestHandler {
   };
 }
 
-/** Known paths and their methods, for 405 + Allow (test/ops/endpoints.test.ts checks every route is here). */
-const READ = ['GET', 'HEAD'];
-export const KNOWN: Array<[RegExp, string[]]> = [
-  [/^\/container_registry\/?$/, ['POST']],
-  [/^\/container_registry\/[^/]+\/?$/, [...READ, 'PUT', 'DELETE']],
-  [/^\/container_registry\/[^/]+\/health_history\/?$/, READ],
-  [/^\/container_registries\/?$/, ['POST']],
-  [/^\/container_registries\/changes\/?$/, READ],
-  [/^\/check_container_health\/[^/]+\/?$/, READ],
-  [/^\/health_report\/?$/, READ],
-  [/^\/resolve\/?$/, [...READ, 'POST']],
-  [/^\/webhooks\/?$/, [...READ, 'POST']],
-  [/^\/webhooks\/[^/]+\/?$/, [...READ, 'DELETE']],
-  [/^\/webhooks\/[^/]+\/deliveries\/?$/, READ],
-  [/^\/webhooks\/[^/]+\/enable\/?$/, ['POST']],
-  [/^\/peers\/?$/, READ],
-  [/^\/pull-config\/containerd\/[^/]+\/hosts\.toml$/, READ],
-  [/^\/pull-config\/registries\.conf$/, READ],
-  [/^\/pull-credentials\/?$/, ['POST']],
-  [/^\/whoami\/?$/, READ],
-  [/^\/(healthz|readyz|metrics|openapi\.json)\/?$/, READ],
-  [/^\/(ui\/[^/]+)?$/, READ],
-];
+/** Known paths and their methods, for 405 + Allow: the documented ones (test/ops/endpoints.test.ts checks every route is there). */
+export const KNOWN: Array<[RegExp, string[]]> = knownRoutes();
 
 export function buildApp(deps: AppDeps): Express {
   const app = express();

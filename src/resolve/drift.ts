@@ -9,9 +9,12 @@
  * - Over a mirror's whole inventory (`mirrorDrift`, for its entry's summary, webhooks and metrics): each of
  *   its tags is compared with the same tag of the registry owning the name it mirrors.
  */
-import type { Candidate } from './prefix-index';
+import type { ResolveResult } from '../generated';
 import type { InventoryView } from './presence';
 import { parsePrefix, type ImagePrefix } from './reference';
+
+/** A candidate of a /resolve answer (the schema's type; prefix-index.ts names it the same). */
+type Candidate = ResolveResult['candidates'][number];
 
 /** The later of two ISO times (either may be missing). */
 function later(a: string | null | undefined, b: string | null | undefined): string | null {

@@ -243,7 +243,10 @@ describe('presence-aware /resolve', () => {
   });
 
   test('When presence parameters are malformed, then each is a 400 naming it', async () => {
-    expectProblem(await resolve(`image=${at.origin}/team/app&require=absent`), 400, 'require');
+    const absent = await resolve(`image=${at.origin}/team/app&require=absent`);
+    expectProblem(absent, 400, 'require');
+    // An enumeration's problem says what it takes.
+    expect(absent.body.errors).toContainEqual({ path: 'require', message: 'must be one of "present"' });
     expectProblem(await resolve(`image=${at.origin}/team/app&platform=linux`), 400, 'platform');
     expectProblem(await resolve(`image=${at.origin}/team/app&platform=linux/amd64/v8/x`), 400, 'platform');
     expectProblem(await resolve(`image=${at.origin}/team/app&verify=yes`), 400, 'verify');
