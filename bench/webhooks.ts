@@ -4,6 +4,7 @@
  * GET /check_container_health/:id) to the receiver getting its `registry.health_changed`.
  *
  *   npm run build --silent && tsc -p bench/tsconfig.json && node dist/bench/webhooks.js [--events=500] [--changes=20]
+ * and as the `webhooks` phase of `npm run bench` (bench/run.ts: keys webhooks.events_per_s, webhooks.delay_p99_ms).
  *
  * Everything runs in one process on loopback (service, embedded FerretDB in its own process, receiver,
  * a fake registry), so the figures include the receiver's and the client's CPU on the same machine.
@@ -22,8 +23,6 @@ import { startEmbeddedDatabase } from '../src/db/embedded';
 import { createLogger } from '../src/logger';
 
 const arg = (name: string, dflt: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt);
-const EVENTS = arg('events', 500);
-const CHANGES = arg('changes', 20);
 
 async function listen(handler: http.RequestListener): Promise<{ server: http.Server; url: string }> {
   const server = http.createServer(handler);
@@ -33,14 +32,21 @@ async function listen(handler: http.RequestListener): Promise<{ server: http.Ser
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
-async function main(): Promise<void> {
+export interface WebhooksResult {
+  throughput: { events: number; seconds: number; events_per_second: number };
+  status_change_to_delivery_ms: { changes: number; p50: number; p90: number; p99: number; max: number };
+}
+
+/**
+ * The webhook figures on the database at `uri` (database `bench_webhooks`, which should be new): `events`
+ * creates drained to one receiver, then `changes` status changes each timed to its delivery.
+ */
+export async function webhooksBench(uri: string, EVENTS: number, CHANGES: number): Promise<WebhooksResult> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'registry-db-bench-wh-'));
-  const quiet = { info: () => undefined, warn: (m: string) => process.stderr.write(`${m}\n`) };
-  const database = await startEmbeddedDatabase({ dataDir: path.join(tmp, 'db'), mode: 'ferretdb', logger: quiet as never });
-  const client = new MongoClient(database.uri);
+  const client = new MongoClient(uri);
   await client.connect();
   const db = client.db('bench_webhooks');
-  const config = loadConfig({ MONGODB_URI: database.uri, MONGODB_DB: 'bench_webhooks', CREDENTIALS_KEY: randomBytes(32).toString('base64'), DATA_DIR: tmp, HEALTH_CRON: 'off', STORAGE_CRON: 'off', RATE_LIMIT_MAX: '0', PROBE_RATE_LIMIT_MAX: '0', LOG_LEVEL: 'warn' });
+  const config = loadConfig({ MONGODB_URI: uri, MONGODB_DB: 'bench_webhooks', CREDENTIALS_KEY: randomBytes(32).toString('base64'), DATA_DIR: tmp, HEALTH_CRON: 'off', STORAGE_CRON: 'off', RATE_LIMIT_MAX: '0', PROBE_RATE_LIMIT_MAX: '0', LOG_LEVEL: 'warn' });
   const parts = await compose(config, db, createLogger('warn', new PassThrough().resume()));
   await parts.feed.waitFor(0, 30_000);
   const api = await listen(parts.app as unknown as http.RequestListener);
@@ -96,16 +102,10 @@ async function main(): Promise<void> {
     up = !up;
   }
 
-  process.stdout.write(
-    `${JSON.stringify(
-      {
-        throughput: { events: EVENTS, seconds: Number(drainS.toFixed(2)), events_per_second: Math.round(EVENTS / drainS) },
-        status_change_to_delivery_ms: { changes: CHANGES, p50: pct(delays, 50), p90: pct(delays, 90), max: Math.max(...delays) },
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  const result: WebhooksResult = {
+    throughput: { events: EVENTS, seconds: Number(drainS.toFixed(2)), events_per_second: Math.round(EVENTS / drainS) },
+    status_change_to_delivery_ms: { changes: CHANGES, p50: pct(delays, 50), p90: pct(delays, 90), p99: pct(delays, 99), max: Math.max(...delays) },
+  };
   parts.lifecycle.beginStop();
   api.server.closeAllConnections();
   api.server.close();
@@ -114,11 +114,26 @@ async function main(): Promise<void> {
   receiver.server.closeAllConnections();
   await parts.lifecycle.stop(createLogger('error', new PassThrough().resume()));
   await client.close();
-  await database.stop();
   rmSync(tmp, { recursive: true, force: true });
+  return result;
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).stack}\n`);
-  process.exit(1);
-});
+async function main(): Promise<void> {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'registry-db-bench-wh-'));
+  const quiet = { info: () => undefined, warn: (m: string) => process.stderr.write(`${m}\n`) };
+  const database = await startEmbeddedDatabase({ dataDir: path.join(tmp, 'db'), mode: 'ferretdb', logger: quiet as never });
+  try {
+    const result = await webhooksBench(database.uri, arg('events', 500), arg('changes', 20));
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    await database.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module) {
+  main().catch((e) => {
+    process.stderr.write(`${(e as Error).stack}\n`);
+    process.exit(1);
+  });
+}

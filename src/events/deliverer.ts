@@ -6,8 +6,9 @@
  * from the change feed's in-memory view, never from the database's change log: it takes the next item
  * after the subscription's stored position (view.forEachSince), derives its events (events.ts), POSTs
  * each one signed (signing.ts) through the probe HTTP client (egress policy, timeouts), and only after
- * the receiver answered 2xx stores what the subscription now knows about the entry, then the position.
- * A crash in between redelivers the same event id. After a restart the worker resumes from the stored
+ * the receiver answered 2xx stores what the subscription now knows about the entry, then the position,
+ * in batches (BATCH_ITEMS, FLUSH_AFTER_MS: the rate is bounded by the receiver, not by the database's writes).
+ * A crash in between redelivers the same event ids. After a restart the worker resumes from the stored
  * position. Feed changes wake idle workers.
  *
  * Failures: exponential backoff with full jitter in [d/2, d] where d = min(retryMax, retryMin * 2^(n-1)),
@@ -27,7 +28,7 @@ import { parseFilter } from '../registries/query';
 import type { ViewItem } from '../view/catalog-view';
 import { deriveEvents, type EventType, type Known, type WebhookEvent } from './events';
 import { secretKey, signedHeaders } from './signing';
-import type { StoredSubscription, WebhookStore } from './store';
+import type { DeliveryRow, StoredSubscription, WebhookStore } from './store';
 
 export interface DelivererOptions {
   timeoutMs: number;
@@ -38,13 +39,37 @@ export interface DelivererOptions {
   leaseMs: number;
 }
 
-/** Position writes are batched over items that were no event for the subscription. */
-const POSITION_BATCH = 200;
+/**
+ * What a delivered event leaves to write (its attempt, the entry's state, the counter, the position) waits in
+ * a batch, written with one insert, one bulk write and one update: when this many items are pending, when the
+ * oldest has waited FLUSH_AFTER_MS (then in the background, one batch in flight, while deliveries go on), when
+ * the worker runs out of items, and before anything else is written (a failure, a status change). The position
+ * is written last, so a batch cut short by the database (or a crash) is delivered again from the stored
+ * position, never skipped (at least once: the same event ids again).
+ */
+const BATCH_ITEMS = 200;
+const FLUSH_AFTER_MS = 250;
 
 export function backoffMs(attempt: number, min: number, max: number, random = Math.random): number {
   const d = Math.min(max, min * 2 ** Math.min(30, attempt - 1));
   return Math.round(d / 2 + (random() * d) / 2);
 }
+
+/** Writes of delivered events not yet stored (see BATCH_ITEMS). */
+interface Pending {
+  attempts: Array<Omit<DeliveryRow, '_id'>>;
+  /** Entry id → the state to store (null: remove). */
+  known: Map<string, Known | null>;
+  delivered: number;
+  /** A delivery succeeded after failures: failing_since is cleared with the batch. */
+  recovered: boolean;
+  /** Items the position moved over since the last write. */
+  items: number;
+  /** When the oldest pending write was made (0: none). */
+  since: number;
+}
+
+const emptyPending = (): Pending => ({ attempts: [], known: new Map(), delivered: 0, recovered: false, items: 0, since: 0 });
 
 interface Loaded {
   sub: StoredSubscription;
@@ -53,7 +78,7 @@ interface Loaded {
   wanted: ReadonlySet<EventType>;
   known: Map<string, Known>;
   position: number;
-  dirty: number;
+  pending: Pending;
 }
 
 class Stopped extends Error {}
@@ -99,6 +124,9 @@ class Worker {
     try {
       await this.loop();
     } finally {
+      // The service stops: what was delivered is stored while the lease is still this replica's (a worker
+      // stopped because its subscription went away writes nothing more).
+      if (this.state && this.d.stopping) await this.flushIfHeld(this.state).catch(() => undefined);
       // Another replica takes the subscription over at once (after a stop, or when it is no longer active).
       await this.lease.release().catch(() => undefined);
     }
@@ -119,7 +147,7 @@ class Worker {
           this.d.logger.info('webhooks: delivering subscription', { subscription: this.id, position: this.state.position });
         }
         if (!(await this.step(this.state))) {
-          await this.flushPosition(this.state);
+          await this.flush(this.state);
           await this.sleep(this.d.opts.leaseMs / 4);
         }
       } catch (e) {
@@ -132,6 +160,9 @@ class Worker {
   }
 
   private async load(): Promise<Loaded | undefined> {
+    // A batch still being written lands (or fails) before the stored position is read.
+    await this.flushing;
+    this.flushFailed = undefined;
     const sub = await this.d.store.get(this.id);
     if (!sub || sub.status !== 'active') {
       this.stopped = true;
@@ -145,18 +176,65 @@ class Worker {
       wanted: new Set(sub.events),
       known: await this.d.store.loadKnown(this.id),
       position: sub.position,
-      dirty: 0,
+      pending: emptyPending(),
     };
   }
 
-  private async flushPosition(s: Loaded): Promise<void> {
-    if (s.dirty === 0) return;
-    await this.d.store.update(this.id, { position: s.position });
-    s.dirty = 0;
+  /**
+   * Writes the pending batch (after the one in flight): attempts, entry states, then counters and position in
+   * one update. A failure throws (the loop reloads from the stored position and delivers the batch's items again).
+   */
+  private async flush(s: Loaded): Promise<void> {
+    await this.flushing;
+    this.throwIfFlushFailed();
+    const [batch, position] = [s.pending, s.position];
+    s.pending = emptyPending();
+    await this.write(batch, position);
+  }
+
+  /**
+   * Starts writing the pending batch while deliveries go on (one batch in flight at a time; deliveries wait for
+   * it only when far ahead of it). A failure is thrown by the next step.
+   */
+  private async flushSoon(s: Loaded): Promise<void> {
+    if (this.flushing) {
+      if (s.pending.items >= 4 * BATCH_ITEMS) await this.flushing;
+      return;
+    }
+    const [batch, position] = [s.pending, s.position];
+    s.pending = emptyPending();
+    this.flushing = this.write(batch, position)
+      .catch((e: unknown) => void (this.flushFailed = e ?? new Error('webhook batch write failed')))
+      .finally(() => (this.flushing = undefined));
+  }
+
+  private flushing?: Promise<void>;
+  private flushFailed?: unknown;
+
+  private throwIfFlushFailed(): void {
+    const e = this.flushFailed;
+    this.flushFailed = undefined;
+    if (e !== undefined) throw e;
+  }
+
+  private async write(p: Pending, position: number): Promise<void> {
+    if (p.items === 0 && p.attempts.length === 0) return;
+    await this.d.store.recordMany(p.attempts);
+    await this.d.store.saveKnownMany(this.id, p.known);
+    await this.d.store.update(this.id, { position, ...(p.recovered ? { failing_since: null } : {}) }, p.delivered > 0 ? { delivered: p.delivered } : undefined);
+  }
+
+  private async flushIfHeld(s: Loaded): Promise<void> {
+    if ((await this.lease.hold()) === 'held') await this.flush(s);
+  }
+
+  private due(p: Pending): boolean {
+    return p.items >= BATCH_ITEMS || (p.since > 0 && Date.now() - p.since >= FLUSH_AFTER_MS);
   }
 
   /** Delivers the next item after the position; false when there is none. */
   private async step(s: Loaded): Promise<boolean> {
+    this.throwIfFlushFailed();
     let item: ViewItem | undefined;
     this.d.feed.view.forEachSince(s.position, (it) => {
       item = it;
@@ -168,10 +246,12 @@ class Worker {
     const before = s.known.get(item.id);
     if (known) s.known.set(item.id, known);
     else s.known.delete(item.id);
-    if (JSON.stringify(before ?? null) !== JSON.stringify(known)) await this.d.store.saveKnown(this.id, item.id, known);
+    const p = s.pending;
+    if (JSON.stringify(before ?? null) !== JSON.stringify(known)) p.known.set(item.id, known);
     s.position = item.revision;
-    s.dirty++;
-    if (events.length > 0 || s.dirty >= POSITION_BATCH) await this.flushPosition(s);
+    p.items++;
+    p.since ||= Date.now();
+    if (this.due(p)) await this.flushSoon(s);
     return true;
   }
 
@@ -183,13 +263,19 @@ class Worker {
       const started = Date.now();
       const { status, error } = await this.d.slots.run(() => this.send(s, ev.id, body));
       const at = new Date();
-      await this.d.store.record({ sub: this.id, event_id: ev.id, type: ev.type, revision: ev.revision, attempt, http_status: status, error, duration_ms: at.getTime() - started, at });
+      const row = { sub: this.id, event_id: ev.id, type: ev.type, revision: ev.revision, attempt, http_status: status, error, duration_ms: at.getTime() - started, at };
       if (status !== null && status >= 200 && status < 300) {
-        const set: Partial<StoredSubscription> = s.sub.failing_since ? { failing_since: null } : {};
+        const p = s.pending;
+        p.attempts.push(row);
+        p.delivered++;
+        p.since ||= Date.now();
+        if (s.sub.failing_since) p.recovered = true;
         s.sub.failing_since = null;
-        await this.d.store.update(this.id, set, { delivered: 1 });
         return;
       }
+      // A failure is written at once, after what was delivered before it.
+      await this.flush(s);
+      await this.d.store.record(row);
       const lastError = { at, event_id: ev.id, http_status: status, error: error ?? `HTTP ${status}` };
       if (status === 410) {
         await this.d.store.update(this.id, { status: 'disabled', status_reason: 'the receiver answered 410 Gone', last_error: lastError }, { failed_attempts: 1 });
@@ -293,6 +379,11 @@ export class WebhookDeliverer {
       this.refreshTimer = setInterval(() => void this.refresh(), Math.max(500, this.opts.leaseMs / 2));
       this.refreshTimer.unref();
     });
+  }
+
+  /** True once stop() began (workers then store their pending batch before they end). */
+  get stopping(): boolean {
+    return !this.running;
   }
 
   async stop(): Promise<void> {

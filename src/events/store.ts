@@ -108,20 +108,34 @@ export class WebhookStore {
     return out;
   }
 
-  async saveKnown(sub: string, entry: string, known: Known | null): Promise<void> {
-    const _id = `${sub}|${entry}`;
-    if (known) await this.known.replaceOne({ _id }, { sub, ...known }, { upsert: true });
-    else await this.known.deleteOne({ _id });
+  /** The states of several entries of one subscription (null: remove), in one bulk write. */
+  async saveKnownMany(sub: string, states: ReadonlyMap<string, Known | null>): Promise<void> {
+    if (states.size === 0) return;
+    const ops = [...states].map(([entry, known]) => {
+      const _id = `${sub}|${entry}`;
+      return known ? { replaceOne: { filter: { _id }, replacement: { sub, ...known }, upsert: true } } : { deleteOne: { filter: { _id } } };
+    });
+    await this.known.bulkWrite(ops, { ordered: true });
   }
 
-  /** Appends one attempt; every 20 appends, drops what is beyond the last LOG_KEEP of the subscription. */
-  async record(row: Omit<DeliveryRow, '_id'>): Promise<void> {
-    await this.log.insertOne({ _id: randomUUID(), ...row });
-    const n = (this.logWrites.get(row.sub) ?? 0) + 1;
-    this.logWrites.set(row.sub, n % 20);
-    if (n % 20 === 0) {
-      const cut = await this.log.find({ sub: row.sub }).sort({ at: -1 }).skip(LOG_KEEP - 1).limit(1).toArray();
-      if (cut[0]) await this.log.deleteMany({ sub: row.sub, at: { $lt: cut[0].at } });
+  /** Appends one attempt (see recordMany). */
+  record(row: Omit<DeliveryRow, '_id'>): Promise<void> {
+    return this.recordMany([row]);
+  }
+
+  /** Appends attempts of one subscription in one insert; every 20 appends, drops what is beyond its last LOG_KEEP. */
+  async recordMany(rows: Array<Omit<DeliveryRow, '_id'>>): Promise<void> {
+    if (rows.length === 0) return;
+    const sub = rows[0]!.sub;
+    const docs = rows.map((row) => ({ _id: randomUUID(), ...row }));
+    if (docs.length === 1) await this.log.insertOne(docs[0]!);
+    else await this.log.insertMany(docs, { ordered: true });
+    const before = this.logWrites.get(sub) ?? 0;
+    const n = before + rows.length;
+    this.logWrites.set(sub, n % 20);
+    if (n >= 20) {
+      const cut = await this.log.find({ sub }).sort({ at: -1 }).skip(LOG_KEEP - 1).limit(1).toArray();
+      if (cut[0]) await this.log.deleteMany({ sub, at: { $lt: cut[0].at } });
     }
   }
 

@@ -74,8 +74,8 @@ export class CatalogFeed {
     private readonly logger: Logger,
     private readonly opts: FeedOptions,
   ) {
-    writer.onWritten((r) => {
-      if (r > this.acked) this.acked = r;
+    writer.onWritten((r, acknowledged) => {
+      if (acknowledged && r > this.acked) this.acked = r;
       // A revision the view has not read yet (this replica's own write): read the log now.
       if (r > this.view.revision) this.nudge();
     });

@@ -16,6 +16,7 @@ import type { StorageRefresher } from './refresh';
 import type { Claim, LeaseStore, SweepKind } from './leases';
 import type { HealthReport, HealthReporter, SweepSummary } from './report';
 import type { ResultWriter } from './writer';
+import { unacknowledgedWrites } from '../registries/writes';
 
 /**
  * Per-registry cadence (SPEC 16): false when a sweep should leave the registry alone now, because it was
@@ -230,16 +231,19 @@ export class Scheduler {
     // Claims come in batches of `concurrency` (few claim rounds: each is a collection scan on FerretDB v1)
     // and wait in `queue` for a free slot; the lease covers that wait (at most one deadline) plus the work.
     const queue: Claim[] = [];
-    while (!this.stopping) {
-      if (queue.length === 0 && !claimer.done) queue.push(...(await claimer.claim(concurrency)));
-      const next = queue.shift();
-      if (!next) break;
-      while (inFlight.size >= concurrency) await Promise.race(inFlight);
-      summary.claimed += 1;
-      const p: Promise<void> = runOne(next).finally(() => inFlight.delete(p));
-      inFlight.add(p);
-    }
-    await Promise.all(inFlight);
+    // The results are told to nobody one by one: reads need not wait for each (they count once the sweep ends).
+    await unacknowledgedWrites(async () => {
+      while (!this.stopping) {
+        if (queue.length === 0 && !claimer.done) queue.push(...(await claimer.claim(concurrency)));
+        const next = queue.shift();
+        if (!next) break;
+        while (inFlight.size >= concurrency) await Promise.race(inFlight);
+        summary.claimed += 1;
+        const p: Promise<void> = runOne(next).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      await Promise.all(inFlight);
+    });
     await this.deps.writer.flushHistory();
     await claimer.release();
     const finished = Date.now();

@@ -81,8 +81,9 @@ export function buildApp(deps: AppDeps): Express {
     app.use('/check_container_health', deps.rateLimits.probe);
     app.use('/pull-credentials', deps.rateLimits.pullCredentials);
   }
-  for (const extra of deps.extraRoutes ?? []) app.use(extra);
+  // The catalog's routes first: the hottest (GET by id) is then matched before a dozen other routers are tried.
   app.use(registryRoutes(deps.registries, { bodyLimit: deps.bodyLimit, can }));
+  for (const extra of deps.extraRoutes ?? []) app.use(extra);
   app.use((req) => {
     const known = KNOWN.find(([re]) => re.test(req.path));
     if (known) throw new MethodNotAllowedError(`${req.method} is not supported on ${req.path}.`, known[1]);

@@ -165,6 +165,15 @@ export function parseFields(raw: string | undefined): string[] | undefined {
 
 const OPTIONS = new Set(['limit', 'cursor', 'sort', 'fields', 'min_revision']);
 
+/** `min_revision` (queries and reads by id): the catalog revision the answer must include, if given. */
+export function parseMinRevision(query: Record<string, unknown>): number | undefined {
+  const raw = single(query, 'min_revision');
+  if (raw !== undefined && !/^\d{1,15}$/.test(raw)) {
+    throw new InputError('min_revision must be a catalog revision (a non-negative integer).', [{ path: 'min_revision', message: 'must be a non-negative integer' }]);
+  }
+  return raw === undefined ? undefined : Number(raw);
+}
+
 export function parseQueryPlan(body: unknown, query: Record<string, unknown>): QueryPlan {
   const unknownParams = Object.keys(query).filter((k) => !OPTIONS.has(k));
   if (unknownParams.length > 0) {
@@ -173,12 +182,8 @@ export function parseQueryPlan(body: unknown, query: Record<string, unknown>): Q
   const limit = integer(query, 'limit', 1, MAX_LIMIT, DEFAULT_LIMIT);
   const sort = parseSort(single(query, 'sort'));
   const cursorRaw = single(query, 'cursor');
-  const minRaw = single(query, 'min_revision');
-  if (minRaw !== undefined && !/^\d{1,15}$/.test(minRaw)) {
-    throw new InputError('min_revision must be a catalog revision (a non-negative integer).', [{ path: 'min_revision', message: 'must be a non-negative integer' }]);
-  }
   return {
-    minRevision: minRaw === undefined ? undefined : Number(minRaw),
+    minRevision: parseMinRevision(query),
     filter: parseFilter(body),
     sort,
     limit,

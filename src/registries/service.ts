@@ -12,7 +12,7 @@ import { KeyedMutex } from '../lib/keyed-mutex';
 import { readOnlyPaths, validateEntry } from '../schemas';
 import type { CredentialCipher, PlainCredentials } from './credentials';
 import { normaliseEntry, originPeer, type Entry, type StoredRegistry } from './model';
-import { encodeCursor, parseQueryPlan, type QueryPlan } from './query';
+import { encodeCursor, parseMinRevision, parseQueryPlan, type QueryPlan } from './query';
 import type { EntryWritePlan, RegistryRepository } from './repository';
 import { entryBusy, WRITE_DEADLINE_MS } from './writes';
 import { credentialScopeChanged, planCredentials } from './credentials';
@@ -35,6 +35,8 @@ export interface QueryPage {
  */
 export interface FastReads {
   query(plan: QueryPlan): Promise<{ rows: StoredRegistry[]; revision: number } | undefined>;
+  /** Entry `id` (null: none) as of the revision answered, under the same rule as query; undefined to use the database. */
+  get(id: string, minRevision?: number): Promise<{ doc: StoredRegistry | null; revision: number } | undefined>;
   /** The revision a database-served answer is known to include, if any. */
   revisionFloor(): number | undefined;
 }
@@ -146,10 +148,29 @@ export class RegistryService {
     return this.repo.insert(newDocument(id, fields));
   }
 
+  /** Entry `id` from the database (what a probe or a write starts from). */
   async get(id: string): Promise<StoredRegistry> {
     const doc = await this.repo.findById(id);
     if (!doc) throw notFound(id);
     return doc;
+  }
+
+  /**
+   * A client's read of entry `id` (GET): from the view when it holds every write this replica acknowledged
+   * and `query.min_revision` (waited for up to 5 s, as queries do); else from the database, but never older
+   * than the state the feed holds (the collection trails the log while a write is between its two steps).
+   */
+  async read(id: string, query: Record<string, unknown>): Promise<{ doc: StoredRegistry; revision?: number }> {
+    const min = parseMinRevision(query);
+    const fast = await this.fastReads?.get(id, min);
+    if (fast) {
+      if (!fast.doc) throw notFound(id);
+      return { doc: fast.doc, revision: fast.revision };
+    }
+    // The collection, never older than the state this replica's feed holds (EntryWriter.read).
+    const doc = await this.repo.findById(id);
+    if (!doc) throw notFound(id);
+    return { doc };
   }
 
   /** The client-writable part of a stored entry; the sealed credentials are not part of it (see update()). */

@@ -17,6 +17,7 @@
  *   reservations existed are found in the view (`nameOwner`); the collection's unique index stays the last
  *   word, and a write it refuses is undone by a compensating change and answered with 409.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Collection, Db, Filter } from 'mongodb';
 import { AppendTimeout, ChangeConflict, ChangeLog, RecordTooLarge, revisionId, type LogRecord } from '../db/changelog';
@@ -46,9 +47,27 @@ export interface KnownEntry {
 
 /**
  * Called with every revision this process wrote, once it is materialized, and with the revision of every
- * entry it answered from the collection (read-your-writes: what a replica answered, its later reads show).
+ * entry it answered from the collection; `acknowledged`: a client was (or is about to be) told of it, so this
+ * replica's later reads must show it (read-your-writes: what a replica answered, its later reads show). False
+ * for the writes of a sweep while it runs (see unacknowledgedWrites).
  */
-export type WrittenListener = (revision: number) => void;
+export type WrittenListener = (revision: number, acknowledged: boolean) => void;
+
+const unacknowledged = new AsyncLocalStorage<{ top: number; acknowledge?: (revision: number) => void }>();
+
+/**
+ * Runs `fn`, whose entry writes no client is told about one by one (a scheduled sweep's probe results): reads
+ * do not wait for each of them (under a sweep they would wait for the feed after every probe result); when
+ * `fn` ends, the highest revision it wrote counts as acknowledged (its caller learns the outcome then).
+ */
+export async function unacknowledgedWrites<T>(fn: () => Promise<T>): Promise<T> {
+  const scope: { top: number; acknowledge?: (revision: number) => void } = { top: 0 };
+  try {
+    return await unacknowledged.run(scope, fn);
+  } finally {
+    if (scope.top > 0) scope.acknowledge?.(scope.top);
+  }
+}
 
 /** How long a write may take to get its change into the log (from when the request arrived, for client writes). */
 export const WRITE_DEADLINE_MS = 8000;
@@ -118,7 +137,14 @@ export class EntryWriter {
    * read `r` yet when the collection already holds it).
    */
   answered(r: number): void {
-    if (r > 0) for (const l of this.listeners) l(r);
+    if (r <= 0) return;
+    // Inside a sweep (unacknowledgedWrites) nobody is told yet: the sweep's highest revision counts when it ends.
+    const scope = unacknowledged.getStore();
+    if (scope) {
+      scope.top = Math.max(scope.top, r);
+      scope.acknowledge = (top) => this.listeners.forEach((l) => l(top, true));
+    }
+    for (const l of this.listeners) l(r, !scope);
   }
 
   /** True (once) when this process wrote revision `r` to the collection itself: nothing to check. */

@@ -151,6 +151,31 @@ describe('many watchers', () => {
   });
 });
 
+describe('one watcher that stops reading', () => {
+  test('When a lone stream stops reading while a large entry changes, then it is ended at its own cap (stream_limit) long before the process-wide budget, and its client can resume', async () => {
+    // The default budget (64 MiB) is never reached here: only the cap of one stream (4 MiB) can end it.
+    const svc = await start();
+    const { id } = await create(svc, { container_registry_metadata: bigMetadata(200_000, 'v0') });
+    const from = await settled(svc);
+    // The counters are the process's (earlier tests' services ran in it too): compared before and after.
+    const ended = async () => {
+      const text = (await call(svc.url, 'GET', '/metrics')).text;
+      const byReason = (reason: string) => Number(new RegExp(`^registry_db_feed_streams_ended_total\\{reason="${reason}"\\} (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+      return { stream_limit: byReason('stream_limit'), budget: byReason('budget') };
+    };
+    const before = await ended();
+    const stuck = nonReader(svc.url, `/container_registries/changes?since=${from}`);
+    await new Promise((r) => setTimeout(r, 200)); // its request is in
+    // 80 changes of ~200 KB: 16 MB, more than the kernel's socket buffers and the 4 MiB cap together.
+    for (let i = 1; i <= 80; i++) await setMetadata(svc, id, bigMetadata(200_000, `v${i}`));
+    await settled(svc);
+    expect(await ended()).toEqual({ stream_limit: before.stream_limit + 1, budget: before.budget });
+    const got = await stuck.readAll();
+    expect(got.ended).toBe(true);
+    expect(got.bytes).toBeLessThan(80 * 200_000);
+  });
+});
+
 describe('when the service begins to stop', () => {
   test('When a long poll waits and a stream is open as the stop begins, then the long poll answers at once, the stream ends, a new long poll answers at once and a new stream is refused with 503', async () => {
     const svc = await start();

@@ -37,6 +37,14 @@ async function createMany(names: string[]): Promise<Map<string, string>> {
   return ids;
 }
 
+/**
+ * The revision entry `id` is stored at: another replica's read asks for it (`min_revision`), since reads come
+ * from each replica's view, which follows other replicas' writes within about FEED_POLL_MS.
+ */
+async function storedRevision(id: string): Promise<number> {
+  return (await replicas[0]!.db.collection('container_registries').findOne({ _id: id as never }))!.revision as number;
+}
+
 async function sweepTogether(sweepId: string) {
   const outcomes = await Promise.all(replicas.map((r) => r.parts.health.scheduler.sweepHealth({ sweepId })));
   return outcomes.map((o) => {
@@ -156,7 +164,7 @@ test('When a late worker whose ticket was superseded writes, then its result is 
 
   await Promise.all([a.writer.flushHistory(), b.writer.flushHistory()]);
 
-  const stored = await call(replicas[2]!.url, 'GET', `/container_registry/${id}`);
+  const stored = await call(replicas[2]!.url, 'GET', `/container_registry/${id}?min_revision=${await storedRevision(id)}`);
   expect(stored.body.container_registry_health).toMatchObject({ status: 'healthy', consecutive_failures: 0 });
   const rows = await replicas[0]!.db.collection('container_registry_health_history').find({ registry_id: id }).toArray();
   expect(rows.map((r) => r.status)).toEqual(['healthy']);
@@ -182,10 +190,10 @@ test('When three instances refresh storage together, then each registry is crawl
   expect(summaries.reduce((n, s) => n + s!.claimed, 0)).toBe(3);
   for (const name of ids.keys()) expect(lb.count(`${name}#catalog`)).toBe(1);
 
-  const open = await call(replicas[1]!.url, 'GET', `/container_registry/${ids.get('store-open')}`);
+  const open = await call(replicas[1]!.url, 'GET', `/container_registry/${ids.get('store-open')}?min_revision=${await storedRevision(ids.get('store-open')!)}`);
   expect(open.body.container_registry_storage_info).toMatchObject({ ...storage, observed: { catalog_supported: true, repository_count: 0, tag_count: 0, used_bytes: 0, truncated: false, error: null } });
   expect(open.headers.get('etag')).toBe(before.headers.get('etag'));
-  const refused = await call(replicas[2]!.url, 'GET', `/container_registry/${ids.get('store-refused')}`);
+  const refused = await call(replicas[2]!.url, 'GET', `/container_registry/${ids.get('store-refused')}?min_revision=${await storedRevision(ids.get('store-refused')!)}`);
   expect(refused.body.container_registry_storage_info).toMatchObject({ ...storage, observed: { catalog_supported: false } });
   expect(refused.body.container_registry_storage_info.observed.repository_count).toBeUndefined();
 

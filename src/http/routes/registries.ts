@@ -36,7 +36,9 @@ export function registryRoutes(service: RegistryService, opts: { bodyLimit: numb
   });
 
   r.get('/container_registry/:id', can('read'), async (req, res) => {
-    sendEntry(res, await service.get(req.params.id as string));
+    const { doc, revision } = await service.read(req.params.id as string, req.query as Record<string, unknown>);
+    if (revision !== undefined) res.setHeader('X-Catalog-Revision', String(revision));
+    sendEntry(res, doc);
   });
 
   r.put('/container_registry/:id', can('write'), json, async (req, res) => {
@@ -65,6 +67,9 @@ export function registryRoutes(service: RegistryService, opts: { bodyLimit: numb
   return r;
 }
 
+const minRevisionParam = { name: 'min_revision', in: 'query', description: 'Wait (up to 5 s) until the answer includes every change up to this catalog revision; 503 if it does not; 400 if no such revision was ever written.', schema: { type: 'integer', minimum: 0 } } as const;
+const revisionHeader = { 'X-Catalog-Revision': { description: 'The answer includes every change up to this catalog revision (absent when it came from the database).', schema: { type: 'string' } } };
+
 /** Create, read, update, delete and query entries. (OpenAPI; assembled by src/openapi.ts) */
 export const registriesApi: ApiPaths = {
   '/container_registry': {
@@ -84,7 +89,13 @@ export const registriesApi: ApiPaths = {
     parameters: [idParam],
     get: op('read', 'Read one entry', {
       operationId: 'getRegistry',
-      responses: { '200': json(entryView, 'The entry.', etag), '404': problem('No such entry.') },
+      parameters: [minRevisionParam],
+      responses: {
+        '200': json(entryView, 'The entry.', { ...etag, ...revisionHeader }),
+        '400': problem('min_revision is not a revision, or one never written.'),
+        '404': problem('No such entry.'),
+        '503': problem('min_revision was not reached within 5 s.'),
+      },
     }),
     put: op('write', 'Update an entry ($set, $unset, $addToSet, $pull, or a plain object of fields)', {
       operationId: 'updateRegistry',
@@ -114,13 +125,13 @@ export const registriesApi: ApiPaths = {
         { name: 'cursor', in: 'query', description: 'Opaque; from the previous page’s Link header.', schema: { type: 'string' } },
         { name: 'sort', in: 'query', description: 'A whitelisted field, `-` for descending.', schema: { type: 'string' } },
         { name: 'fields', in: 'query', description: 'Comma-separated projection.', schema: { type: 'string' } },
-        { name: 'min_revision', in: 'query', description: 'Wait (up to 5 s) until the answer includes every change up to this catalog revision; 503 if it does not; 400 if no such revision was ever written.', schema: { type: 'integer', minimum: 0 } },
+        minRevisionParam,
       ],
       requestBody: { required: false, content: { 'application/json': { schema: ref('ContainerRegistryFilter') } } },
       responses: {
         '200': json({ type: 'array', items: entryView }, 'The matching entries.', {
           Link: { description: '`<...>; rel="next"` when there is a next page.', schema: { type: 'string' } },
-          'X-Catalog-Revision': { description: 'The answer includes every change up to this catalog revision.', schema: { type: 'string' } },
+          ...revisionHeader,
         }),
         '400': problem('Invalid filter or query option.'),
         '413': problem('Body too large.'),
