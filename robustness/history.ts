@@ -51,7 +51,7 @@ export interface Operation {
   entry?: Snap;
   /** query answered 200. */
   items?: Snap[];
-  /** query: its X-Catalog-Revision. */
+  /** query, and a GET served from the replica's view: its X-Catalog-Revision. */
   catalogRevision?: number;
 }
 

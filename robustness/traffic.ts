@@ -158,11 +158,12 @@ export class Traffic {
     op.status = a.status;
     if (a.error) op.error = a.error;
     if (a.status === 0 && a.error === 'ECONNREFUSED') op.ret = this.o.clock.now();
+    // Reads served from a replica's view say as of which revision (a GET's 404 too).
+    const r = a.headers?.get('x-catalog-revision');
+    if (r && (op.kind === 'query' || op.kind === 'get')) op.catalogRevision = Number(r);
     if (a.status < 200 || a.status >= 300) return;
     if (op.kind === 'query') {
       op.items = Array.isArray(a.body) ? (a.body as Array<Record<string, unknown>>).map(snap) : [];
-      const r = a.headers?.get('x-catalog-revision');
-      if (r) op.catalogRevision = Number(r);
     } else if (op.kind !== 'delete' && a.body && typeof a.body === 'object') op.entry = snap(a.body as Record<string, unknown>);
   }
 }

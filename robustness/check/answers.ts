@@ -6,8 +6,10 @@
  * - query-in-log / query-stale: a query answered with `X-Catalog-Revision: R` answers states the log holds,
  *   none older than the catalog's state at R, and leaves out no entry that matched at R and did not change
  *   after R (SPEC 12: "the result includes every change up to R");
- * - read-your-writes: a query on a replica reflects every write that replica (the same process: not across a
- *   restart) acknowledged before the query began (SPEC 13);
+ * - get-stale: a GET served from a replica's view (`X-Catalog-Revision: R`, 200 or 404) answers the entry's
+ *   state at R exactly: its latest change up to R (absent when that is a delete, or there is none);
+ * - read-your-writes: a query or a GET from the view on a replica reflects every write that replica (the same
+ *   process: not across a restart) acknowledged before it began (SPEC 13; docs/queries.md);
  * - unexpected-answer: a status the traffic never provokes (400, 413, 429...): the harness or the service is wrong.
  */
 import type { Fault, Operation } from '../history';
@@ -73,15 +75,31 @@ function checkReadYourWrites(o: Operation, writes: Operation[], log: LogIndex, s
     out.push({
       rule: 'read-your-writes',
       where: 'operations',
-      detail: `${o.op} (query of ${o.name} on replica ${o.replica}) answered ${w.target} ${at === undefined ? 'absent' : `at revision ${at}`}, after the replica acknowledged ${w.op} of it at revision ${w.entry!.revision}`,
+      detail: `${o.op} (${o.kind === 'get' ? `GET of ${o.target}` : `query of ${o.name}`} on replica ${o.replica}) answered ${w.target} ${at === undefined ? 'absent' : `at revision ${at}`}, after the replica acknowledged ${w.op} of it at revision ${w.entry!.revision}`,
     });
   }
 }
 
-/** Queries against the log, and read-your-writes per replica process. */
+/** A GET answered from a replica's view at revision R: the entry's state at R, no older and no newer. */
+function checkViewGet(o: Operation, log: LogIndex, out: Violation[]): void {
+  const r = o.catalogRevision!;
+  const atR = log.latestAt(o.target!, r);
+  const expected = atR?.op === 'upsert' ? atR.r : undefined;
+  const answered = o.entry?.revision;
+  if (answered === expected) return;
+  const state = (rev: number | undefined) => (rev === undefined ? 'absent' : `at revision ${rev}`);
+  out.push({ rule: 'get-stale', where: 'operations', detail: `${o.op} (GET of ${o.target} on replica ${o.replica}, X-Catalog-Revision ${r}) answered it ${state(answered)}; the log has it ${state(expected)} at ${r}` });
+}
+
+/** Queries and GETs from the view against the log, and read-your-writes per replica process. */
 function checkQueries(ops: Operation[], log: LogIndex, slots: Array<{ ids: string[] }>, faults: Fault[], out: Violation[]): void {
   const writes = ops.filter((o) => (o.kind === 'create' || o.kind === 'update') && ok(o) && o.entry && o.ret !== null);
   for (const o of ops) {
+    if (o.kind === 'get' && o.catalogRevision !== undefined && (ok(o) || o.status === 404)) {
+      checkViewGet(o, log, out);
+      checkReadYourWrites({ ...o, items: o.entry ? [o.entry] : [] }, writes, log, [o.target!], faults, out);
+      continue;
+    }
     if (o.kind !== 'query' || !ok(o)) continue;
     const ids = slots[o.slot]?.ids ?? [];
     if (o.catalogRevision !== undefined) checkQuery(o, log, ids, out);

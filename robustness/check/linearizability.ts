@@ -105,7 +105,9 @@ function mayBeRefused(c: Operation, slotOps: Operation[], faults: Fault[], windo
 
 /** The model's input and output for one operation, or undefined when it is left out (a read without an answer, a request never sent). */
 function toModel(o: Operation, slotOps: Operation[], meta: Meta, log: LogIndex, faults: Fault[], unknowns: Unknowns): { input: ModelInput; output: ModelOutput; unknown: boolean } | undefined {
-  if (o.kind === 'query') return undefined;
+  // Queries, and GETs served from a replica's view (X-Catalog-Revision), read a replica's view as of a
+  // revision: not linearizable by design (docs/queries.md); answers.ts checks them against the log.
+  if (o.kind === 'query' || (o.kind === 'get' && o.catalogRevision !== undefined)) return undefined;
   const ids = meta.slots[o.slot]!.ids;
   const input: ModelInput = { kind: o.kind, id: ids.indexOf(o.target!), op: o.op };
   if (o.ifMatch !== undefined) input.if_match = o.ifMatch;

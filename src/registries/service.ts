@@ -160,11 +160,12 @@ export class RegistryService {
    * and `query.min_revision` (waited for up to 5 s, as queries do); else from the database, but never older
    * than the state the feed holds (the collection trails the log while a write is between its two steps).
    */
-  async read(id: string, query: Record<string, unknown>): Promise<{ doc: StoredRegistry; revision?: number }> {
+  async read(id: string, query: Record<string, unknown>): Promise<{ doc: StoredRegistry; revision?: number } | { doc: null; revision: number; missing: NotFoundError }> {
     const min = parseMinRevision(query);
     const fast = await this.fastReads?.get(id, min);
     if (fast) {
-      if (!fast.doc) throw notFound(id);
+      // Absent as of the view's revision: the 404 says which (a client may ask again with min_revision).
+      if (!fast.doc) return { doc: null, revision: fast.revision, missing: notFound(id) };
       return { doc: fast.doc, revision: fast.revision };
     }
     // The collection, never older than the state this replica's feed holds (EntryWriter.read).

@@ -110,6 +110,17 @@ test('When a client writes and then reads the same instance, then the read alway
   expect(misses).toEqual([]);
 });
 
+test('When an entry is absent from the view, then the 404 says as of which revision (X-Catalog-Revision), as the answers found in it do', async () => {
+  const x = await create();
+  expect((await call(svc.url, 'DELETE', `/container_registry/${x.id}`)).status).toBe(204);
+  const gone = await call(svc.url, 'GET', `/container_registry/${x.id}`);
+  expectProblem(gone, 404);
+  expect(Number(gone.headers.get('x-catalog-revision'))).toBeGreaterThan(x.revision);
+  const never = await call(svc.url, 'GET', `/container_registry/${randomUUID()}`);
+  expectProblem(never, 404);
+  expect(Number(never.headers.get('x-catalog-revision'))).toBeGreaterThan(x.revision);
+});
+
 test('When a sweep writes results nobody was told of yet, then reads do not wait for each of them; once the sweep ends, its writes count as acknowledged', async () => {
   const x = await create();
   const feed = svc.parts.feed;

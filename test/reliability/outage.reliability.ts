@@ -83,8 +83,12 @@ test('When the database stops under a steady write load and comes back on the sa
   db = await startFerretdbAt(dataDir, port);
   log('database restarted');
   const readyAgain = await eventually(async () => (await send(base, 'GET', '/readyz')).status === 200, 30_000);
+  // The load goes on until a create begun after the restart is stored (a bounded wait: the first writes after
+  // a restart wait for the driver to find the server again), and 2 s more.
+  const writesAgain = await eventually(async () => outcomes.some((o) => o.status === 201 && o.startedAt > restartAt), 30_000);
   await sleep(2000);
-  log(`ready again: ${readyAgain}`);
+  const after = outcomes.filter((o) => o.startedAt > restartAt);
+  log(`ready again: ${readyAgain}; writes again: ${writesAgain}; requests begun after the restart ${after.length}, their durations ${JSON.stringify(after.slice(0, 12).map((o) => o.endedAt - o.startedAt))} ms`);
   running = false;
   await load;
   log('load stopped');

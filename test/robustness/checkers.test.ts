@@ -200,6 +200,22 @@ describe('answer checks', () => {
     expect(rules(checkAnswers([ops[0]!, { ...ops[1]!, items: [] }], log(), slots, []))).toEqual(['read-your-writes']);
   });
 
+  test('get-stale: a GET from a replica\'s view (X-Catalog-Revision R) answering other than the entry\'s state at R; read-your-writes holds for it too', () => {
+    // The log: A at 3 until its delete at 5; B from 6.
+    const fine = [op({ kind: 'get', target: A, catalogRevision: 4, entry: doc(A, 3, 2, 'c1-1') }), op({ kind: 'get', target: A, status: 404, catalogRevision: 5 }), op({ kind: 'get', target: B, status: 404, catalogRevision: 5 })];
+    expect(checkAnswers(fine, log(), slots, [])).toEqual([]);
+    expect(rules(checkAnswers([op({ kind: 'get', target: A, catalogRevision: 4, entry: doc(A, 1, 1, 'c0-1') })], log(), slots, []))).toEqual(['get-stale']);
+    expect(rules(checkAnswers([op({ kind: 'get', target: A, status: 404, catalogRevision: 3 })], log(), slots, []))).toEqual(['get-stale']);
+    expect(rules(checkAnswers([op({ kind: 'get', target: B, catalogRevision: 5, entry: doc(B, 6, 1, 'c2-1') })], log(), slots, []))).toEqual(['get-stale']);
+    // A view behind a write its own replica acknowledged.
+    const own = [
+      op({ op: 'c0-2', kind: 'update', target: B, replica: 1, call: 0, ret: 10, entry: doc(B, 7, 2, 'c0-2') }),
+      op({ op: 'c1-5', kind: 'get', target: B, replica: 1, call: 11, ret: 12, catalogRevision: 6, entry: doc(B, 6, 1, 'c2-1') }),
+    ];
+    expect(rules(checkAnswers(own, log(), slots, []))).toEqual(['read-your-writes']);
+    expect(checkAnswers([own[0]!, { ...own[1]!, replica: 2 }], log(), slots, [])).toEqual([]);
+  });
+
   test('unexpected-answer: a status the traffic never provokes', () => {
     expect(rules(checkAnswers([op({ status: 400 })], log(), slots, []))).toEqual(['unexpected-answer']);
   });
@@ -230,6 +246,9 @@ describe('linearizability (porcupine, tools/robustness)', () => {
     const r = checkLinearizability(dir, stale, meta, log(), []);
     expect(r.result.linearizable).toBe(false);
     expect(r.violations[0]).toMatchObject({ rule: 'linearizable' });
+    // The same answer from a replica's view (X-Catalog-Revision) is a view read: answers.ts checks it, not porcupine.
+    const fromView = [...history(), op({ op: 'c0-3', kind: 'get', target: A, call: 80, ret: 90, entry: doc(A, 1, 1, 'c0-1'), catalogRevision: 1 })];
+    expect(checkLinearizability(dir, fromView, meta, log(), []).result.linearizable).toBe(true);
     const refused = [...history().slice(0, 3), op({ op: 'c0-4', kind: 'delete', target: A, call: 80, ret: 90, status: 204 }), op({ op: 'c1-3', kind: 'create', target: B, marker: 'c1-3', tags: [], call: 100, ret: 110, status: 409 })];
     expect(checkLinearizability(dir, refused, meta, log(), []).result.linearizable).toBe(false);
     // A fault that hit a replica while a write of the name was under way there: its reservation may be left.

@@ -36,9 +36,10 @@ export function registryRoutes(service: RegistryService, opts: { bodyLimit: numb
   });
 
   r.get('/container_registry/:id', can('read'), async (req, res) => {
-    const { doc, revision } = await service.read(req.params.id as string, req.query as Record<string, unknown>);
-    if (revision !== undefined) res.setHeader('X-Catalog-Revision', String(revision));
-    sendEntry(res, doc);
+    const read = await service.read(req.params.id as string, req.query as Record<string, unknown>);
+    if (read.revision !== undefined) res.setHeader('X-Catalog-Revision', String(read.revision));
+    if (read.doc === null) throw read.missing;
+    sendEntry(res, read.doc);
   });
 
   r.put('/container_registry/:id', can('write'), json, async (req, res) => {
