@@ -109,11 +109,12 @@ test('When the database stops under a steady write load and comes back on the sa
   expect(tally(unanswered, (o) => o.error ?? '')).toEqual({});
   const statuses = tally(outcomes, (o) => o.status);
   expect(outcomes.filter((o) => o.status >= 500 && o.status !== 503)).toEqual([]);
-  // While the database was away, every answer was a 503 problem+json.
+  // While the database was away, every answer that needed it was a 503 problem+json.
   const duringOutage = outcomes.filter((o) => o.startedAt >= downAt && o.endedAt <= restartAt);
   log(`statuses ${JSON.stringify(statuses)}; during the outage ${JSON.stringify(tally(duringOutage, (o) => o.status))}; readyz ${JSON.stringify(tally(readiness, (r) => r.status))}`);
   expect(duringOutage.length).toBeGreaterThan(0);
-  expect(duringOutage.filter((o) => !isProblem503(o))).toEqual([]);
+  // Writes are refused with a 503 problem; a GET may still be answered from the replica's view (docs/queries.md).
+  expect(duringOutage.filter((o) => !isProblem503(o) && !(o.method === 'GET' && o.status === 200))).toEqual([]);
   expect(outcomes.filter((o) => o.status === 503 && !isProblem503(o))).toEqual([]);
   // /readyz said so, and came back.
   expect(readiness.some((r) => r.at >= downAt && r.at < restartAt && r.status === 503)).toBe(true);
