@@ -109,7 +109,7 @@ export class EntryWriter {
     this.collection = db.collection<StoredRegistry>(COLLECTION);
     this.tombstones = db.collection<Tombstone>(TOMBSTONES);
     this.log = new ChangeLog<StoredRegistry>(db, { name: CHANGES, ...opts });
-    this.names = new NameReservations(db, claims, (id, key) => this.holdsName(id, key), (r) => this.log.observe(r));
+    this.names = new NameReservations(db, claims, (id, key) => this.holdsName(id, key), (r) => this.log.observe(r), (id, rev) => this.deletedAfter(id, rev));
   }
 
   async ensureIndexes(): Promise<void> {
@@ -293,6 +293,15 @@ export class EntryWriter {
   private async holdsName(id: string, key: string): Promise<boolean> {
     const known = this.latestKnown?.(id);
     return (known?.doc !== undefined && nameKey(known.doc) === key) || this.storedWithName(id, key);
+  }
+
+  /** Whether entry `id` was deleted by a change after revision `rev`: this replica's feed, else its tombstone. */
+  private async deletedAfter(id: string, rev: number): Promise<boolean> {
+    const known = this.latestKnown?.(id);
+    if (known && known.revision > rev) return known.doc === undefined;
+    const t = await this.tombstones.findOne({ _id: id });
+    if (!t || t.revision <= rev) return false;
+    return (await this.collection.findOne({ _id: id } as Filter<StoredRegistry>, { projection: { _id: 1 } })) === null;
   }
 
   private async storedWithName(id: string, key: string): Promise<boolean> {
