@@ -41,8 +41,18 @@ export class DocumentRefused extends Error {
 export function refusals(e: unknown, count: number): Map<number, 'duplicate' | DocumentRefused> | undefined {
   if (count === 1 && isDuplicateKey(e)) return new Map([[0, 'duplicate']]);
   if (!(e instanceof MongoBulkWriteError)) return undefined;
-  const errors = Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors];
-  if (errors.length === 0 || e.insertedCount + errors.length !== count) return undefined;
+  const refused = writeErrorsOf(e);
+  if (refused.size === 0 || e.insertedCount + refused.size !== count) return undefined;
+  return refused;
+}
+
+/**
+ * The per-operation refusals a bulk write's error names (position → 'duplicate' or why), whether or not the
+ * outcome of the other operations is known (for inserts, refusals() tells; other writes read back what landed).
+ */
+export function writeErrorsOf(e: unknown): Map<number, 'duplicate' | DocumentRefused> {
+  if (!(e instanceof MongoBulkWriteError)) return new Map();
+  const errors = (Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors]).filter((w) => w !== undefined);
   const why = (w: (typeof errors)[number]) => (w.code === 11000 || DUPLICATE_MESSAGE.test(w.errmsg ?? '') ? 'duplicate' : new DocumentRefused(`the database refused it: ${w.errmsg ?? `code ${w.code}`}`));
   return new Map(errors.map((w) => [w.index, why(w)]));
 }

@@ -25,6 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BSON, type Collection, type Db, type Document, type Filter } from 'mongodb';
 import { isDuplicateKey, refusals } from './atomic';
 import { ensureIndexes } from './indexes';
+import { recordWriteBatch } from '../observability/metrics';
 import { MAX_BSON_DOCUMENT_BYTES } from './storable';
 
 export type ChangeOp = 'upsert' | 'delete' | 'fill';
@@ -62,6 +63,8 @@ export interface Change<D> {
 interface Pending<D> {
   change: Change<D>;
   deadline: number;
+  /** The size of its record (known once it was checked against the document limit). */
+  bytes?: number;
   resolve: (r: number) => void;
   reject: (e: unknown) => void;
 }
@@ -94,6 +97,9 @@ export class RecordTooLarge extends Error {
 }
 
 const FILL_KEY = '~fill';
+/** Own committed records kept for this process's tails (ChangeLog.keep): at most this many, and bytes. */
+const COMMITTED_KEPT = 4096;
+const COMMITTED_KEPT_BYTES = 32 * 1024 * 1024;
 const META_FLOOR = 'floor';
 const META_RETAINED = 'retained';
 const META_HEAD = 'head';
@@ -238,6 +244,7 @@ export class ChangeLog<D extends Document = Document> {
     return batch.filter((p) => {
       // The largest revision a record can carry: its size does not depend on which one it gets.
       const bytes = BSON.calculateObjectSize(this.record(p.change, Number.MAX_SAFE_INTEGER));
+      p.bytes = bytes;
       if (bytes <= MAX_BSON_DOCUMENT_BYTES) return true;
       p.reject(new RecordTooLarge(p.change.key, bytes));
       return false;
@@ -249,6 +256,7 @@ export class ChangeLog<D extends Document = Document> {
     const batch = this.fitting(all);
     if (batch.length === 0) return false;
     const recs = batch.map((p) => this.record(p.change, this.allocate(p.change.prev)));
+    recordWriteBatch('log', recs.length);
     let failed = new Map<number, 'duplicate' | Error>();
     try {
       if (recs.length === 1) await this.records.insertOne(recs[0]!);
@@ -267,7 +275,10 @@ export class ChangeLog<D extends Document = Document> {
     let collided = false;
     for (const [i, p] of batch.entries()) {
       const o = outcomes[i];
-      if (o === 'stored' || o === 'ours') p.resolve(recs[i]!.r);
+      if (o === 'stored' || o === 'ours') {
+        this.keep(recs[i]!, p.bytes ?? 0);
+        p.resolve(recs[i]!.r);
+      }
       else if (o === 'conflict') p.reject(new ChangeConflict(p.change.key, p.change.prev));
       else if (o !== 'taken') p.reject(o);
       else if (Date.now() > p.deadline) p.reject(new AppendTimeout(`no free revision found before the deadline (last tried ${recs[i]!.r})`));
@@ -322,7 +333,9 @@ export class ChangeLog<D extends Document = Document> {
   /** Writes a fill record at `r` unless something is there; true when this call filled it. */
   async fill(r: number): Promise<boolean> {
     try {
-      await this.records.insertOne({ _id: revisionId(r), r, key: FILL_KEY, prev: r, op: 'fill', at: new Date(), w: this.writerId });
+      const rec: LogRecord<D> = { _id: revisionId(r), r, key: FILL_KEY, prev: r, op: 'fill', at: new Date(), w: this.writerId };
+      await this.records.insertOne(rec);
+      this.keep(rec, 0);
       return true;
     } catch (e) {
       if (isDuplicateKey(e)) return false;
@@ -332,6 +345,43 @@ export class ChangeLog<D extends Document = Document> {
 
   async read(r: number): Promise<LogRecord<D> | null> {
     return this.records.findOne({ _id: revisionId(r) } as Filter<LogRecord<D>>);
+  }
+
+  /**
+   * Records this process committed (the insert was acknowledged, so the record at that revision is this
+   * one: nobody can fill or overwrite it), until a tail of this process has passed them: the tail takes them
+   * from here instead of reading back what it just wrote (docs/change-feed.md, "Reading one's own writes").
+   * Bounded in count and bytes: a record evicted early is only read from the database, as before.
+   */
+  private readonly committed = new Map<number, { rec: LogRecord<D>; bytes: number }>();
+  private committedBytes = 0;
+
+  private keep(rec: LogRecord<D>, bytes: number): void {
+    this.committed.set(rec.r, { rec, bytes });
+    this.committedBytes += bytes;
+    // Oldest commit first (a Map iterates in insertion order).
+    for (const [r, c] of this.committed) {
+      if (this.committed.size <= COMMITTED_KEPT && this.committedBytes <= COMMITTED_KEPT_BYTES) break;
+      this.committed.delete(r);
+      this.committedBytes -= c.bytes;
+    }
+  }
+
+  /** A copy of the record this process committed at revision `r` (as a read would give), while it keeps it. */
+  committedRecord(r: number): LogRecord<D> | undefined {
+    const kept = this.committed.get(r);
+    // A copy: the writer's objects (shared with its caller's answer) never become the view's.
+    return kept && structuredClone(kept.rec);
+  }
+
+  /** A tail has handed out every revision up to `r`: the records kept for it are no longer needed. */
+  passed(r: number): void {
+    if (this.committed.size === 0) return;
+    for (const [k, c] of this.committed) {
+      if (k > r) continue;
+      this.committed.delete(k);
+      this.committedBytes -= c.bytes;
+    }
   }
 
   /** The record that follows state `prev` of `key` (a scan on FerretDB v1: used only to repair). */
@@ -428,7 +478,20 @@ export class LogTail<D extends Document = Document> {
   private probedAt = 0;
   private probeEveryMs: number;
 
-  constructor(private readonly log: ChangeLog<D>, from: number) {
+  /** When a read of the revisions above everything known to exist last found none (the head). */
+  private headEmptyAt = -Infinity;
+
+  /**
+   * `headEveryMs`: for this long after a read found nothing above everything known to exist (other processes'
+   * writes), those revisions are not read again. A tail woken by each of its own writes (taken from memory,
+   * see ChangeLog.committedRecord) would otherwise read the revisions after each of them too; 0 reads them on
+   * every poll. A read that finds some (a backlog) goes on at once.
+   */
+  constructor(
+    private readonly log: ChangeLog<D>,
+    from: number,
+    private readonly headEveryMs = 0,
+  ) {
     this.revision = from;
     this.probeEveryMs = Math.max(100, log.holeFillMs / 2);
   }
@@ -450,7 +513,7 @@ export class LogTail<D extends Document = Document> {
     while (out.length < max) {
       const want: number[] = [];
       for (let r = this.revision + 1; want.length < this.batch; r++) if (!this.stash.has(r)) want.push(r);
-      await this.fetch(want);
+      const found = await this.fetch(want, true);
       const before = this.revision;
       for (let r = this.revision + 1; this.stash.has(r); r++) {
         const rec = this.stash.get(r)!;
@@ -461,7 +524,10 @@ export class LogTail<D extends Document = Document> {
       const advanced = this.revision > before;
       if (advanced) {
         for (const x of this.missingSince.keys()) if (x <= this.revision) this.missingSince.delete(x);
-        this.batch = Math.min(256, this.batch * 2);
+        this.log.passed(this.revision);
+        // A backlog (every revision asked for existed): ask for more at once. At the head, few: the rest
+        // would be reads of revisions nobody has written yet, on every poll.
+        this.batch = found === want.length ? Math.min(256, this.batch * 2) : 2;
         continue;
       }
       if (!(await this.overGap())) {
@@ -471,13 +537,29 @@ export class LogTail<D extends Document = Document> {
     }
   }
 
-  private async fetch(revisions: number[]): Promise<void> {
-    const found = await Promise.all(revisions.map((r) => this.log.read(r)));
+  /**
+   * Reads `revisions` into the stash (this process's own commits without a read); answers how many exist.
+   * `atHead`: revisions above everything known to exist are skipped while the head was just found empty.
+   */
+  private async fetch(revisions: number[], atHead = false): Promise<number> {
+    const local = revisions.map((r) => this.log.committedRecord(r));
+    let known = this.revision;
+    for (const rec of local) if (rec && rec.r > known) known = rec.r;
+    for (const r of this.stash.keys()) if (r > known) known = r;
+    // Revisions below one known to exist are always read (a change before it may be another process's).
+    const beyond = (r: number, i: number) => !local[i] && r > known;
+    const now = Date.now();
+    const skip = atHead && now - this.headEmptyAt < this.headEveryMs;
+    const found = await Promise.all(revisions.map((r, i) => local[i] ?? (skip && beyond(r, i) ? null : this.log.read(r))));
+    if (atHead && !skip && revisions.some(beyond)) this.headEmptyAt = revisions.some((r, i) => beyond(r, i) && found[i]) ? -Infinity : now;
+    let n = 0;
     for (const rec of found) {
       if (!rec) continue;
+      n++;
       this.stash.set(rec.r, rec);
       this.log.observe(rec.r);
     }
+    return n;
   }
 
   /**

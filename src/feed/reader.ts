@@ -217,7 +217,8 @@ export class CatalogFeed {
     const backfilled = await this.backfill();
     const log = this.writer.log;
     this.epoch = await log.epoch();
-    const tail = new LogTail(log, await log.startHint());
+    // Other replicas' writes are looked for about every poll interval; this replica's own are in memory.
+    const tail = new LogTail(log, await log.startHint(), this.opts.pollMs / 2);
     for (;;) if ((await tail.poll()).length === 0) break;
     const head = tail.revision;
     // Each record goes straight into the view as the scan streams it (in no particular order: the view keeps

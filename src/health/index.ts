@@ -44,7 +44,7 @@ export async function createHealthService(deps: HealthServiceDeps) {
   // Safety nets one step above the probe client's own time limits (check.ts).
   const probeDeadlineMs = config.PROBE_TIMEOUT_MS + 1000;
   const crawlDeadlineMs = config.STORAGE_TIMEOUT_MS + 5000;
-  const leases = new LeaseStore(db);
+  const leases = new LeaseStore(db, (id) => deps.entries.latestKnown?.(id));
   const writer = new ResultWriter(db, deps.entries, leases, { historyDays: config.HEALTH_HISTORY_DAYS });
   const reporter = new HealthReporter(db, { keep: deps.reportsKept ?? 100, queryTimeoutMs: config.QUERY_TIMEOUT_MS, bad: new BadEntries(deps.logger) });
   const history = new HealthHistoryReader(db, { queryTimeoutMs: config.QUERY_TIMEOUT_MS, historyDays: config.HEALTH_HISTORY_DAYS });

@@ -75,8 +75,7 @@ export class SweepClaimer {
     while (this.queue.length > 0) {
       const won = await this.leases.claim(this.queue.splice(0, max), this.sweepId, this.leaseMs);
       if (won.length === 0) continue;
-      // Each won registry is read by `_id`, the one lookup FerretDB v1 serves from an index.
-      const docs = await Promise.all(won.map((h) => this.store.registries.findOne({ _id: h.key } as Filter<StoredRegistry>)));
+      const docs = await Promise.all(won.map((h) => this.store.current(h.key)));
       const claims: Claim[] = [];
       won.forEach((h, i) => {
         this.won.push(h);
@@ -100,7 +99,15 @@ export class LeaseStore {
   readonly registries: Collection<StoredRegistry>;
   private readonly byKind: Record<SweepKind, Leases>;
 
-  constructor(db: Db) {
+  /**
+   * `known`: the latest state of an entry this replica's feed has read (EntryWriter.latestKnown; `doc`
+   * undefined: deleted), so that a claim costs no read. A state the feed has not caught up with is harmless:
+   * the result's write follows the revision it was planned on, and re-plans when a later one exists.
+   */
+  constructor(
+    db: Db,
+    private readonly known?: (id: string) => { doc?: StoredRegistry } | undefined,
+  ) {
     this.registries = db.collection<StoredRegistry>(COLLECTION);
     // Every claim names its own lease time (the sweep's deadline); the default is never used.
     this.byKind = { health: new Leases(db, 'sweep-health', 60_000), storage: new Leases(db, 'sweep-storage', 60_000) };
@@ -112,6 +119,13 @@ export class LeaseStore {
 
   async ensureIndexes(): Promise<void> {
     await this.byKind.health.ensureIndexes();
+  }
+
+  /** Entry `id` as this replica knows it (its feed), else as stored (by `_id`, the one lookup FerretDB v1 serves from an index); null when gone. */
+  async current(id: string): Promise<StoredRegistry | null> {
+    const known = this.known?.(id);
+    if (known) return known.doc ? ({ ...known.doc } as StoredRegistry) : null;
+    return this.registries.findOne({ _id: id } as Filter<StoredRegistry>);
   }
 
   sweep(kind: SweepKind, sweepId: string, leaseMs: number): SweepClaimer {

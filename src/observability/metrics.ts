@@ -7,6 +7,7 @@
  *   recordStreamEnded(reason)    when a change-feed stream is ended for holding too much unsent output
  *   recordStreamsUnsent(bytes)   the unsent bytes of all change-feed streams, when summed
  *   recordPullCredentials(outcome, disclosed)   after every answer of POST /pull-credentials
+ *   recordWriteBatch(step, size) after every grouped write of entry changes ('log' | 'collection')
  *
  * HTTP requests are counted and timed by `httpMetrics()` by route template (never the raw path, so ids do
  * not explode the label space) and status.
@@ -88,6 +89,18 @@ export function recordPullCredentials(outcome: 'disclosed' | 'none' | 'not_found
 
 export function recordProbe(status: string, error?: string | null): void {
   probes.inc({ status, error: error ?? 'none' });
+}
+
+const writeBatches = new Histogram({
+  name: 'registry_db_write_batch_size',
+  help: 'Entry changes written together (group commit): per append to the change log (`log`) and per bulk write of the registries collection (`collection`).',
+  labelNames: ['step'] as const,
+  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+  registers: [registry],
+});
+
+export function recordWriteBatch(step: 'log' | 'collection', size: number): void {
+  writeBatches.observe({ step }, size);
 }
 
 export function recordSweep(kind: string, seconds: number): void {

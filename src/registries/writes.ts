@@ -21,9 +21,10 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Collection, Db, Filter } from 'mongodb';
 import { AppendTimeout, ChangeConflict, ChangeLog, RecordTooLarge, revisionId, type LogRecord } from '../db/changelog';
-import { isDuplicateKey, refusals, type Claims } from '../db/atomic';
+import { isDuplicateKey, refusals, writeErrorsOf, type Claims } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
 import { ConflictError, PayloadTooLargeError, ServiceUnavailableError } from '../errors';
+import { recordWriteBatch } from '../observability/metrics';
 import { COLLECTION, NAME_KEY, nameKey, type StoredRegistry } from './model';
 import { NameReservations } from './names';
 
@@ -73,6 +74,15 @@ export async function unacknowledgedWrites<T>(fn: () => Promise<T>): Promise<T> 
 export const WRITE_DEADLINE_MS = 8000;
 /** A plan read longer ago than this is not appended (a stalled process re-reads). */
 const MAX_PLAN_AGE_MS = 5000;
+
+/** The most entry states one bulk write of the collection carries. */
+const REPLACE_BATCH = 128;
+
+interface PendingReplace {
+  next: StoredRegistry;
+  resolve: (written: boolean) => void;
+  reject: (e: unknown) => void;
+}
 
 /** A name a write of an entry reserved, and the revision of the state that write followed. */
 interface Taken {
@@ -499,25 +509,91 @@ export class EntryWriter {
     }
   }
 
-  /** Replaces the entry by `next` (stamped with its revision); false when a unique index (the name) refuses it. */
-  private async materializeReplace(next: StoredRegistry): Promise<boolean> {
-    // Where the server checks a filter atomically (MongoDB) the write is also fenced on the revision it
+  /** Entry states waiting to be written to the collection together (group commit), and the write in progress. */
+  private readonly replaces: PendingReplace[] = [];
+  private replacing?: Promise<void>;
+
+  /**
+   * Replaces the entry by `next` (stamped with its revision) unless a later state is stored; false when a
+   * unique index (the name) refuses it. Writes that arrive while one bulk write is in flight go out together
+   * in the next one (the log's appends are grouped the same way): a sweep's results cost one round trip per
+   * batch, not one each. Two states of one entry never share a batch (the later one waits for the next), so
+   * a batch's writes are independent and their order does not matter.
+   */
+  private materializeReplace(next: StoredRegistry): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.replaces.push({ next, resolve, reject });
+      this.replacing ??= this.replaceLoop();
+    });
+  }
+
+  private async replaceLoop(): Promise<void> {
+    try {
+      while (this.replaces.length > 0) {
+        const batch: PendingReplace[] = [];
+        const ids = new Set<string>();
+        const later: PendingReplace[] = [];
+        for (const p of this.replaces.splice(0)) {
+          if (batch.length < REPLACE_BATCH && !ids.has(p.next._id)) {
+            ids.add(p.next._id);
+            batch.push(p);
+          } else later.push(p);
+        }
+        this.replaces.unshift(...later);
+        // Not a database answer (a bug): its callers get the error. A lost database is answered per write below.
+        await this.replaceBatch(batch).catch((e: unknown) => batch.forEach((p) => p.reject(e)));
+      }
+    } finally {
+      this.replacing = undefined;
+      if (this.replaces.length > 0) this.replacing = this.replaceLoop();
+    }
+  }
+
+  private async replaceBatch(batch: PendingReplace[]): Promise<void> {
+    // Where the server checks a filter atomically (MongoDB) each write is also fenced on the revision it
     // follows; FerretDB v1 checks nothing atomically and scans for any filter but _id.
     const fenced = await this.claims.filteredUpdatesAreAtomic();
-    const filter = (fenced ? { _id: next._id, $or: [{ revision: { $lt: next.revision } }, { revision: { $exists: false } }] } : { _id: next._id }) as Filter<StoredRegistry>;
+    let todo = batch;
     if (!fenced) {
       // FerretDB v1 cannot check the revision atomically: check it just before (a later state that landed
       // first, e.g. written by a writer that planned on this replica's feed, is never overwritten by an older one).
-      const cur = await this.collection.findOne({ _id: next._id } as Filter<StoredRegistry>, { projection: { revision: 1 } });
-      if (cur && revisionOf(cur) >= (next.revision as number)) return true;
+      const stored = await Promise.all(batch.map((p) => this.storedRevision(p.next._id)));
+      todo = batch.filter((p, i) => {
+        if ((stored[i] ?? -1) < (p.next.revision as number)) return true;
+        p.resolve(true);
+        return false;
+      });
     }
+    if (todo.length === 0) return;
+    const filter = (next: StoredRegistry) =>
+      (fenced ? { _id: next._id, $or: [{ revision: { $lt: next.revision } }, { revision: { $exists: false } }] } : { _id: next._id }) as Filter<StoredRegistry>;
+    recordWriteBatch('collection', todo.length);
     try {
-      await this.collection.replaceOne(filter, next);
-      return true;
+      await this.collection.bulkWrite(todo.map((p) => ({ replaceOne: { filter: filter(p.next), replacement: p.next } })), { ordered: false });
+      for (const p of todo) p.resolve(true);
+      return;
     } catch (e) {
-      if (isDuplicateKey(e)) return false;
-      throw e;
+      const why = writeErrorsOf(e);
+      // What the error leaves unknown (a connection lost mid-batch) is read back: an entry at this revision or
+      // later (or gone: a later delete) is written; one a unique index refused is not; any other is its
+      // caller's error (the change is in the log: repairLater and the feed's check bring the collection to it).
+      const stored = await Promise.all(todo.map((p) => this.storedRevision(p.next._id))).catch(() => undefined);
+      for (const [i, p] of todo.entries()) {
+        const at = stored?.[i];
+        if (at !== undefined && (at === null || at >= (p.next.revision as number))) p.resolve(true);
+        else if (stored && why.get(i) === 'duplicate') p.resolve(false);
+        else {
+          const refused = why.get(i);
+          p.reject(refused instanceof Error ? refused : e);
+        }
+      }
     }
+  }
+
+  /** The revision of entry `id` in the collection; null when it is missing. */
+  private async storedRevision(id: string): Promise<number | null> {
+    const cur = await this.collection.findOne({ _id: id } as Filter<StoredRegistry>, { projection: { revision: 1 } });
+    return cur ? revisionOf(cur) : null;
   }
 
   private async materializeDelete(id: string, r: number): Promise<void> {

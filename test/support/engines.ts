@@ -24,6 +24,8 @@ export interface RunningEngine {
   stop(): Promise<void>;
   /** Starts it again after stop(), on the same data and port. */
   start(): Promise<void>;
+  /** SIGKILL to FerretDB (what it was doing is cut off, as in a crash), then stop(); start() brings it back. */
+  crash(): Promise<void>;
   /** SIGSTOP to FerretDB: connections stay open, nothing answers (a frozen database) until thaw(). */
   freeze(): void;
   /** SIGCONT to FerretDB. */
@@ -77,6 +79,12 @@ export async function startEngine(engine: EngineName, dataDir: string, port?: nu
     start: async () => {
       if (ferretdb) throw new Error('the engine is running: stop() it first');
       await up();
+    },
+    crash: async () => {
+      process.kill(ferretdbPid(fixedPort), 'SIGKILL');
+      await ferretdb?.stop();
+      await pg?.stop();
+      ferretdb = pg = undefined;
     },
     freeze: () => process.kill(ferretdbPid(fixedPort), 'SIGSTOP'),
     thaw: () => process.kill(ferretdbPid(fixedPort), 'SIGCONT'),

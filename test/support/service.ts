@@ -50,14 +50,18 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
   };
 }
 
-/** opts.dbName: several instances on one database (replicas); opts.host: listen address (default 127.0.0.1; `url` is always loopback); opts.uri: another database server than the run's. */
-export async function startTestService(env: Record<string, string> = {}, opts: { dbName?: string; host?: string; uri?: string } = {}): Promise<TestService> {
+/**
+ * opts.dbName: several instances on one database (replicas); opts.host: listen address (default 127.0.0.1; `url`
+ * is always loopback); opts.uri: another database server than the run's; opts.monitorCommands: the driver's
+ * command monitoring events on `client` (a test that acts at the moment a command is sent).
+ */
+export async function startTestService(env: Record<string, string> = {}, opts: { dbName?: string; host?: string; uri?: string; monitorCommands?: boolean } = {}): Promise<TestService> {
   const uri = opts.uri ?? process.env.TEST_MONGODB_URI;
   if (!uri) throw new Error('TEST_MONGODB_URI is not set: run the tests through jest (global setup starts the database)');
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'registry-db-svc-'));
   const dbName = opts.dbName ?? testDbName();
   const config = loadConfig({ ...testEnv(env), MONGODB_URI: uri, MONGODB_DB: dbName, DATA_DIR: dataDir });
-  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000, monitorCommands: opts.monitorCommands ?? false });
   await client.connect();
   const db = client.db(dbName);
   const stream = new PassThrough();
