@@ -57,7 +57,7 @@ const streamsEnded = new Counter({
 
 const streamsUnsent = new Gauge({
   name: 'registry_db_feed_streams_unsent_bytes',
-  help: 'Bytes written to change-feed streams (SSE) and not yet sent, all streams together, when last summed (before each batch of changes).',
+  help: 'Bytes written to change-feed streams (SSE) and not yet sent, all streams together, when last summed (at most 5 s before a batch of changes, and whenever the streams could be over their budget).',
   registers: [registry],
 });
 
