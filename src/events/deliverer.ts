@@ -99,8 +99,12 @@ class Worker {
     this.lease = new LeaseHolder(d.leases, id);
   }
 
+  /** A wake that came while the worker was not asleep (delivering, writing a batch): its next sleep ends at once. */
+  private woken = false;
+
   wake(): void {
-    this.wakeUp?.();
+    if (this.wakeUp) this.wakeUp();
+    else this.woken = true;
   }
 
   stop(): void {
@@ -109,6 +113,11 @@ class Worker {
   }
 
   private sleep(ms: number): Promise<void> {
+    // A change published while the worker was busy (after its last look at the view) is not slept through.
+    if (this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(t);
@@ -146,6 +155,8 @@ class Worker {
           if (!this.state) return;
           this.d.logger.info('webhooks: delivering subscription', { subscription: this.id, position: this.state.position });
         }
+        // Wakes from here on count: a change published during the step or the flush ends the sleep below.
+        this.woken = false;
         if (!(await this.step(this.state))) {
           await this.flush(this.state);
           await this.sleep(this.d.opts.leaseMs / 4);
@@ -306,11 +317,12 @@ class Worker {
     const until = Date.now() + ms;
     while (!this.stopped && Date.now() < until) {
       await new Promise<void>((resolve) => {
-        const t = setTimeout(finish, Math.min(until - Date.now(), this.d.opts.leaseMs / 4));
-        function finish() {
+        const finish = () => {
           clearTimeout(t);
+          this.wakeUp = undefined;
           resolve();
-        }
+        };
+        const t = setTimeout(finish, Math.min(until - Date.now(), this.d.opts.leaseMs / 4));
         // Only stop() ends a pause early (feed changes do not).
         this.wakeUp = () => (this.stopped ? finish() : undefined);
       });
