@@ -39,6 +39,7 @@ import { SORT_FIELDS } from './registries/query';
 import { PrefixIndex } from './resolve';
 import { PullConfig } from './nodes';
 import { CatalogView } from './view/catalog-view';
+import { recordWriteBatch } from './observability/metrics';
 import { registryMetricsText } from './observability/registry-metrics';
 import { BadEntries } from './registries/stored-shape';
 
@@ -52,6 +53,8 @@ export async function compose(config: Config, db: Db, logger: Logger) {
   // Stop hooks run after requests drained, before the database closes (the scheduler registers here too).
   const lifecycle = new Lifecycle();
   lifecycle.onStop('claim pruning', () => clearInterval(pruneTokens));
+  // How many entry changes each grouped write carries (registry_db_write_batch_size).
+  repository.writer.onBatch = recordWriteBatch;
   // The change feed: one reader of the change log per replica, feeding the in-memory view and every watcher.
   const view = new CatalogView([...SORT_FIELDS.values()].map((f) => f.dbField));
   const feed = new CatalogFeed(repository.writer, view, repository.claims, logger, {

@@ -25,7 +25,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BSON, type Collection, type Db, type Document, type Filter } from 'mongodb';
 import { isDuplicateKey, refusals } from './atomic';
 import { ensureIndexes } from './indexes';
-import { recordWriteBatch } from '../observability/metrics';
 import { MAX_BSON_DOCUMENT_BYTES } from './storable';
 
 export type ChangeOp = 'upsert' | 'delete' | 'fill';
@@ -143,6 +142,8 @@ export class ChangeLog<D extends Document = Document> {
   readonly holeFillMs: number;
   readonly compactAfterMs: number;
   private readonly stamp: (doc: Document, revision: number) => void;
+  /** Told the size of every batch of changes appended together (the service's metrics). */
+  onBatch?: (size: number) => void;
   /** Stamped on every record this process writes (`w`): tells its own records from other processes'. */
   readonly writerId = randomBytes(8).toString('hex');
   /** The lowest revision this process may still hand out; grows with everything it sees. */
@@ -256,7 +257,7 @@ export class ChangeLog<D extends Document = Document> {
     const batch = this.fitting(all);
     if (batch.length === 0) return false;
     const recs = batch.map((p) => this.record(p.change, this.allocate(p.change.prev)));
-    recordWriteBatch('log', recs.length);
+    this.onBatch?.(recs.length);
     let failed = new Map<number, 'duplicate' | Error>();
     try {
       if (recs.length === 1) await this.records.insertOne(recs[0]!);

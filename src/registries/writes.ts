@@ -24,7 +24,6 @@ import { AppendTimeout, ChangeConflict, ChangeLog, RecordTooLarge, revisionId, t
 import { isDuplicateKey, refusals, writeErrorsOf, type Claims } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
 import { ConflictError, PayloadTooLargeError, ServiceUnavailableError } from '../errors';
-import { recordWriteBatch } from '../observability/metrics';
 import { COLLECTION, NAME_KEY, nameKey, type StoredRegistry } from './model';
 import { NameReservations } from './names';
 
@@ -100,6 +99,8 @@ export class EntryWriter {
   readonly log: ChangeLog<StoredRegistry>;
   readonly names: NameReservations;
   private readonly listeners: WrittenListener[] = [];
+  /** Told how many entry changes each grouped write carried: `log` per append, `collection` per bulk write (metrics). */
+  onBatch?: (step: 'log' | 'collection', size: number) => void;
   /**
    * Optional fast lookup of which entry holds a name key (model.ts nameKey; the in-memory view, once it
    * includes this replica's acknowledged writes), used before appending; undefined when it cannot tell.
@@ -119,6 +120,7 @@ export class EntryWriter {
     this.collection = db.collection<StoredRegistry>(COLLECTION);
     this.tombstones = db.collection<Tombstone>(TOMBSTONES);
     this.log = new ChangeLog<StoredRegistry>(db, { name: CHANGES, ...opts });
+    this.log.onBatch = (size) => this.onBatch?.('log', size);
     this.names = new NameReservations(db, claims, (id, key) => this.holdsName(id, key), (r) => this.log.observe(r), (id, rev) => this.deletedAfter(id, rev));
   }
 
@@ -567,7 +569,7 @@ export class EntryWriter {
     if (todo.length === 0) return;
     const filter = (next: StoredRegistry) =>
       (fenced ? { _id: next._id, $or: [{ revision: { $lt: next.revision } }, { revision: { $exists: false } }] } : { _id: next._id }) as Filter<StoredRegistry>;
-    recordWriteBatch('collection', todo.length);
+    this.onBatch?.('collection', todo.length);
     try {
       await this.collection.bulkWrite(todo.map((p) => ({ replaceOne: { filter: filter(p.next), replacement: p.next } })), { ordered: false });
       for (const p of todo) p.resolve(true);
