@@ -148,6 +148,7 @@ export class ChangeLog<D extends Document = Document> {
   readonly writerId = randomBytes(8).toString('hex');
   /** The lowest revision this process may still hand out; grows with everything it sees. */
   private nextLocal = 1;
+  private observed = 0;
 
   constructor(db: Db, opts: ChangeLogOptions = {}) {
     const name = opts.name ?? 'catalog_changes';
@@ -176,6 +177,12 @@ export class ChangeLog<D extends Document = Document> {
   /** Tells the allocator that revision `r` exists (seen by a reader, or collided with). */
   observe(r: number): void {
     if (r >= this.nextLocal) this.nextLocal = r + 1;
+    if (r > this.observed) this.observed = r;
+  }
+
+  /** The highest revision this process was told exists (observe): tails read up to it without delay. */
+  get knownToExist(): number {
+    return this.observed;
   }
 
   /** A revision to try for a change that follows `prev`: above everything this process knows of. */
@@ -497,6 +504,11 @@ export class LogTail<D extends Document = Document> {
     this.probeEveryMs = Math.max(100, log.holeFillMs / 2);
   }
 
+  /** The next poll reads the revisions above everything known to exist (a caller waits for another process's change). */
+  readHeadNow(): void {
+    this.headEmptyAt = -Infinity;
+  }
+
   /** The records that became contiguous since the last call, in order (fills and compacted gaps advance silently). */
   async poll(max = 5000): Promise<LogRecord<D>[]> {
     const out: LogRecord<D>[] = [];
@@ -544,7 +556,7 @@ export class LogTail<D extends Document = Document> {
    */
   private async fetch(revisions: number[], atHead = false): Promise<number> {
     const local = revisions.map((r) => this.log.committedRecord(r));
-    let known = this.revision;
+    let known = Math.max(this.revision, this.log.knownToExist);
     for (const rec of local) if (rec && rec.r > known) known = rec.r;
     for (const r of this.stash.keys()) if (r > known) known = r;
     // Revisions below one known to exist are always read (a change before it may be another process's).

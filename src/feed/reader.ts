@@ -141,6 +141,9 @@ export class CatalogFeed {
     return new Promise((resolve) => {
       const w = { revision, resolve };
       this.waiters.add(w);
+      // Beyond this replica's own writes: another process's change, which the tail would otherwise look for
+      // only after the head's quiet time (LogTail headEveryMs, half the poll interval).
+      if (revision > this.acked) this.tail?.readHeadNow();
       this.nudge();
       setTimeout(() => {
         if (this.waiters.delete(w)) resolve(false);

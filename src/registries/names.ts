@@ -66,8 +66,8 @@ const upTo = (key: string, id: string, rev: number) => ({ _id: key, id, $or: [{ 
 
 /** Whether entry `id` uses name key `key` in a state any reader can see (the collection or this replica's feed). */
 export type HoldsName = (id: string, key: string) => Promise<boolean>;
-/** Whether entry `id` was deleted by a change after revision `rev` (this replica's feed, or the tombstones). */
-export type DeletedAfter = (id: string, rev: number) => Promise<boolean>;
+/** The revision of the change that deleted entry `id` after revision `rev` (this replica's feed, or the tombstones); undefined when it was not. */
+export type DeletedAfter = (id: string, rev: number) => Promise<number | undefined>;
 
 export class NameReservations {
   readonly collection: Collection<Reservation>;
@@ -79,7 +79,7 @@ export class NameReservations {
     private readonly claims: Claims,
     private readonly holds: HoldsName,
     private readonly observe: (r: number) => void,
-    private readonly deletedAfter: DeletedAfter = async () => false,
+    private readonly deletedAfter: DeletedAfter = async () => undefined,
     private readonly staleAfterMs = STALE_AFTER_MS,
   ) {
     this.collection = db.collection<Reservation>(NAME_RESERVATIONS);
@@ -113,7 +113,7 @@ export class NameReservations {
       const held = await this.collection.findOne({ _id: key });
       if (!held) continue; // released in between
       if (held.w === w) return true; // this call's own insert (its answer was lost)
-      if (!(await this.abandoned(held)) || (await this.holds(held.id, key))) return false;
+      if (!(await this.abandoned(held, key))) return false;
       if (!(await this.claims.claimOnce(`name-reservation:${key}:${held.id}:${held.at.getTime()}`))) return false;
       await this.collection.deleteOne({ _id: key, id: held.id });
     }
@@ -121,16 +121,23 @@ export class NameReservations {
   }
 
   /**
-   * Whether `held` may be taken over (its holder is then also checked not to use the name): older than any
-   * write could still be in flight, or made for a life of its entry that a later delete has ended (the delete's
-   * release failed: the database went away just then). No write can land on such a reservation any more: a
-   * write following the entry's state `rev` fails its compare-and-set once the entry was deleted after `rev`,
-   * and a new life's create reserves following the tombstone. Without it, a name stayed refused for 30 s after
-   * a database restart, and a peer's follower refused the mirrored entry that took the name next (found by
-   * `npm run robustness`, on PostgreSQL).
+   * Whether `held` may be taken over: made for a life of its entry that a later delete has ended (the delete's
+   * release failed: the database went away just then), or older than any write could still be in flight and its
+   * holder seen not to use the name. No write can land on a reservation of an ended life: a write following the
+   * entry's state `rev` fails its compare-and-set once the entry was deleted after `rev`, and a new life's create
+   * reserves following the tombstone. The delete is settled by the tombstone (written once the delete is in the
+   * log), not by this replica's feed, which may not have read it yet: the taker's change is then appended after
+   * the delete, as after any release. Without it, a name stayed refused for 30 s after a database restart, and a
+   * peer's follower refused the mirrored entry that took the name next (found by `npm run robustness`, on
+   * PostgreSQL); and a replica whose feed lagged the delete refused the name too (found by CI under load).
    */
-  private async abandoned(held: Reservation): Promise<boolean> {
-    return Date.now() - held.at.getTime() >= this.staleAfterMs || (await this.deletedAfter(held.id, held.rev ?? 0));
+  private async abandoned(held: Reservation, key: string): Promise<boolean> {
+    const deleted = await this.deletedAfter(held.id, held.rev ?? 0);
+    if (deleted !== undefined) {
+      this.observe(deleted);
+      return true;
+    }
+    return Date.now() - held.at.getTime() >= this.staleAfterMs && !(await this.holds(held.id, key));
   }
 
   /** Reserves the name keys of new entries at once (onboarding): the ids whose name another entry holds. */

@@ -307,13 +307,18 @@ export class EntryWriter {
     return (known?.doc !== undefined && nameKey(known.doc) === key) || this.storedWithName(id, key);
   }
 
-  /** Whether entry `id` was deleted by a change after revision `rev`: this replica's feed, else its tombstone. */
-  private async deletedAfter(id: string, rev: number): Promise<boolean> {
+  /**
+   * The revision of the change that deleted entry `id` after revision `rev`: this replica's feed when it has read
+   * the delete, else the tombstone (the feed may lag the delete; it never runs ahead of the tombstone's word for
+   * long, and the entry must be gone from the collection too).
+   */
+  private async deletedAfter(id: string, rev: number): Promise<number | undefined> {
     const known = this.latestKnown?.(id);
-    if (known && known.revision > rev) return known.doc === undefined;
+    if (known && known.revision > rev && known.doc === undefined) return known.revision;
     const t = await this.tombstones.findOne({ _id: id });
-    if (!t || t.revision <= rev) return false;
-    return (await this.collection.findOne({ _id: id } as Filter<StoredRegistry>, { projection: { _id: 1 } })) === null;
+    if (!t || t.revision <= rev) return undefined;
+    const alive = await this.collection.findOne({ _id: id } as Filter<StoredRegistry>, { projection: { _id: 1 } });
+    return alive === null ? t.revision : undefined;
   }
 
   private async storedWithName(id: string, key: string): Promise<boolean> {
