@@ -115,7 +115,8 @@ export class NameReservations {
       if (held.w === w) return true; // this call's own insert (its answer was lost)
       if (!(await this.abandoned(held, key))) return false;
       if (!(await this.claims.claimOnce(`name-reservation:${key}:${held.id}:${held.at.getTime()}`))) return false;
-      await this.collection.deleteOne({ _id: key, id: held.id });
+      // That very reservation (its holder may have made a new one since, after a release).
+      await this.collection.deleteOne({ _id: key, id: held.id, at: held.at });
     }
     return false;
   }
