@@ -32,6 +32,18 @@ async function changesAfter(svc: TestService, since: number, upTo: number): Prom
   return r.body.changes;
 }
 
+/** The revision of entry `id`'s delete in the log. */
+async function deleteRevision(svc: TestService, id: string): Promise<number> {
+  return (await svc.db.collection('catalog_changes').findOne({ key: id, op: 'delete' }))!.r as number;
+}
+
+/** A create of `name` on `svc` succeeds, and in revision order comes after the delete that gave the name up. */
+async function expectTakenAfterDelete(svc: TestService, name: string, deleted: number): Promise<void> {
+  const second = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
+  expect(second.status).toBe(201);
+  expect(second.body.revision).toBeGreaterThan(deleted);
+}
+
 test('When ten creates of one name race on two replicas, then one wins and the nine refused never show in queries or on the feed', async () => {
   for (let round = 0; round < 5; round++) {
     const name = `race-${round}-${Date.now()}`;
@@ -195,10 +207,7 @@ test('When a name given up by a change at revision r is taken by another entry, 
     await a.db.collection('catalog_changes').insertOne({ _id: revisionId(h + 2), r: h + 2, key: '~fill', prev: h + 2, op: 'fill', at: new Date(), w: 'test' } as never);
     a.parts.repository.writer.log.observe(h + 2);
     expect((await call(a.url, 'DELETE', `/container_registry/${first.body.container_registry_id}`)).status).toBe(204);
-    const deleted = (await a.db.collection('catalog_changes').findOne({ key: first.body.container_registry_id, op: 'delete' }))!.r as number;
-    const second = await call(b.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
-    expect(second.status).toBe(201);
-    expect(second.body.revision).toBeGreaterThan(deleted);
+    await expectTakenAfterDelete(b, name, await deleteRevision(a, first.body.container_registry_id));
   } finally {
     await b.close({ keepDatabase: true });
     await a.close();
@@ -230,12 +239,9 @@ test('When a delete could not release its name, then the name is free at once al
     expect((await call(a.url, 'DELETE', `/container_registry/${first.body.container_registry_id}`)).status).toBe(204);
     expect(names.release).toBe(release);
     expect(await names.collection.findOne({ _id: nameKey({ container_registry_name: name }) })).toMatchObject({ id: first.body.container_registry_id });
-    const deleted = (await a.db.collection('catalog_changes').findOne({ key: first.body.container_registry_id, op: 'delete' }))!.r as number;
+    const deleted = await deleteRevision(a, first.body.container_registry_id);
     expect(b.parts.feed.view.revision).toBeLessThan(deleted);
-    const second = await call(b.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
-    expect(second.status).toBe(201);
-    // In revision order the name is given up before it is taken again.
-    expect(second.body.revision).toBeGreaterThan(deleted);
+    await expectTakenAfterDelete(b, name, deleted);
   } finally {
     await b.close({ keepDatabase: true });
     await a.close();
