@@ -63,7 +63,7 @@ export function viewReads(feed: CatalogFeed, timeoutMs: number): FastReads {
       return { doc: doc ? ({ ...doc } as StoredRegistry) : null, revision };
     },
     revisionFloor(): number | undefined {
-      return feed.ready ? feed.view.revision : undefined;
+      return feed.ready ? feed.materializedThrough() : undefined;
     },
   };
 }

@@ -159,6 +159,11 @@ export class EntryWriter {
     for (const l of this.listeners) l(r, !scope);
   }
 
+  /** Whether this process wrote revision `r` to the collection itself (and the feed has not checked it yet). */
+  isComplete(r: number): boolean {
+    return this.complete.has(r);
+  }
+
   /** True (once) when this process wrote revision `r` to the collection itself: nothing to check. */
   takeComplete(r: number): boolean {
     return this.complete.delete(r);

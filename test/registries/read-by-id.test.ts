@@ -119,6 +119,36 @@ test('When a replica that reads other replicas\' writes rarely is asked min_revi
   }
 });
 
+// Found by `npm run robustness`: a query answered from the database said X-Catalog-Revision 203 and showed an
+// entry at 201; the writer of 203 had lost the database between the log and the collection.
+test('When a query is answered from the database, then its X-Catalog-Revision stays below a change the collection does not hold yet', async () => {
+  const own = await startTestService();
+  try {
+    const made = await call(own.url, 'POST', '/container_registry', entry());
+    expect(made.status).toBe(201);
+    const feed = own.parts.feed;
+    expect(await feed.waitFor(feed.acked, 3000)).toBe(true);
+    // Another replica's change of the entry, in the log only: its writer died between its two steps.
+    const doc = (await own.db.collection<StoredRegistry>('container_registries').findOne({ _id: made.body.container_registry_id }))!;
+    const r = feed.view.revision + 1;
+    const next = { ...doc, container_registry_metadata: { note: 'logged only' }, version: doc.version + 1, revision: r };
+    await new ChangeLog<StoredRegistry>(own.db, { name: 'catalog_changes' }).records.insertOne({ _id: revisionId(r), r, key: doc._id, prev: doc.revision as number, op: 'upsert', doc: next, at: new Date(), w: 'elsewhere' });
+    expect(await feed.waitFor(r, 5000)).toBe(true);
+    // The view stops hearing from the database (as when it is cut off): queries go to the database.
+    await feed.stop();
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    const q = await call(own.url, 'POST', '/container_registries', { container_registry_name: doc.container_registry_name });
+    expect(q.status).toBe(200);
+    expect(q.body.map((e: StoredRegistry) => e.revision)).toEqual([made.body.revision]);
+    const claimed = Number(q.headers.get('x-catalog-revision'));
+    expect(claimed).toBeLessThan(r);
+    // This replica's own acknowledged write is in the collection: the answer still includes it.
+    expect(claimed).toBeGreaterThanOrEqual(made.body.revision);
+  } finally {
+    await own.close();
+  }
+});
+
 test('When a client writes and then reads the same instance, then the read always shows the write (updates and deletes included)', async () => {
   const misses: string[] = [];
   for (let i = 0; i < 15; i++) {
