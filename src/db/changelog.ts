@@ -148,6 +148,7 @@ export class ChangeLog<D extends Document = Document> {
   readonly writerId = randomBytes(8).toString('hex');
   /** The lowest revision this process may still hand out; grows with everything it sees. */
   private nextLocal = 1;
+  /** The highest revision observe() was told of (nextLocal also grows with this process's own allocations). */
   private observed = 0;
 
   constructor(db: Db, opts: ChangeLogOptions = {}) {

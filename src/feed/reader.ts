@@ -348,9 +348,9 @@ export class CatalogFeed {
       const due = this.unverified.filter((u) => now - u.at >= VERIFY_AFTER_MS);
       if (due.length === 0) return 0;
       this.unverified = this.unverified.filter((u) => now - u.at < VERIFY_AFTER_MS);
+      this.checking = due;
       for (let i = 0; i < due.length; i++) {
         const u = due[i]!;
-        this.checking = due;
         this.checkingFrom = i;
         if (this.writer.takeComplete(u.r)) continue; // written to the collection here
         const item = this.view.get(u.key);
@@ -371,6 +371,7 @@ export class CatalogFeed {
       return wrote;
     } finally {
       this.checking = [];
+      this.checkingFrom = 0;
       this.verifying = false;
     }
   }

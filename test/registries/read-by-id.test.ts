@@ -21,8 +21,8 @@ afterAll(async () => {
   await svc?.close();
 });
 
-const log = () => new ChangeLog<StoredRegistry>(svc.db, { name: 'catalog_changes' });
-const entries = () => svc.db.collection<StoredRegistry>('container_registries');
+const log = (on = svc) => new ChangeLog<StoredRegistry>(on.db, { name: 'catalog_changes' });
+const entries = (on = svc) => on.db.collection<StoredRegistry>('container_registries');
 
 async function create(): Promise<{ id: string; revision: number }> {
   const r = await call(svc.url, 'POST', '/container_registry', entry());
@@ -34,13 +34,13 @@ async function create(): Promise<{ id: string; revision: number }> {
  * Another replica's change of entry `id` as it is between its two steps: in the change log (right after the
  * head, so this replica's feed reads it), not yet in the collection. Resolves once the feed has read it.
  */
-async function changedElsewhere(id: string, description: string): Promise<number> {
-  const feed = svc.parts.feed;
+async function changedElsewhere(id: string, description: string, on = svc): Promise<number> {
+  const feed = on.parts.feed;
   expect(await feed.waitFor(feed.acked, 3000)).toBe(true);
-  const doc = (await entries().findOne({ _id: id }))!;
+  const doc = (await entries(on).findOne({ _id: id }))!;
   const r = feed.view.revision + 1;
   const next = { ...doc, container_registry_metadata: { note: description }, version: doc.version + 1, revision: r };
-  await log().records.insertOne({ _id: revisionId(r), r, key: id, prev: doc.revision as number, op: 'upsert', doc: next, at: new Date(), w: 'elsewhere' });
+  await log(on).records.insertOne({ _id: revisionId(r), r, key: id, prev: doc.revision as number, op: 'upsert', doc: next, at: new Date(), w: 'elsewhere' });
   expect(await feed.waitFor(r, 5000)).toBe(true);
   return r;
 }
@@ -126,18 +126,12 @@ test('When a query is answered from the database, then its X-Catalog-Revision st
   try {
     const made = await call(own.url, 'POST', '/container_registry', entry());
     expect(made.status).toBe(201);
-    const feed = own.parts.feed;
-    expect(await feed.waitFor(feed.acked, 3000)).toBe(true);
     // Another replica's change of the entry, in the log only: its writer died between its two steps.
-    const doc = (await own.db.collection<StoredRegistry>('container_registries').findOne({ _id: made.body.container_registry_id }))!;
-    const r = feed.view.revision + 1;
-    const next = { ...doc, container_registry_metadata: { note: 'logged only' }, version: doc.version + 1, revision: r };
-    await new ChangeLog<StoredRegistry>(own.db, { name: 'catalog_changes' }).records.insertOne({ _id: revisionId(r), r, key: doc._id, prev: doc.revision as number, op: 'upsert', doc: next, at: new Date(), w: 'elsewhere' });
-    expect(await feed.waitFor(r, 5000)).toBe(true);
+    const r = await changedElsewhere(made.body.container_registry_id, 'logged only', own);
     // The view stops hearing from the database (as when it is cut off): queries go to the database.
-    await feed.stop();
+    await own.parts.feed.stop();
     await new Promise((resolve) => setTimeout(resolve, 1200));
-    const q = await call(own.url, 'POST', '/container_registries', { container_registry_name: doc.container_registry_name });
+    const q = await call(own.url, 'POST', '/container_registries', { container_registry_name: made.body.container_registry_name });
     expect(q.status).toBe(200);
     expect(q.body.map((e: StoredRegistry) => e.revision)).toEqual([made.body.revision]);
     const claimed = Number(q.headers.get('x-catalog-revision'));
