@@ -2,7 +2,7 @@
  * `npm run test:postgres`, CI's second leg (SPEC section 20): the tests that concurrency bugs would fail, run on
  * FerretDB v1 with its postgresql handler on a throw-away PostgreSQL 15 (TEST_ENGINE=postgres; writers truly
  * concurrent, where SQLite's single writer serializes them): the change feed under faults, replicas, the view's
- * differential test, concurrent writes and name races, batches of sweep results cut off by the database, and the _id
+ * differential test, concurrent writes and name races, upserts that collide, batches of sweep results cut off by the database, and the _id
  * index tools/ferretdb adds there. The
  * reliability suite's global setup (a private build of the service for the processes it starts), on that engine.
  */
@@ -20,6 +20,7 @@ module.exports = {
     '**/test/registries/name-race.test.ts',
     '**/test/db/id-lookup-index.test.ts',
     '**/test/db/changelog.test.ts',
+    '**/test/db/atomic.test.ts',
     '**/test/health/group-commit.test.ts',
   ],
   globalSetup: '<rootDir>/test/reliability/global-setup.ts',

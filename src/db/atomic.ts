@@ -10,7 +10,7 @@
  *
  * - `claimOnce(key)`: exactly one caller wins a key (compaction turns, once-only work).
  */
-import { MongoBulkWriteError, MongoServerError, type Collection, type Db } from 'mongodb';
+import { MongoBulkWriteError, MongoServerError, type Collection, type Db, type Document, type Filter, type UpdateFilter } from 'mongodb';
 
 /** Claims are kept this long: far longer than any period they arbitrate, so none can be won twice. */
 export const TOKEN_RETENTION_MS = 15 * 60_000;
@@ -24,6 +24,21 @@ const DUPLICATE_MESSAGE = /UNIQUE constraint failed|duplicate key/i;
 
 export function isDuplicateKey(e: unknown): boolean {
   return e instanceof MongoServerError && (e.code === 11000 || DUPLICATE_MESSAGE.test(e.message));
+}
+
+/**
+ * An upsert of one document that several processes may run at once while it does not exist yet: all of them
+ * find nothing and insert, and every insert but one is refused as a duplicate key (the server does not retry
+ * it: MongoDB only for some filter shapes, FerretDB never). A refused one then applies its update to the
+ * document the winner inserted, when `filter` still matches it (a condition beside the `_id` decides).
+ */
+export async function upsertShared<T extends Document>(collection: Collection<T>, filter: Filter<T>, update: UpdateFilter<T>): Promise<void> {
+  try {
+    await collection.updateOne(filter, update, { upsert: true });
+  } catch (e) {
+    if (!isDuplicateKey(e)) throw e;
+    await collection.updateOne(filter, update);
+  }
 }
 
 /** The server refused one document of a batch insert for another reason than a unique index (its message says why). */

@@ -23,7 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BSON, type Collection, type Db, type Document, type Filter } from 'mongodb';
-import { isDuplicateKey, refusals } from './atomic';
+import { isDuplicateKey, refusals, upsertShared } from './atomic';
 import { ensureIndexes } from './indexes';
 import { MAX_BSON_DOCUMENT_BYTES } from './storable';
 
@@ -407,12 +407,7 @@ export class ChangeLog<D extends Document = Document> {
   async raiseMeta(id: 'floor' | 'retained' | 'head', r: number): Promise<void> {
     const cur = await this.metaValue(id);
     if (r <= cur) return;
-    try {
-      await this.meta.replaceOne({ _id: id }, { r, at: new Date() }, { upsert: true });
-    } catch (e) {
-      // Two replicas creating the same meta document at once: the other one's value is as good.
-      if (!isDuplicateKey(e)) throw e;
-    }
+    await upsertShared(this.meta, { _id: id, r: { $lt: r } }, { $set: { r, at: new Date() } });
   }
 
   /** The log's epoch, chosen (once, by whichever process asks first) when the log has none yet. */

@@ -37,7 +37,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
-import { isDuplicateKey, type Claims } from '../db/atomic';
+import { isDuplicateKey, upsertShared, type Claims } from '../db/atomic';
 
 export const NAME_RESERVATIONS = 'catalog_name_reservations';
 /** Per name key, the latest revision of a change that gave the name up. */
@@ -165,7 +165,7 @@ export class NameReservations {
    * state after `rev` without that name, at revision `at` (a later life's reservation of the same name stays).
    */
   async release(key: string, id: string, rev: number, at: number): Promise<void> {
-    await this.releases.updateOne({ _id: key }, { $max: { r: at } }, { upsert: true });
+    await upsertShared(this.releases, { _id: key }, { $max: { r: at } });
     await this.collection.deleteOne(upTo(key, id, rev));
   }
 

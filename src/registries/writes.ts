@@ -21,7 +21,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Collection, Db, Filter } from 'mongodb';
 import { AppendTimeout, ChangeConflict, ChangeLog, RecordTooLarge, revisionId, type LogRecord } from '../db/changelog';
-import { isDuplicateKey, refusals, writeErrorsOf, type Claims } from '../db/atomic';
+import { isDuplicateKey, refusals, upsertShared, writeErrorsOf, type Claims } from '../db/atomic';
 import { ensureIndexes } from '../db/indexes';
 import { ConflictError, PayloadTooLargeError, ServiceUnavailableError } from '../errors';
 import { COLLECTION, NAME_KEY, nameKey, type StoredRegistry } from './model';
@@ -276,7 +276,7 @@ export class EntryWriter {
 
   private async undoCreate(doc: StoredRegistry): Promise<void> {
     const r = await this.log.append({ key: doc._id, prev: doc.revision as number, op: 'delete' });
-    await this.tombstones.replaceOne({ _id: doc._id }, { revision: r, at: new Date() }, { upsert: true });
+    await this.recordTombstone(doc._id, r);
     await this.names.release(nameKey(doc), doc._id, doc.revision as number, r);
   }
 
@@ -609,8 +609,18 @@ export class EntryWriter {
   }
 
   private async materializeDelete(id: string, r: number): Promise<void> {
-    await this.tombstones.replaceOne({ _id: id }, { revision: r, at: new Date() }, { upsert: true });
+    await this.recordTombstone(id, r);
     await this.collection.deleteOne({ _id: id } as Filter<StoredRegistry>);
+  }
+
+  /**
+   * Records that entry `id` was deleted at revision `r`, unless a later delete is recorded already (a delayed
+   * writer of an older delete does not set it back: a create would follow the wrong revision). Several processes
+   * write the same tombstone at once: the deleting replica, and any replica whose feed check or repair finds the
+   * delete missing from the collection (hence upsertShared).
+   */
+  private async recordTombstone(id: string, r: number): Promise<void> {
+    await upsertShared(this.tombstones, { _id: id, revision: { $lt: r } }, { $set: { revision: r, at: new Date() } });
   }
 
   /** Drops tombstones older than the retention (their log records expire at the same age). */
