@@ -2,22 +2,11 @@
  * The write primitives of src/db/atomic.ts on a real database server, where concurrency bugs show: FerretDB
  * runs an upsert as a find and then an insert, so processes creating one document at once collide.
  */
-import { MongoClient, type Collection, type Db } from 'mongodb';
+import type { Collection } from 'mongodb';
 import { isDuplicateKey, upsertShared } from '../../src/db/atomic';
-import { testDbName } from '../support/service';
+import { useTestDatabase } from '../support/database';
 
-let client: MongoClient;
-let db: Db;
-
-beforeAll(async () => {
-  client = new MongoClient(process.env.TEST_MONGODB_URI!);
-  await client.connect();
-  db = client.db(testDbName());
-});
-afterAll(async () => {
-  await db.dropDatabase().catch(() => undefined);
-  await client.close();
-});
+const database = useTestDatabase();
 
 interface Mark {
   _id: string;
@@ -29,7 +18,7 @@ const RACERS = 8;
 
 /** Runs `write(collection, id, r)` for r = 1..RACERS at once on a new id, ROUNDS times; the errors and the documents left. */
 async function race(write: (c: Collection<Mark>, id: string, r: number) => Promise<unknown>): Promise<{ errors: unknown[]; docs: Mark[] }> {
-  const c = db.collection<Mark>(`race-${Math.random().toString(36).slice(2)}`);
+  const c = database.db.collection<Mark>(`race-${Math.random().toString(36).slice(2)}`);
   const errors: unknown[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const results = await Promise.allSettled(Array.from({ length: RACERS }, (_, i) => write(c, `id-${round}`, i + 1)));
@@ -46,7 +35,7 @@ test('When several processes upsert one new document at once, then none of them 
 });
 
 test('When a document holds a later value, then an upsert guarded by it leaves it as it is', async () => {
-  const c = db.collection<Mark>('guarded');
+  const c = database.db.collection<Mark>('guarded');
   await upsertShared(c, { _id: 'x', r: { $lt: 9 } }, { $set: { r: 9 } });
   await upsertShared(c, { _id: 'x', r: { $lt: 4 } }, { $set: { r: 4 } });
   expect(await c.findOne({ _id: 'x' })).toEqual({ _id: 'x', r: 9 });

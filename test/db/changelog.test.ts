@@ -2,25 +2,15 @@
  * The change log's allocator when writers race (src/db/changelog.ts), on the run's database server: two
  * processes' logs (two ChangeLog objects, each its own writer id) that have not seen each other's records.
  */
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient } from 'mongodb';
 import { ChangeConflict, ChangeLog, LogTail } from '../../src/db/changelog';
-import { testDbName } from '../support/service';
+import { useTestDatabase } from '../support/database';
 
-let client: MongoClient;
-let db: Db;
-beforeAll(async () => {
-  client = new MongoClient(process.env.TEST_MONGODB_URI!);
-  await client.connect();
-  db = client.db(testDbName());
-});
-afterAll(async () => {
-  await db.dropDatabase();
-  await client.close();
-});
+const database = useTestDatabase();
 
 test('When two writers append the change after the same state at the same revision, then the loser learns of the conflict at once and uses up no revision (no fill in the log)', async () => {
-  const a = new ChangeLog(db, { name: 'race_changes' });
-  const b = new ChangeLog(db, { name: 'race_changes' });
+  const a = new ChangeLog(database.db, { name: 'race_changes' });
+  const b = new ChangeLog(database.db, { name: 'race_changes' });
   await a.ensureIndexes();
   expect(await a.append({ key: 'k', prev: 0, op: 'upsert', doc: { v: 'a' } })).toBe(1);
   // b has seen nothing: it tries revision 1 too, where a's change after (k, 0) is.
@@ -35,8 +25,8 @@ test('When a process follows the log while it writes, then it takes its own reco
   await monitored.connect();
   try {
     // Holes wait a minute here: the tail's looks beyond a gap (every holeFillMs / 2) stay out of the count.
-    const mine = new ChangeLog(monitored.db(db.databaseName), { name: 'own_changes', holeFillMs: 60_000 });
-    const other = new ChangeLog(db, { name: 'own_changes' });
+    const mine = new ChangeLog(monitored.db(database.db.databaseName), { name: 'own_changes', holeFillMs: 60_000 });
+    const other = new ChangeLog(database.db, { name: 'own_changes' });
     await mine.ensureIndexes();
     let reads = 0;
     monitored.on('commandStarted', (ev) => {

@@ -6,35 +6,24 @@
  */
 import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient } from 'mongodb';
 import { LeaseHolder, Leases } from '../../src/db/lease';
 import type { RunningEngine } from '../support/engines';
 import { freePort, startFerretdbAt, tempDir } from '../reliability/support';
-import { testDbName } from '../support/service';
+import { useTestDatabase } from '../support/database';
 
-let client: MongoClient;
-let db: Db;
-
-beforeAll(async () => {
-  client = new MongoClient(process.env.TEST_MONGODB_URI!);
-  await client.connect();
-  db = client.db(testDbName());
-});
-afterAll(async () => {
-  await db.dropDatabase().catch(() => undefined);
-  await client.close();
-});
+const database = useTestDatabase();
 
 /** Two replicas' views of one scope, each with its own holder identity. */
 async function pair(ttlMs: number, scope = `s-${Math.random().toString(36).slice(2)}`): Promise<[Leases, Leases]> {
-  const a = new Leases(db, scope, ttlMs);
-  const b = new Leases(db, scope, ttlMs);
+  const a = new Leases(database.db, scope, ttlMs);
+  const b = new Leases(database.db, scope, ttlMs);
   await a.ensureIndexes();
   return [a, b];
 }
 
 test('When a key is free, then exactly one of many racing replicas takes it, and the others see who holds it', async () => {
-  const replicas = Array.from({ length: 8 }, () => new Leases(db, 'race', 10_000));
+  const replicas = Array.from({ length: 8 }, () => new Leases(database.db, 'race', 10_000));
   await replicas[0]!.ensureIndexes();
   const won = await Promise.all(replicas.map((l) => l.acquire('k')));
   expect(won.filter(Boolean)).toHaveLength(1);
