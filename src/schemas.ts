@@ -55,7 +55,11 @@ export const schemas = {
 
 const MAX_ERRORS = 20;
 
-const ajv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false, allowUnionTypes: true });
+// verbose: an error carries the schema object it failed (its `x-expected` sentence is the message, below).
+const ajv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false, allowUnionTypes: true, verbose: true });
+// Beside every `pattern` of schemas/: what the pattern asks for, in words. A reader is told that sentence, never
+// the regular expression (a test checks that every pattern a field error can name has one).
+ajv.addKeyword({ keyword: 'x-expected', schemaType: 'string' });
 addFormats(ajv);
 // Every URI the service keeps is later parsed by the WHATWG URL parser (probes, peers, webhooks): one RFC 3986
 // accepts but that parser refuses (`http://127.0.0.256:5000`, a host no address has) is refused here, with the
@@ -96,8 +100,10 @@ function describe(e: ErrorObject): FieldError {
       const allowed = (p.allowedValues as unknown[]).map((v) => JSON.stringify(v));
       return { path: e.instancePath, message: `must be one of ${allowed.slice(0, 12).join(', ')}${allowed.length > 12 ? ', ...' : ''}` };
     }
-    case 'pattern':
-      return { path: e.instancePath, message: `does not have the expected form (pattern ${String(p.pattern)})` };
+    case 'pattern': {
+      const expected = (e.parentSchema as Record<string, unknown> | undefined)?.['x-expected'];
+      return { path: e.instancePath, message: typeof expected === 'string' ? `must be ${expected}` : 'does not have the expected form' };
+    }
     default:
       return { path: e.instancePath, message: e.message ?? 'is invalid' };
   }

@@ -52,6 +52,12 @@ describe('When an entry is created with bad fields', () => {
     expect(r.body.errors).toEqual([{ path: '/version', message: 'version is read-only' }]);
   });
 
+  test('with a field that does not have its form, then the message says the form in words, not as a regular expression', async () => {
+    const r = await call(svc.url, 'POST', '/container_registry', entry({ container_registry_credentials: { username: 'a:b', password: 'p' } }));
+    expect(r.body.errors).toEqual([{ path: '/container_registry_credentials/username', message: 'must be text without control characters or a colon' }]);
+    expect(r.body.detail).toBe('The registry entry is invalid: /container_registry_credentials/username must be text without control characters or a colon');
+  });
+
   test.each([
     ['__proto__', '{"container_registry_name":"p","container_registry_public_url":"http://127.0.0.1:1","__proto__":{"x":1}}', '/__proto__'],
     ['constructor', '{"container_registry_name":"p","container_registry_public_url":"http://127.0.0.1:1","container_registry_metadata":{"constructor":{"prototype":1}}}', '/container_registry_metadata/constructor'],
