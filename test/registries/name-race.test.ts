@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { nameKey } from '../../src/registries/model';
 import { entry } from '../support/entries';
 import { revisionId } from '../../src/db/changelog';
-import { call, startReplicas, startTestService, testDbName, type TestService } from '../support/service';
+import { call, startReplicas, startTestService, withReplicas, type TestService } from '../support/service';
 
 let replicas: TestService[];
 
@@ -192,12 +192,9 @@ test('When a write is refused a name it never reserved, then it gives nothing ba
 // not seen the delete's revision, and a lower one was free). In revision order, the order every consumer applies,
 // both entries held the name for three revisions.
 test('When a name given up by a change at revision r is taken by another entry, then that entry\'s change comes after r in the feed, whatever revisions its replica has seen', async () => {
-  const dbName = testDbName();
   // No hole is filled during the test: revisions left free stay free.
   const env = { FEED_HOLE_FILL_MS: '60000' };
-  const a = await startTestService(env, { dbName });
-  const b = await startTestService(env, { dbName });
-  try {
+  await withReplicas([env, env], async ([a, b]) => {
     const name = `order-${Date.now()}`;
     const first = await call(a.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
     expect(first.status).toBe(201);
@@ -208,10 +205,7 @@ test('When a name given up by a change at revision r is taken by another entry, 
     a.parts.repository.writer.log.observe(h + 2);
     expect((await call(a.url, 'DELETE', `/container_registry/${first.body.container_registry_id}`)).status).toBe(204);
     await expectTakenAfterDelete(b, name, await deleteRevision(a, first.body.container_registry_id));
-  } finally {
-    await b.close({ keepDatabase: true });
-    await a.close();
-  }
+  });
 });
 
 // Found by `npm run robustness` on PostgreSQL: a delete's release failed (the database restarted just then), its
@@ -220,10 +214,7 @@ test('When a name given up by a change at revision r is taken by another entry, 
 // had read the create but not yet the delete, and took its own feed's word that the entry was alive. Here that
 // replica reads other replicas' writes every 10 s only, so its feed lags the delete every time.
 test('When a delete could not release its name, then the name is free at once all the same, also on a replica whose feed has not read the delete', async () => {
-  const dbName = testDbName();
-  const a = await startTestService({}, { dbName });
-  const b = await startTestService({ FEED_POLL_MS: '10000' }, { dbName });
-  try {
+  await withReplicas([{}, { FEED_POLL_MS: '10000' }], async ([a, b]) => {
     const names = a.parts.repository.writer.names;
     const name = `unreleased-${Date.now()}`;
     const first = await call(a.url, 'POST', '/container_registry', entry({ container_registry_name: name }));
@@ -242,8 +233,5 @@ test('When a delete could not release its name, then the name is free at once al
     const deleted = await deleteRevision(a, first.body.container_registry_id);
     expect(b.parts.feed.view.revision).toBeLessThan(deleted);
     await expectTakenAfterDelete(b, name, deleted);
-  } finally {
-    await b.close({ keepDatabase: true });
-    await a.close();
-  }
+  });
 });

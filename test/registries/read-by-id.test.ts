@@ -10,7 +10,7 @@ import { ChangeLog, revisionId } from '../../src/db/changelog';
 import type { StoredRegistry } from '../../src/registries/model';
 import { unacknowledgedWrites } from '../../src/registries/writes';
 import { entry } from '../support/entries';
-import { call, expectProblem, startTestService, testDbName, type TestService } from '../support/service';
+import { call, expectProblem, startTestService, withReplicas, type TestService } from '../support/service';
 
 let svc: TestService;
 
@@ -99,10 +99,7 @@ test('When GET asks min_revision, then it answers once the view reached it, 503 
 // the head, did not look there again for half the poll interval, so a min_revision of another replica's write
 // waited 5 s and answered 503 although the revision was in the log.
 test('When a replica that reads other replicas\' writes rarely is asked min_revision of one, then it reads it at once', async () => {
-  const dbName = testDbName();
-  const a = await startTestService({}, { dbName });
-  const b = await startTestService({ FEED_POLL_MS: '10000' }, { dbName });
-  try {
+  await withReplicas([{}, { FEED_POLL_MS: '10000' }], async ([a, b]) => {
     for (let i = 0; i < 3; i++) {
       const made = await call(a.url, 'POST', '/container_registry', entry());
       expect(made.status).toBe(201);
@@ -113,10 +110,7 @@ test('When a replica that reads other replicas\' writes rarely is asked min_revi
       // Well below the 5 s a min_revision waits at most (and the 10 s between polls).
       expect(Date.now() - started).toBeLessThan(4000);
     }
-  } finally {
-    await b.close({ keepDatabase: true });
-    await a.close();
-  }
+  });
 });
 
 // Found by `npm run robustness`: a query answered from the database said X-Catalog-Revision 203 and showed an

@@ -103,6 +103,21 @@ export async function startReplicas(count: number, env: Record<string, string> =
   return out;
 }
 
+/**
+ * Runs `use` with replicas on one database of their own, one per env (each on top of testEnv), and closes them
+ * after, the last started first (the first one drops the database).
+ */
+export async function withReplicas<E extends Record<string, string>[], T>(envs: [...E], use: (replicas: { [K in keyof E]: TestService }) => Promise<T>): Promise<T> {
+  const dbName = testDbName();
+  const replicas: TestService[] = [];
+  try {
+    for (const env of envs) replicas.push(await startTestService(env, { dbName }));
+    return await use(replicas as { [K in keyof E]: TestService });
+  } finally {
+    for (let i = replicas.length - 1; i >= 0; i--) await replicas[i]!.close({ keepDatabase: i > 0 });
+  }
+}
+
 /** JSON request helper over real HTTP. */
 export async function call(
   base: string,
