@@ -76,11 +76,20 @@ const MAX_PLAN_AGE_MS = 5000;
 
 /** The most entry states one bulk write of the collection carries. */
 const REPLACE_BATCH = 128;
+/**
+ * Where a replace cannot carry its revision condition (FerretDB v1), a write that lands this long after the check
+ * of the stored revision (the process was frozen or paused, or the database slow) may have written over a later
+ * state that landed in between: its writer then follows the entry's log past its own change (docs/robustness.md,
+ * "a writer frozen between its check and its write").
+ */
+export const LATE_WRITE_MS = 1000;
 
 interface PendingReplace {
   next: StoredRegistry;
   resolve: (written: boolean) => void;
   reject: (e: unknown) => void;
+  /** Written without a revision condition LATE_WRITE_MS or more after its check (see materializeReplace). */
+  late?: boolean;
 }
 
 /** A name a write of an entry reserved, and the revision of the state that write followed. */
@@ -532,11 +541,24 @@ export class EntryWriter {
    * batch, not one each. Two states of one entry never share a batch (the later one waits for the next), so
    * a batch's writes are independent and their order does not matter.
    */
-  private materializeReplace(next: StoredRegistry): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      this.replaces.push({ next, resolve, reject });
+  private async materializeReplace(next: StoredRegistry): Promise<boolean> {
+    const pending = { next } as PendingReplace;
+    const written = await new Promise<boolean>((resolve, reject) => {
+      Object.assign(pending, { resolve, reject });
+      this.replaces.push(pending);
       this.replacing ??= this.replaceLoop();
     });
+    // Before the entry is released to this process's next write of it (which reads the collection).
+    if (written && pending.late) await this.followLog(next._id, next.revision as number).catch(() => undefined);
+    return written;
+  }
+
+  /**
+   * Writes the changes of entry `id` that follow revision `r` in the log, in order: after a late write (a later
+   * state may have been written over). On failure, the feed's check repairs the collection.
+   */
+  private async followLog(id: string, r: number): Promise<void> {
+    for (let rec = await this.log.findAfter(id, r); rec; rec = await this.log.findAfter(id, rec.r)) await this.materializeRecord(rec);
   }
 
   private async replaceLoop(): Promise<void> {
@@ -566,6 +588,7 @@ export class EntryWriter {
     // follows; FerretDB v1 checks nothing atomically and scans for any filter but _id.
     const fenced = await this.claims.filteredUpdatesAreAtomic();
     let todo = batch;
+    const checkedAt = Date.now();
     if (!fenced) {
       // FerretDB v1 cannot check the revision atomically: check it just before (a later state that landed
       // first, e.g. written by a writer that planned on this replica's feed, is never overwritten by an older one).
@@ -582,7 +605,11 @@ export class EntryWriter {
     this.onBatch?.('collection', todo.length);
     try {
       await this.collection.bulkWrite(todo.map((p) => ({ replaceOne: { filter: filter(p.next), replacement: p.next } })), { ordered: false });
-      for (const p of todo) p.resolve(true);
+      const late = !fenced && Date.now() - checkedAt >= LATE_WRITE_MS;
+      for (const p of todo) {
+        p.late = late;
+        p.resolve(true);
+      }
       return;
     } catch (e) {
       const why = writeErrorsOf(e);

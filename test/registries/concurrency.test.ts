@@ -4,8 +4,10 @@
  * turn within the write deadline (8 s from its arrival: a slow machine) is answered 503 "try again" with
  * Retry-After, having written nothing; the clients here retry it as the answer says, and every change is stored.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LATE_WRITE_MS } from '../../src/registries/writes';
 import { entry } from '../support/entries';
-import { call, startTestService, type TestService } from '../support/service';
+import { call, startTestService, withReplicas, type TestService } from '../support/service';
 
 let a: TestService;
 let b: TestService;
@@ -52,3 +54,45 @@ test('When two instances update different fields of one entry at once, then both
   const stored = await call(a.url, 'GET', `${path}?min_revision=${Math.max(...done.map((r) => r.revision))}`);
   for (let i = 0; i < 20; i++) expect(stored.body.container_registry_metadata[`k${i}`]).toBe(i);
 });
+
+// Found by `npm run robustness` on PostgreSQL (docs/robustness.md): a replica frozen between its check of the
+// stored revision and its write of the collection (FerretDB v1 cannot put the condition in the write) wrote an
+// older state over a later one, and its next write of the entry, a DELETE with the current If-Match, read that
+// older state and answered 412. Here the write of instance a is held after its check until instance b has
+// written a later state; a's feed reads others' writes every 10 s only, so nothing else corrects it meanwhile.
+test('When a write reaches the collection long after its check and another instance wrote a later state meanwhile, then the collection holds the later state before the next write of the entry', async () => {
+  await withReplicas([{ FEED_POLL_MS: '10000' }, {}], async ([a, b]) => {
+    const created = await call(a.url, 'POST', '/container_registry', entry());
+    expect(created.status).toBe(201);
+    const id = created.body.container_registry_id as string;
+    const path = `/container_registry/${id}`;
+    const writer = a.parts.repository.writer;
+    const bulkWrite = writer.collection.bulkWrite.bind(writer.collection);
+    let entered!: () => void;
+    const inWrite = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    writer.collection.bulkWrite = (async (...args: Parameters<typeof bulkWrite>) => {
+      writer.collection.bulkWrite = bulkWrite;
+      entered();
+      await released;
+      return bulkWrite(...args);
+    }) as typeof bulkWrite;
+
+    const first = call(a.url, 'PUT', path, { $set: { container_registry_metadata: { by: 'a' } } });
+    await inWrite;
+    const heldAt = Date.now();
+    const second = await put(b.url, path, { $set: { container_registry_metadata: { by: 'b' } } });
+    expect(second.status).toBe(200);
+    await sleep(Math.max(0, LATE_WRITE_MS - (Date.now() - heldAt)) + 100);
+    release();
+    const firstDone = await first;
+    expect(firstDone.status).toBe(200);
+    expect(firstDone.body.revision).toBeLessThan(second.revision);
+
+    const stored = await a.db.collection('container_registries').findOne({ _id: id as never });
+    expect({ revision: stored?.revision, metadata: stored?.container_registry_metadata }).toEqual({ revision: second.revision, metadata: { by: 'b' } });
+    expect((await call(a.url, 'DELETE', path, undefined, { 'If-Match': '"3"' })).status).toBe(204);
+  });
+});
+
